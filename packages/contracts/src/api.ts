@@ -1,0 +1,148 @@
+// The public HTTP and WebSocket API. Routes validate with these schemas and the OpenAPI document
+// at /docs is generated from them.
+import { z } from "zod";
+import { ArtifactRef, JobEvent, JobKind, Pipeline, Progress, Script, StepError, StepName } from "./jobs.js";
+
+export const ErrorBody = z.object({
+  error: z.string(),
+  /** The request field at fault, when there is one (e.g. "images[2]", "voice", "narration"). */
+  field: z.string().optional(),
+  message: z.string(),
+});
+export type ErrorBody = z.infer<typeof ErrorBody>;
+
+export const Credentials = z.object({
+  email: z.email().max(254),
+  password: z.string().min(10, "at least 10 characters").max(256),
+});
+export type Credentials = z.infer<typeof Credentials>;
+
+export const User = z.object({ id: z.uuid(), email: z.string(), createdAt: z.iso.datetime() });
+export type User = z.infer<typeof User>;
+
+export const Session = z.object({
+  user: User,
+  /** Bearer token: send as `Authorization: Bearer <token>`. Shown once. */
+  token: z.string(),
+});
+export type Session = z.infer<typeof Session>;
+
+export const ProfileState = z.enum(["draft", "queued", "training", "trained", "failed"]);
+export type ProfileState = z.infer<typeof ProfileState>;
+
+export const ProfileInput = z.object({
+  kind: z.enum(["image", "voice"]),
+  name: z.string(),
+  contentType: z.string(),
+  bytes: z.number().int(),
+  width: z.number().int().optional(),
+  height: z.number().int().optional(),
+  durationSec: z.number().optional(),
+});
+
+export const Profile = z.object({
+  id: z.uuid(),
+  name: z.string(),
+  state: ProfileState,
+  triggerWord: z.string(),
+  inputs: z.array(ProfileInput),
+  /** The latest training job, if any. */
+  trainJobId: z.uuid().nullable(),
+  /** Filled once trained: what each video is made from. */
+  assets: z.record(z.string(), z.unknown()).nullable(),
+  createdAt: z.iso.datetime(),
+  updatedAt: z.iso.datetime(),
+});
+export type Profile = z.infer<typeof Profile>;
+
+/** Multipart fields of POST /v1/profiles (files: `images` 1..50, `voice` exactly 1). */
+export const CreateProfileFields = z.object({
+  name: z.string().trim().min(1, "must not be empty").max(80),
+});
+
+export const UPLOAD_LIMITS = {
+  maxImages: 50,
+  maxImageBytes: 20 * 1024 * 1024,
+  maxImagePixels: 40_000_000,
+  minImageSide: 64,
+  maxVoiceBytes: 50 * 1024 * 1024,
+  minVoiceSec: 3,
+  maxVoiceSec: 300,
+  maxTotalBytes: 300 * 1024 * 1024,
+} as const;
+
+export const OutputSize = z.object({
+  width: z.number().int().min(128).max(2160).multipleOf(2),
+  height: z.number().int().min(128).max(3840).multipleOf(2),
+});
+
+export const CreateVideoRequest = z
+  .object({
+    profileId: z.uuid(),
+    narration: z.string().trim().min(1).max(5000).optional(),
+    topic: z.string().trim().min(1).max(500).optional(),
+    pipeline: Pipeline.default("sadtalker"),
+    width: OutputSize.shape.width.default(512),
+    height: OutputSize.shape.height.default(512),
+    subtitles: z.boolean().default(true),
+  })
+  .refine((r) => (r.narration === undefined) !== (r.topic === undefined), {
+    message: "give exactly one of narration or topic",
+    path: ["narration"],
+  });
+export type CreateVideoRequest = z.infer<typeof CreateVideoRequest>;
+
+export const JobState = z.enum(["queued", "running", "succeeded", "failed", "cancelled"]);
+export type JobState = z.infer<typeof JobState>;
+export const StepState = z.enum(["pending", "running", "succeeded", "failed", "cancelled"]);
+
+export const JobStep = z.object({
+  name: StepName,
+  state: StepState,
+  engine: z.string().nullable(),
+  attempt: z.number().int().nullable(),
+  startedAt: z.iso.datetime().nullable(),
+  finishedAt: z.iso.datetime().nullable(),
+  durationMs: z.number().nullable(),
+  /** True when an earlier attempt's output was reused. */
+  reused: z.boolean(),
+  error: StepError.nullable(),
+  artifacts: z.array(ArtifactRef.extend({ engine: z.string() })),
+});
+export type JobStep = z.infer<typeof JobStep>;
+
+export const Job = z.object({
+  id: z.uuid(),
+  kind: JobKind,
+  state: JobState,
+  attempt: z.number().int(),
+  profileId: z.uuid(),
+  videoId: z.uuid().nullable(),
+  steps: z.array(JobStep),
+  error: StepError.extend({ step: StepName.optional() }).nullable(),
+  createdAt: z.iso.datetime(),
+  finishedAt: z.iso.datetime().nullable(),
+});
+export type Job = z.infer<typeof Job>;
+
+export const Video = z.object({
+  id: z.uuid(),
+  profileId: z.uuid(),
+  jobId: z.uuid(),
+  state: JobState,
+  pipeline: Pipeline,
+  width: z.number().int(),
+  height: z.number().int(),
+  script: Script.nullable(),
+  durationSec: z.number().nullable(),
+  createdAt: z.iso.datetime(),
+});
+export type Video = z.infer<typeof Video>;
+
+/** Messages on WebSocket /v1/jobs/:id/events. The first one is always a `job` snapshot. */
+export const JobUpdate = z.discriminatedUnion("type", [
+  z.object({ type: z.literal("job"), job: Job }),
+  z.object({ type: z.literal("event"), event: JobEvent }),
+  z.object({ type: z.literal("progress"), progress: Progress }),
+]);
+export type JobUpdate = z.infer<typeof JobUpdate>;

@@ -1,0 +1,32 @@
+import { readFileSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { MESSAGE_SCHEMAS, schemaFileText, toJsonSchemas } from "./json-schema.js";
+
+const root = join(import.meta.dirname, "..");
+const fixtures = readdirSync(join(root, "fixtures")).filter((f) => f.endsWith(".json"));
+const schemaFor = (file: string) => file.replace(/^invalid\./, "").split(".")[0] as keyof typeof MESSAGE_SCHEMAS;
+const read = (file: string) => JSON.parse(readFileSync(join(root, "fixtures", file), "utf8"));
+
+describe("golden fixtures", () => {
+  it("exist for every message schema", () => {
+    const covered = new Set(fixtures.filter((f) => !f.startsWith("invalid.")).map(schemaFor));
+    expect([...covered].sort()).toEqual(Object.keys(MESSAGE_SCHEMAS).sort());
+  });
+
+  for (const file of fixtures) {
+    it(`${file} ${file.startsWith("invalid.") ? "is refused" : "parses"}`, () => {
+      const result = MESSAGE_SCHEMAS[schemaFor(file)].safeParse(read(file));
+      expect(result.success).toBe(!file.startsWith("invalid."));
+    });
+  }
+});
+
+describe("exported JSON Schema", () => {
+  it("is up to date (run `npm run export-schema -w @likeness/contracts` after a change)", () => {
+    for (const [name, schema] of Object.entries(toJsonSchemas())) {
+      const committed = readFileSync(join(root, "schema", `${name}.json`), "utf8");
+      expect(committed, `schema/${name}.json is stale`).toBe(schemaFileText(schema));
+    }
+  });
+});
