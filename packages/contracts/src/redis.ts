@@ -1,27 +1,38 @@
-// Every Redis key the two planes share. One prefix, so a deployment can share a Redis.
+// Every Redis key the two planes share. One prefix (`lk` unless REDIS_KEY_PREFIX says otherwise),
+// so a deployment can share a Redis and each test can isolate itself with a random prefix.
+// The worker reads the same templates from schema/redis-keys.json.
 import type { JobKind } from "./jobs.js";
 
-export const KEY_PREFIX = "lk";
+export const DEFAULT_KEY_PREFIX = "lk";
 
-/** Stream of job commands for one job kind (api XADD, worker XREADGROUP). */
-export const jobStream = (kind: JobKind) => `${KEY_PREFIX}:jobs:${kind}`;
-/** Consumer group of the workers on every job stream. */
+/** Key templates: `{prefix}` and the named parts are substituted. */
+export const REDIS_KEY_TEMPLATES = {
+  /** Stream of job commands for one job kind (api XADD, worker XREADGROUP, group `workers`). */
+  jobStream: "{prefix}:jobs:{kind}",
+  /** Durable results stream (worker XADD, api XREADGROUP, group `api`). */
+  events: "{prefix}:events",
+  /** Pub/Sub: the worker's live progress of one job. */
+  progress: "{prefix}:progress:{jobId}",
+  /** Pub/Sub: the api replica that recorded an event fans it out to all replicas. */
+  jobUpdates: "{prefix}:job-updates:{jobId}",
+  /** Set by the api when a user cancels; the worker checks it between and inside steps. */
+  cancel: "{prefix}:cancel:{jobId}",
+} as const;
+
 export const WORKER_GROUP = "workers";
-
-/** Durable results stream (worker XADD, api XREADGROUP). */
-export const EVENTS_STREAM = `${KEY_PREFIX}:events`;
-/** Consumer group of the api replicas on the events stream. */
 export const API_GROUP = "api";
-
-/** Pub/Sub channel with the worker's live progress of one job. */
-export const progressChannel = (jobId: string) => `${KEY_PREFIX}:progress:${jobId}`;
-/** Pub/Sub channel where the api replica that recorded an event fans it out to all replicas. */
-export const jobUpdatesChannel = (jobId: string) => `${KEY_PREFIX}:job-updates:${jobId}`;
-/** Set (with a TTL) by the api when a user cancels; the worker checks it between and inside steps. */
-export const cancelKey = (jobId: string) => `${KEY_PREFIX}:cancel:${jobId}`;
-
 /** Every stream entry carries one field holding the JSON message. */
 export const MESSAGE_FIELD = "data";
-
 /** Streams are trimmed to about this many entries (backpressure, bounded memory). */
 export const STREAM_MAXLEN = 100_000;
+
+export function redisKeys(prefix: string = DEFAULT_KEY_PREFIX) {
+  return {
+    jobStream: (kind: JobKind) => `${prefix}:jobs:${kind}`,
+    events: `${prefix}:events`,
+    progress: (jobId: string) => `${prefix}:progress:${jobId}`,
+    jobUpdates: (jobId: string) => `${prefix}:job-updates:${jobId}`,
+    cancel: (jobId: string) => `${prefix}:cancel:${jobId}`,
+  };
+}
+export type RedisKeys = ReturnType<typeof redisKeys>;
