@@ -1,0 +1,364 @@
+"""Built-in video steps: frame the portrait, Ken Burns motion, lanczos upscale, subtitles, mux."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Callable
+from fractions import Fraction
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from . import proc
+from .errors import BadInput, ToolFailed
+from .voice import loudness
+
+FPS = 25
+FACE_HEIGHT_FRACTION = 0.48  # face box height / frame height (brief: 40-55 %)
+EYE_LINE = 1.0 / 3.0  # eyes on the upper third line
+EYES_IN_FACE_BOX = 0.36  # MediaPipe's box: eyes ~36 % down from its top
+OUTPUT_LUFS = -16.0  # online video / podcast loudness
+X264 = ["-c:v", "libx264", "-preset", "veryfast", "-crf", "18", "-pix_fmt", "yuv420p"]
+
+
+def _check_size(width: int, height: int) -> None:
+    if width < 16 or height < 16 or width % 2 or height % 2:
+        raise ValueError(f"output size {width}x{height} must be even and at least 16 px")
+
+
+def _read_rgb(path: Path) -> np.ndarray:
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise BadInput(f"cannot read the image {Path(path).name}")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def _write_png(path: Path, rgb: np.ndarray) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    if not cv2.imwrite(str(tmp), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
+        raise OSError(f"could not write {path}")
+    os.replace(tmp, path)
+
+
+def _cover(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Scale to cover width x height (lanczos up, area down) and centre-crop."""
+    h, w = rgb.shape[:2]
+    s = max(width / w, height / h)
+    nw, nh = max(width, round(w * s)), max(height, round(h * s))
+    interp = cv2.INTER_AREA if s < 1 else cv2.INTER_LANCZOS4
+    r = cv2.resize(rgb, (nw, nh), interpolation=interp)
+    x, y = (nw - width) // 2, (nh - height) // 2
+    return r[y:y + height, x:x + width]
+
+
+def frame_portrait(
+    src: Path,
+    face_box: dict,
+    out_png: Path,
+    width: int,
+    height: int,
+    *,
+    face_fraction: float = FACE_HEIGHT_FRACTION,
+) -> dict:
+    """Crop/scale the portrait to width x height around the face; return the face box there.
+
+    The face is centred horizontally, the eyes sit on the upper third line and the face box
+    is ``face_fraction`` of the frame height. Where that frame reaches past the photo, the
+    gap is filled with a blurred, dimmed copy of the photo (no black bars, no stretching).
+    """
+    _check_size(width, height)
+    rgb = _read_rgb(src)
+    fx, fy, fw, fh = (float(face_box[k]) for k in ("x", "y", "w", "h"))
+    if fw <= 0 or fh <= 0:
+        raise ValueError(f"face box {face_box} is empty")
+    s = face_fraction * height / fh  # output pixels per source pixel
+    cx, eye_y = fx + fw / 2, fy + EYES_IN_FACE_BOX * fh
+    if s < 1.0:  # shrink first with area averaging: warpAffine alone would alias
+        h, w = rgb.shape[:2]
+        nw, nh = max(1, round(w * s)), max(1, round(h * s))
+        rgb = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_AREA)
+        sx, sy = nw / w, nh / h
+        cx, eye_y, fx, fy, fw, fh = cx * sx, eye_y * sy, fx * sx, fy * sy, fw * sx, fh * sy
+        s = face_fraction * height / fh
+    tx, ty = width / 2 - cx * s, height * EYE_LINE - eye_y * s
+    m = np.float32([[s, 0, tx], [0, s, ty]])
+    fg = cv2.warpAffine(rgb, m, (width, height), flags=cv2.INTER_LANCZOS4,
+                        borderMode=cv2.BORDER_REPLICATE)
+    inside = cv2.warpAffine(np.ones(rgb.shape[:2], np.float32), m, (width, height),
+                            flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    filled = float((inside < 0.5).mean())
+    if filled > 0:
+        bg = _cover(rgb, width, height).astype(np.float32)
+        bg = cv2.GaussianBlur(bg, (0, 0), max(width, height) / 40.0) * 0.6
+        feather = max(1.0, min(width, height) / 200.0)
+        alpha = cv2.GaussianBlur(np.clip(inside, 0, 1), (0, 0), feather)
+        alpha = np.minimum(alpha, inside)[..., None]  # never blend the photo's own edge outward
+        out = fg.astype(np.float32) * alpha + bg * (1 - alpha)
+        fg = np.clip(out + 0.5, 0, 255).astype(np.uint8)
+    _write_png(Path(out_png), fg)
+    box = {"x": int(round(fx * s + tx)), "y": int(round(fy * s + ty)),
+           "w": int(round(fw * s)), "h": int(round(fh * s))}
+    return {**box, "filled_fraction": round(filled, 4)}
+
+
+def _smoothstep(t: float) -> float:
+    return t * t * (3 - 2 * t)
+
+
+def ken_burns(
+    still: Path,
+    out_mp4: Path,
+    duration_sec: float,
+    width: int,
+    height: int,
+    fps: int = FPS,
+    progress: Callable[[float], None] | None = None,
+    *,
+    zoom: tuple[float, float] = (1.0, 1.08),
+    focus: tuple[float, float] | None = None,
+    pan: tuple[float, float] = (0.02, -0.01),
+    cancelled: Callable[[], bool] | None = None,
+    timeout: float | None = None,
+) -> None:
+    """Slow eased zoom with a slight pan; exactly round(duration_sec * fps) frames, H.264.
+
+    Frames are rendered with sub-pixel affine warps (no integer-rounding jitter, unlike
+    ffmpeg zoompan) and piped to ffmpeg. ``focus``: point (fractions of the frame) the zoom
+    moves toward, e.g. the face centre; ``pan``: extra drift as fractions of the frame.
+    ``progress(fraction)`` is called as frames are written.
+    """
+    _check_size(width, height)
+    n = int(round(duration_sec * fps))
+    if n < 1:
+        raise ValueError(f"duration {duration_sec} s gives no frame at {fps} fps")
+    img = _cover(_read_rgb(still), width, height)
+    z0, z1 = zoom
+    c0 = np.array([width / 2, height / 2], np.float64)
+    fxy = np.array(focus if focus is not None else (0.5, 0.5), np.float64) * (width, height)
+    c1 = fxy + np.array(pan) * (width, height)
+    if timeout is None:
+        timeout = 120.0 + n * width * height / 2.0e6
+    out_mp4 = Path(out_mp4)
+    out_mp4.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_mp4.with_name(f".{out_mp4.stem}.tmp.mp4")
+    cmd = ["ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-y", "-f", "rawvideo",
+           "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", str(fps), "-i", "-",
+           *X264, "-r", str(fps), "-movflags", "+faststart", str(tmp)]
+    step = max(1, n // 20)
+    try:
+        with proc.pipe(cmd, timeout=timeout, cancelled=cancelled) as p:
+            for i in range(n):
+                e = _smoothstep(i / (n - 1)) if n > 1 else 0.0
+                z = z0 + (z1 - z0) * e
+                c = c0 + (c1 - c0) * e
+                half = np.array([width, height]) / (2 * z)
+                c = np.minimum(np.maximum(c, half), np.array([width, height]) - half)
+                m = np.float64([[z, 0, width / 2 - c[0] * z], [0, z, height / 2 - c[1] * z]])
+                frame = cv2.warpAffine(img, m, (width, height), flags=cv2.INTER_CUBIC,
+                                       borderMode=cv2.BORDER_REFLECT101)
+                p.write(frame.tobytes())
+                if progress is not None and ((i + 1) % step == 0 or i + 1 == n):
+                    progress((i + 1) / n)
+        os.replace(tmp, out_mp4)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def upscale_lanczos(
+    src: Path,
+    out: Path,
+    width: int,
+    height: int,
+    *,
+    cancelled: Callable[[], bool] | None = None,
+    timeout: float = 600.0,
+) -> None:
+    """Scale the video to width x height (lanczos, cover + centre crop, light unsharp).
+
+    Frame count and timestamps are kept (``-fps_mode passthrough``); audio, if any, is copied.
+    """
+    _check_size(width, height)
+    vf = (f"scale={width}:{height}:force_original_aspect_ratio=increase:flags=lanczos,"
+          f"crop={width}:{height},setsar=1,unsharp=5:5:0.5:5:5:0.0")
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.stem}.tmp.mp4")
+    try:
+        proc.run(["ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-y", "-i", str(src),
+                  "-map", "0:v:0", "-map", "0:a?", "-vf", vf, "-fps_mode", "passthrough",
+                  *X264, "-c:a", "copy", "-movflags", "+faststart", str(tmp)],
+                 timeout=timeout, cancelled=cancelled)
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _srt_time(t: float) -> str:
+    ms = max(0, int(round(t * 1000)))
+    h, ms = divmod(ms, 3_600_000)
+    m, ms = divmod(ms, 60_000)
+    s, ms = divmod(ms, 1000)
+    return f"{h:02d}:{m:02d}:{s:02d},{ms:03d}"
+
+
+def subtitle_cues(words: list[dict], max_words: int = 7) -> list[dict]:
+    """Group words into cues: at most ``max_words``, a new cue after a sentence end."""
+    cues: list[dict] = []
+    cur: list[dict] = []
+    for w in words:
+        cur.append(w)
+        text = str(w["word"]).rstrip("\"')]»”’")
+        if len(cur) >= max_words or text.endswith((".", "!", "?", "…")):
+            cues.append(cur)
+            cur = []
+    if cur:
+        cues.append(cur)
+    out = []
+    for i, c in enumerate(cues):
+        start, end = float(c[0]["start"]), float(c[-1]["end"])
+        nxt = float(cues[i + 1][0]["start"]) if i + 1 < len(cues) else None
+        end = max(end, start + 0.3)  # readable minimum, never into the next cue
+        if nxt is not None:
+            end = min(end, nxt)
+        out.append({"start": start, "end": end, "text": " ".join(str(w["word"]) for w in c)})
+    return out
+
+
+def write_srt(words: list[dict], out_srt: Path, max_words: int = 7) -> None:
+    """SubRip file from word timings ([{word, start, end}] seconds)."""
+    lines = []
+    for i, c in enumerate(subtitle_cues(words, max_words), start=1):
+        lines += [str(i), f"{_srt_time(c['start'])} --> {_srt_time(c['end'])}", c["text"], ""]
+    out_srt = Path(out_srt)
+    out_srt.parent.mkdir(parents=True, exist_ok=True)
+    out_srt.write_text("\n".join(lines), encoding="utf-8")
+
+
+def _rate(s: str | None) -> float | None:
+    try:
+        f = Fraction(s) if s else None
+    except (ValueError, ZeroDivisionError):
+        return None
+    return float(f) if f else None
+
+
+def probe(path: Path, *, count_frames: bool = False, timeout: float = 60.0) -> dict:
+    """ffprobe summary: format duration, per-stream codec/duration/frames/fps, and shortcuts
+    for the first video / audio / subtitle stream."""
+    cmd = ["ffprobe", "-v", "error", "-print_format", "json", "-show_format", "-show_streams"]
+    if count_frames:
+        cmd.append("-count_frames")
+    res = proc.run([*cmd, str(path)], timeout=timeout)
+    data = json.loads(res.stdout or b"{}")
+    streams = []
+    for s in data.get("streams", []):
+        nb = s.get("nb_read_frames") if count_frames else None
+        nb = nb if nb is not None else s.get("nb_frames")
+        streams.append({
+            "index": s.get("index"),
+            "codec_type": s.get("codec_type"),
+            "codec_name": s.get("codec_name"),
+            "width": s.get("width"),
+            "height": s.get("height"),
+            "pix_fmt": s.get("pix_fmt"),
+            "fps": _rate(s.get("avg_frame_rate")) or _rate(s.get("r_frame_rate"))
+            if s.get("codec_type") == "video" else None,
+            "nb_frames": int(nb) if nb not in (None, "N/A") else None,
+            "duration_sec": float(s["duration"]) if s.get("duration") not in (None, "N/A") else None,
+            "sample_rate": int(s["sample_rate"]) if s.get("sample_rate") else None,
+            "channels": s.get("channels"),
+        })
+    fmt = data.get("format", {})
+
+    def first(kind: str) -> dict:
+        return next((s for s in streams if s["codec_type"] == kind), {})
+
+    v, a, sub = first("video"), first("audio"), first("subtitle")
+    dur = fmt.get("duration")
+    return {
+        "duration_sec": float(dur) if dur not in (None, "N/A") else None,
+        "format_name": fmt.get("format_name"),
+        "streams": streams,
+        "width": v.get("width"), "height": v.get("height"), "fps": v.get("fps"),
+        "nb_frames": v.get("nb_frames"), "video_codec": v.get("codec_name"),
+        "video_duration_sec": v.get("duration_sec"),
+        "audio_codec": a.get("codec_name"), "sample_rate": a.get("sample_rate"),
+        "audio_duration_sec": a.get("duration_sec"),
+        "subtitle_codec": sub.get("codec_name"),
+        "has_video": bool(v), "has_audio": bool(a), "has_subtitles": bool(sub),
+    }
+
+
+def mux(
+    video: Path,
+    audio: Path,
+    out_mp4: Path,
+    srt: Path | None,
+    *,
+    fps: int = FPS,
+    target_lufs: float = OUTPUT_LUFS,
+    cancelled: Callable[[], bool] | None = None,
+    timeout: float = 600.0,
+) -> dict:
+    """Final MP4: H.264 yuv420p at ``fps`` + AAC 48 kHz at ``target_lufs``, faststart, and a
+    mov_text subtitle track from ``srt``. The video is cut, or its last frame held, so that it
+    lasts exactly round(audio duration x fps) frames (within half a frame of the speech)."""
+    ainfo = probe(audio)
+    a_dur = ainfo["audio_duration_sec"] or ainfo["duration_sec"]
+    if not ainfo["has_audio"] or not a_dur:
+        raise ToolFailed(f"{Path(audio).name} has no audio stream to mux")
+    vinfo = probe(video)
+    if not vinfo["has_video"]:
+        raise ToolFailed(f"{Path(video).name} has no video stream to mux")
+    v_dur = vinfo["video_duration_sec"] or vinfo["duration_sec"] or 0.0
+    n = max(1, int(round(a_dur * fps)))
+    hold = max(0.0, a_dur - v_dur) + 2.0 / fps
+    m = loudness(audio, timeout=timeout, cancelled=cancelled, target_lufs=target_lufs)
+    if math.isfinite(m["input_i"]):
+        norm = (f"loudnorm=I={target_lufs}:TP=-1.5:LRA=20:measured_I={m['input_i']}:"
+                f"measured_TP={m['input_tp']}:measured_LRA={m['input_lra']}:"
+                f"measured_thresh={m['input_thresh']}:offset={m['target_offset']}:linear=true,")
+    else:  # digital silence: nothing to normalise
+        norm = ""
+    fc = (f"[0:v:0]fps={fps},tpad=stop_mode=clone:stop_duration={hold:.3f},"
+          f"trim=end_frame={n},setpts=PTS-STARTPTS,format=yuv420p[v];"
+          f"[1:a:0]{norm}aresample=48000,atrim=end={a_dur:.4f},asetpts=PTS-STARTPTS[a]")
+    has_subs = srt is not None and Path(srt).exists() and Path(srt).read_text(
+        encoding="utf-8").strip() != ""
+    cmd = ["ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-y", "-i", str(video),
+           "-i", str(audio)]
+    if has_subs:
+        cmd += ["-i", str(srt)]
+    cmd += ["-filter_complex", fc, "-map", "[v]", "-map", "[a]"]
+    if has_subs:
+        cmd += ["-map", "2:s:0", "-c:s", "mov_text", "-metadata:s:s:0", "language=eng"]
+    out_mp4 = Path(out_mp4)
+    out_mp4.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_mp4.with_name(f".{out_mp4.stem}.tmp.mp4")
+    cmd += [*X264, "-r", str(fps), "-c:a", "aac", "-b:a", "160k", "-ar", "48000", "-ac", "2",
+            "-movflags", "+faststart", str(tmp)]
+    try:
+        proc.run(cmd, timeout=timeout, cancelled=cancelled)
+        os.replace(tmp, out_mp4)
+    finally:
+        tmp.unlink(missing_ok=True)
+    info = probe(out_mp4)
+    return {
+        "duration_sec": info["duration_sec"],
+        "width": info["width"],
+        "height": info["height"],
+        "fps": info["fps"],
+        "has_subtitles": info["has_subtitles"],
+        "video_duration_sec": info["video_duration_sec"],
+        "audio_duration_sec": info["audio_duration_sec"],
+        "speech_duration_sec": round(a_dur, 3),
+        "nb_frames": info["nb_frames"],
+        "video_codec": info["video_codec"],
+        "audio_codec": info["audio_codec"],
+        "subtitle_codec": info["subtitle_codec"],
+    }
