@@ -1,0 +1,45 @@
+// All SQL on `api_tokens`.
+import { sql, type Kysely } from "kysely";
+import type { Database } from "../db/types.js";
+
+export interface TokenOwner {
+  tokenId: string;
+  userId: string;
+  email: string;
+}
+
+export class ApiTokensRepository {
+  constructor(private readonly db: Kysely<Database>) {}
+
+  async create(userId: string, tokenHash: string, name: string | null): Promise<string> {
+    const row = await this.db
+      .insertInto("api_tokens")
+      .values({ user_id: userId, token_hash: tokenHash, name })
+      .returning("id")
+      .executeTakeFirstOrThrow();
+    return row.id;
+  }
+
+  findOwner(tokenHash: string): Promise<TokenOwner | undefined> {
+    return this.db
+      .selectFrom("api_tokens")
+      .innerJoin("users", "users.id", "api_tokens.user_id")
+      .select(["api_tokens.id as tokenId", "users.id as userId", "users.email as email"])
+      .where("api_tokens.token_hash", "=", tokenHash)
+      .executeTakeFirst();
+  }
+
+  /** Records use, at most once a minute per token (keeps the hot path write-light). */
+  async touch(tokenId: string): Promise<void> {
+    await this.db
+      .updateTable("api_tokens")
+      .set({ last_used_at: sql<Date>`now()` })
+      .where("id", "=", tokenId)
+      .where((eb) => eb.or([eb("last_used_at", "is", null), eb("last_used_at", "<", sql<Date>`now() - interval '1 minute'`)]))
+      .execute();
+  }
+
+  async deleteByHash(tokenHash: string): Promise<void> {
+    await this.db.deleteFrom("api_tokens").where("token_hash", "=", tokenHash).execute();
+  }
+}

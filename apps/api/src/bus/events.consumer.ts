@@ -1,0 +1,199 @@
+// Consumer of `{prefix}:events` (group `api`). For each entry: validate (invalid → log + ack),
+// record in one transaction (dedupe by eventId), XACK, PUBLISH the JobUpdate to all replicas,
+// then resume the workflow on job_finished. Entries this consumer read but never acked (the api
+// was killed mid-way) are read again from its PEL on start ("0" before ">"); entries stuck on a
+// dead replica are taken over with XAUTOCLAIM.
+import os from "node:os";
+import type { Redis } from "ioredis";
+import type { Kysely } from "kysely";
+import type { FastifyBaseLogger } from "fastify";
+import { API_GROUP, JobEvent, MESSAGE_FIELD, redisKeys, type JobUpdate } from "@likeness/contracts";
+import type { Database } from "../db/types.js";
+import { recordEvent, type RecordOutcome } from "./event-recorder.js";
+import type { JobMetrics } from "../jobs/jobs.metrics.js";
+import type { WorkflowRunner } from "../workflows/workflow.runner.js";
+
+type Entry = [id: string, fields: string[]];
+
+export interface EventsConsumerOptions {
+  /** Stable across restarts of the same replica so its PEL is re-read at once. */
+  consumerName?: string;
+  /** A pending entry idle this long on another consumer is taken over. */
+  reclaimIdleMs?: number;
+  blockMs?: number;
+  batch?: number;
+}
+
+export function defaultConsumerName(): string {
+  return `api-${os.hostname()}-${process.pid}`;
+}
+
+export class EventsConsumer {
+  readonly name: string;
+  private readonly stream: string;
+  private readonly reclaimIdleMs: number;
+  private readonly blockMs: number;
+  private readonly batch: number;
+  private reader: Redis | undefined;
+  private loop: Promise<void> | undefined;
+  private stopping = false;
+  private lastReclaim = 0;
+
+  constructor(
+    private readonly deps: {
+      db: Kysely<Database>;
+      redis: Redis;
+      prefix: string;
+      runner: WorkflowRunner;
+      metrics: JobMetrics;
+      log: FastifyBaseLogger;
+    },
+    opts: EventsConsumerOptions = {},
+  ) {
+    this.name = opts.consumerName ?? defaultConsumerName();
+    this.stream = redisKeys(deps.prefix).events;
+    this.reclaimIdleMs = opts.reclaimIdleMs ?? 30_000;
+    this.blockMs = opts.blockMs ?? 2_000;
+    this.batch = opts.batch ?? 64;
+  }
+
+  async start(): Promise<void> {
+    try {
+      // "0": a group created after the worker already wrote events still sees them.
+      await this.deps.redis.xgroup("CREATE", this.stream, API_GROUP, "0", "MKSTREAM");
+    } catch (err) {
+      if (!String((err as Error).message).includes("BUSYGROUP")) throw err;
+    }
+    // A dedicated connection: XREADGROUP BLOCK holds it.
+    this.reader = this.deps.redis.duplicate({ maxRetriesPerRequest: null });
+    this.loop = this.run();
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    this.reader?.disconnect(); // aborts a blocked XREADGROUP; an entry being handled finishes
+    await this.loop;
+  }
+
+  private async run(): Promise<void> {
+    const reader = this.reader!;
+    let cursor = "0"; // our own pending entries first
+    const reclaimEvery = Math.min(this.reclaimIdleMs, 5_000);
+    const block = Math.max(10, Math.min(this.blockMs, reclaimEvery));
+    while (!this.stopping) {
+      try {
+        if (Date.now() - this.lastReclaim >= reclaimEvery) {
+          this.lastReclaim = Date.now();
+          await this.reclaim();
+        }
+        const res = (await (cursor === "0"
+          ? reader.xreadgroup("GROUP", API_GROUP, this.name, "COUNT", this.batch, "STREAMS", this.stream, "0")
+          : reader.xreadgroup(
+              "GROUP", API_GROUP, this.name, "COUNT", this.batch, "BLOCK", block, "STREAMS", this.stream, ">",
+            ))) as [string, Entry[]][] | null;
+        const entries = res?.[0]?.[1] ?? [];
+        if (cursor === "0" && entries.length === 0) {
+          cursor = ">";
+          continue;
+        }
+        for (const entry of entries) {
+          if (this.stopping) break;
+          await this.handle(entry);
+        }
+      } catch (err) {
+        if (this.stopping) break;
+        this.deps.log.error({ err }, "events consumer: read failed; retrying");
+        await new Promise((r) => setTimeout(r, 500));
+        cursor = "0"; // re-read whatever we hold
+      }
+    }
+  }
+
+  /** Takes over entries idle too long on any consumer (a dead replica; or our own failures). */
+  private async reclaim(): Promise<void> {
+    let start = "0-0";
+    for (let i = 0; i < 10 && !this.stopping; i++) {
+      const res = (await this.deps.redis.xautoclaim(
+        this.stream, API_GROUP, this.name, this.reclaimIdleMs, start, "COUNT", this.batch,
+      )) as [string, (Entry | null)[], string[]?];
+      const [next, entries] = res;
+      for (const entry of entries) {
+        if (entry && !this.stopping) await this.handle(entry);
+      }
+      if (next === "0-0") break;
+      start = next;
+    }
+  }
+
+  private async handle([id, fields]: Entry): Promise<void> {
+    const raw = fieldValue(fields, MESSAGE_FIELD);
+    let parsed: ReturnType<typeof JobEvent.safeParse> | undefined;
+    try {
+      parsed = JobEvent.safeParse(JSON.parse(raw ?? ""));
+    } catch {
+      parsed = undefined;
+    }
+    if (!parsed?.success) {
+      this.deps.log.warn(
+        { entryId: id, issues: parsed?.error?.issues.slice(0, 5), raw: raw?.slice(0, 500) },
+        "events consumer: invalid event, acknowledged and dropped",
+      );
+      this.deps.metrics.eventsHandled.inc({ type: "invalid", result: "invalid" });
+      await this.deps.redis.xack(this.stream, API_GROUP, id);
+      return;
+    }
+    const event = parsed.data;
+    let outcome: RecordOutcome;
+    try {
+      outcome = await this.apply(event);
+    } catch (err) {
+      // Not acked: it stays pending and is retried (XAUTOCLAIM after reclaimIdleMs, or on start).
+      this.deps.log.error({ err, entryId: id, eventId: event.eventId }, "events consumer: could not record event");
+      return;
+    }
+    await this.deps.redis.xack(this.stream, API_GROUP, id);
+    await this.afterAck(event, outcome);
+  }
+
+  /** Records the event (one transaction). Exposed for the api's own events (immediate cancel). */
+  async apply(event: JobEvent): Promise<RecordOutcome> {
+    const outcome = await recordEvent(this.deps.db, event, this.deps.metrics);
+    this.deps.metrics.eventsHandled.inc({ type: event.type, result: outcome.status });
+    if (outcome.status === "unknown_job") {
+      this.deps.log.warn({ eventId: event.eventId, jobId: event.jobId }, "events consumer: event for an unknown job");
+    }
+    return outcome;
+  }
+
+  /** Fan-out to WebSocket clients on every replica, then resume the workflow on job_finished. */
+  async afterAck(event: JobEvent, outcome: RecordOutcome): Promise<void> {
+    if (outcome.status !== "duplicate" && outcome.status !== "unknown_job") {
+      const update: JobUpdate = { type: "event", event };
+      await this.deps.redis
+        .publish(redisKeys(this.deps.prefix).jobUpdates(event.jobId), JSON.stringify(update))
+        .catch((err) => this.deps.log.warn({ err }, "events consumer: publish failed"));
+    }
+    // Also on a duplicate: the first delivery may have been recorded by an api that died before
+    // resuming. resume() does nothing when the thread is not waiting.
+    if (event.type === "job_finished" && outcome.status !== "unknown_job") {
+      const kind = "job" in outcome ? outcome.job.kind : undefined;
+      try {
+        await this.deps.runner.resume(event, kind);
+      } catch (err) {
+        this.deps.log.error({ err, jobId: event.jobId }, "events consumer: could not resume the workflow");
+      }
+    }
+  }
+
+  /** Records and publishes an event that the api itself produced (no stream entry to ack). */
+  async ingest(event: JobEvent): Promise<RecordOutcome> {
+    const outcome = await this.apply(event);
+    await this.afterAck(event, outcome);
+    return outcome;
+  }
+}
+
+function fieldValue(fields: string[], name: string): string | undefined {
+  for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i] === name) return fields[i + 1];
+  return undefined;
+}

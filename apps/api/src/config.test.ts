@@ -1,0 +1,35 @@
+import { describe, expect, it } from "vitest";
+import path from "node:path";
+import { existsSync } from "node:fs";
+import { loadConfig, REPO_ROOT } from "./config.js";
+
+const base = { DATABASE_URL: "postgres://u@h:5432/db", REDIS_URL: "redis://h:6379" };
+
+describe("loadConfig", () => {
+  it("applies the documented defaults", () => {
+    const c = loadConfig(base);
+    expect(c).toMatchObject({
+      redisKeyPrefix: "lk",
+      storage: { driver: "local", dir: path.join(REPO_ROOT, ".data/objects") },
+      api: { host: "127.0.0.1", port: 8080 },
+      logLevel: "info",
+    });
+    expect(existsSync(path.join(REPO_ROOT, "packages/contracts"))).toBe(true);
+  });
+
+  it("names the variable that is missing or wrong", () => {
+    expect(() => loadConfig({ REDIS_URL: "redis://h" })).toThrow(/DATABASE_URL: is required/);
+    expect(() => loadConfig({ ...base, API_PORT: "eighty" })).toThrow(/API_PORT/);
+    expect(() => loadConfig({ ...base, STORAGE_DRIVER: "ftp" })).toThrow(/STORAGE_DRIVER/);
+    expect(() => loadConfig({ ...base, STORAGE_DRIVER: "s3" })).toThrow(/S3_BUCKET/);
+  });
+
+  it("reads the s3 settings", () => {
+    const c = loadConfig({ ...base, STORAGE_DRIVER: "s3", S3_BUCKET: "media", S3_ENDPOINT: "http://minio:9000", S3_FORCE_PATH_STYLE: "false", API_PORT: "9000" });
+    expect(c.storage).toEqual({
+      driver: "s3",
+      s3: { endpoint: "http://minio:9000", region: "us-east-1", bucket: "media", accessKeyId: undefined, secretAccessKey: undefined, forcePathStyle: false },
+    });
+    expect(c.api.port).toBe(9000);
+  });
+});

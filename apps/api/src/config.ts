@@ -1,0 +1,109 @@
+// Configuration: read once from the environment, validated, grouped. The same variable names are
+// used by the worker (docs/foundation.md). A bad value stops start-up with the variable's name.
+import { fileURLToPath } from "node:url";
+import path from "node:path";
+import { z } from "zod";
+import { DEFAULT_KEY_PREFIX } from "@likeness/contracts";
+
+/** The repository root: this file lives at apps/api/{src,dist}/config.{ts,js}. */
+export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
+
+const bool = z
+  .enum(["true", "false", "1", "0", "yes", "no"])
+  .transform((v) => v === "true" || v === "1" || v === "yes");
+
+const EnvSchema = z.object({
+  DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, "a postgres:// URL"),
+  REDIS_URL: z.string().regex(/^rediss?:\/\//, "a redis:// URL"),
+  REDIS_KEY_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9_\-.]{1,64}$/, "letters, digits, _ - . (1..64)")
+    .default(DEFAULT_KEY_PREFIX),
+  STORAGE_DRIVER: z.enum(["local", "s3"]).default("local"),
+  STORAGE_DIR: z.string().min(1).optional(),
+  S3_ENDPOINT: z.url().optional(),
+  S3_REGION: z.string().min(1).default("us-east-1"),
+  S3_BUCKET: z.string().min(3).optional(),
+  S3_ACCESS_KEY_ID: z.string().min(1).optional(),
+  S3_SECRET_ACCESS_KEY: z.string().min(1).optional(),
+  S3_FORCE_PATH_STYLE: bool.default(true),
+  API_HOST: z.string().min(1).default("127.0.0.1"),
+  API_PORT: z.coerce.number().int().min(0).max(65535).default(8080),
+  /** Stable consumer name of this replica in the `api` group of the events stream. */
+  API_CONSUMER_NAME: z.string().regex(/^[A-Za-z0-9_\-.:]{1,100}$/, "letters, digits, _ - . : (1..100)").optional(),
+  /** An events entry pending this long on another (dead) api replica is taken over. */
+  API_RECLAIM_IDLE_MS: z.coerce.number().int().min(10).default(30_000),
+  LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+});
+
+export interface S3Config {
+  endpoint: string | undefined;
+  region: string;
+  bucket: string;
+  accessKeyId: string | undefined;
+  secretAccessKey: string | undefined;
+  forcePathStyle: boolean;
+}
+
+export type StorageConfig = { driver: "local"; dir: string } | { driver: "s3"; s3: S3Config };
+
+export interface Config {
+  databaseUrl: string;
+  redisUrl: string;
+  redisKeyPrefix: string;
+  storage: StorageConfig;
+  api: { host: string; port: number };
+  /** The events-stream consumer of this replica (job side). */
+  events: { consumerName: string | undefined; reclaimIdleMs: number };
+  logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
+}
+
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+/** Parse and validate the environment. Throws a ConfigError naming every bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  // Empty strings count as unset (a common .env habit).
+  const cleaned = Object.fromEntries(
+    Object.entries(env).filter(([, v]) => v !== undefined && v !== ""),
+  );
+  const parsed = EnvSchema.safeParse(cleaned);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => {
+      const name = String(i.path[0] ?? "environment");
+      const msg = i.code === "invalid_type" && cleaned[name] === undefined ? "is required" : i.message;
+      return `${name}: ${msg}`;
+    });
+    throw new ConfigError(`invalid configuration: ${lines.join("; ")}`);
+  }
+  const e = parsed.data;
+
+  let storage: StorageConfig;
+  if (e.STORAGE_DRIVER === "s3") {
+    if (!e.S3_BUCKET) throw new ConfigError("invalid configuration: S3_BUCKET: is required when STORAGE_DRIVER=s3");
+    storage = {
+      driver: "s3",
+      s3: {
+        endpoint: e.S3_ENDPOINT,
+        region: e.S3_REGION,
+        bucket: e.S3_BUCKET,
+        accessKeyId: e.S3_ACCESS_KEY_ID,
+        secretAccessKey: e.S3_SECRET_ACCESS_KEY,
+        forcePathStyle: e.S3_FORCE_PATH_STYLE,
+      },
+    };
+  } else {
+    storage = { driver: "local", dir: path.resolve(e.STORAGE_DIR ?? path.join(REPO_ROOT, ".data/objects")) };
+  }
+
+  return {
+    databaseUrl: e.DATABASE_URL,
+    redisUrl: e.REDIS_URL,
+    redisKeyPrefix: e.REDIS_KEY_PREFIX,
+    storage,
+    api: { host: e.API_HOST, port: e.API_PORT },
+    events: { consumerName: e.API_CONSUMER_NAME, reclaimIdleMs: e.API_RECLAIM_IDLE_MS },
+    logLevel: e.LOG_LEVEL,
+  };
+}

@@ -1,0 +1,36 @@
+// The Kysely instance on a pg Pool, and the migrator that runs at start-up and in tests.
+import pg from "pg";
+import { Kysely, Migrator, PostgresDialect, type MigrationProvider } from "kysely";
+import type { Database } from "./types.js";
+import { migrations } from "./migrations/index.js";
+
+export type Db = Kysely<Database>;
+
+const INT8_OID = 20;
+
+/** A Kysely instance on its own pool. bigint columns come back as numbers (sizes, not money). */
+export function createDb(url: string, opts: { max?: number } = {}): Db {
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: opts.max ?? 10,
+    types: {
+      getTypeParser: ((oid: number, format?: "text" | "binary") =>
+        oid === INT8_OID ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format as "text")) as typeof pg.types.getTypeParser,
+    },
+  });
+  return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+}
+
+const provider: MigrationProvider = { getMigrations: async () => migrations };
+
+/** Brings the schema up to date. Safe to call from several processes (Kysely takes a lock). */
+export async function migrateToLatest(db: Kysely<any>): Promise<string[]> {
+  const migrator = new Migrator({ db, provider });
+  const { error, results } = await migrator.migrateToLatest();
+  const failed = results?.find((r) => r.status === "Error");
+  if (error || failed) {
+    const what = failed ? `migration ${failed.migrationName} failed` : "migration failed";
+    throw new Error(`${what}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+  }
+  return (results ?? []).filter((r) => r.status === "Success").map((r) => r.migrationName);
+}

@@ -1,0 +1,8 @@
+// Every migration, in order. Add a new file `NNNN-what.ts` and list it here (a static list
+// works the same from src/ under vitest and from dist/ in production; no directory scanning).
+import type { Migration } from "kysely";
+import * as m0001 from "./0001-initial.js";
+
+export const migrations: Record<string, Migration> = {
+  "0001-initial": m0001,
+};

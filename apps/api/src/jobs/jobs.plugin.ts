@@ -1,0 +1,79 @@
+// The job side of the api: job/video routes, the WebSocket, the LangGraph workflows and the
+// `{prefix}:events` consumer. buildApp registers this with the app's deps.
+import type { FastifyInstance } from "fastify";
+import fastifyWebsocket from "@fastify/websocket";
+import { z } from "zod";
+import { JobKind, redisKeys } from "@likeness/contracts";
+import type { AppDeps } from "../app.js";
+import { JobStreamProducer } from "../bus/job-stream.repository.js";
+import { EventsConsumer, defaultConsumerName } from "../bus/events.consumer.js";
+import { WorkflowRunner } from "../workflows/workflow.runner.js";
+import { JobUpdatesHub } from "../realtime/job-updates.hub.js";
+import { jobEventsRoutes } from "../realtime/job-events.routes.js";
+import { VideosService } from "../videos/videos.service.js";
+import { videosRoutes } from "../videos/videos.routes.js";
+import { createJobMetrics, registerStreamLengthGauge } from "./jobs.metrics.js";
+import { JobsService, type JobsRuntime } from "./jobs.service.js";
+import { jobsRoutes } from "./jobs.routes.js";
+
+/** Job-side settings not (yet) in config.ts; read once when the plugin starts. */
+const JobsEnv = z.object({
+  /** Stable consumer name of this replica in group `api` (default api-<host>-<pid>). */
+  API_CONSUMER_NAME: z.string().regex(/^[A-Za-z0-9_\-.:]{1,100}$/).optional(),
+  /** An events entry pending this long on another (dead) api replica is taken over. */
+  API_RECLAIM_IDLE_MS: z.coerce.number().int().min(10).default(30_000),
+});
+
+export interface JobsHandle {
+  runtime: JobsRuntime;
+  jobs: JobsService;
+  videos: VideosService;
+  consumer: EventsConsumer;
+  runner: WorkflowRunner;
+}
+
+const handles = new WeakMap<AppDeps, JobsHandle>();
+/** The job side built for these deps (tests and diagnostics). */
+export function jobsHandle(deps: AppDeps): JobsHandle | undefined {
+  return handles.get(deps);
+}
+
+export default async function jobsPlugin(app: FastifyInstance, deps: AppDeps): Promise<void> {
+  const env = JobsEnv.parse(Object.fromEntries(Object.entries(process.env).filter(([, v]) => v !== "")));
+  const prefix = deps.config.redisKeyPrefix;
+  const keys = redisKeys(prefix);
+
+  const metrics = createJobMetrics(app.metrics);
+  registerStreamLengthGauge(app.metrics, deps.redis, [keys.events, ...JobKind.options.map((k) => keys.jobStream(k))]);
+
+  const producer = new JobStreamProducer(deps.redis, prefix);
+  const runner = await WorkflowRunner.create(
+    { db: deps.db, redis: deps.redis, prefix, producer, log: app.log, metrics },
+    deps.config.databaseUrl,
+  );
+  const consumer = new EventsConsumer(
+    { db: deps.db, redis: deps.redis, prefix, runner, log: app.log, metrics },
+    { consumerName: env.API_CONSUMER_NAME ?? defaultConsumerName(), reclaimIdleMs: env.API_RECLAIM_IDLE_MS },
+  );
+  const runtime: JobsRuntime = { db: deps.db, redis: deps.redis, prefix, runner, consumer, metrics, log: app.log };
+  const jobs = new JobsService(runtime);
+  const videos = new VideosService(runtime, jobs, deps.storage);
+  const hub = new JobUpdatesHub(deps.redis, app.log);
+  handles.set(deps, { runtime, jobs, videos, consumer, runner });
+
+  await app.register(fastifyWebsocket, { options: { maxPayload: 64 * 1024 } });
+  await app.register(jobsRoutes, { jobs });
+  await app.register(videosRoutes, { videos });
+  jobEventsRoutes(app, runtime, hub);
+
+  app.addHook("onReady", async () => {
+    await consumer.start();
+    // Threads left mid-way by a previous process: start, continue or resume them.
+    await runner.recover();
+  });
+  app.addHook("onClose", async () => {
+    await consumer.stop();
+    await hub.close();
+    await runner.close();
+  });
+}

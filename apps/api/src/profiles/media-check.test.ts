@@ -1,0 +1,65 @@
+// The voice checks on every accepted container, made by ffmpeg here (skipped without ffmpeg).
+import { execFileSync } from "node:child_process";
+import { mkdtemp, rm, stat } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { checkVoice, sniffAudio, sniffImage } from "./media-check.js";
+
+const hasFfmpeg = (() => {
+  try {
+    execFileSync("ffmpeg", ["-version"], { stdio: "ignore" });
+    return true;
+  } catch {
+    if (process.env.CI) throw new Error("ffmpeg is required (CI is set)");
+    return false;
+  }
+})();
+
+describe.skipIf(!hasFfmpeg)("checkVoice", () => {
+  let dir = "";
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), "lk-voice-"));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const formats: Array<[string, string[], string]> = [
+    ["wav", [], "audio/wav"],
+    ["mp3", ["-c:a", "libmp3lame"], "audio/mpeg"],
+    ["ogg", ["-c:a", "libvorbis"], "audio/ogg"],
+    ["flac", [], "audio/flac"],
+    ["webm", ["-c:a", "libopus"], "audio/webm"],
+    ["m4a", ["-c:a", "aac"], "audio/mp4"],
+  ];
+  for (const [ext, codec, type] of formats) {
+    it(`accepts ${ext} and measures its duration`, async () => {
+      const file = path.join(dir, `v.${ext}`);
+      execFileSync("ffmpeg", ["-v", "error", "-y", "-f", "lavfi", "-i", "sine=frequency=300:duration=4", ...codec, file]);
+      const r = await checkVoice(file, "voice", (await stat(file)).size);
+      expect(r.contentType).toBe(type);
+      expect(r.durationSec).toBeGreaterThan(3.8);
+      expect(r.durationSec).toBeLessThan(4.2);
+    });
+  }
+
+  it("refuses a file with no audio stream", async () => {
+    const file = path.join(dir, "video-only.webm");
+    execFileSync("ffmpeg", ["-v", "error", "-y", "-f", "lavfi", "-i", "color=c=red:s=64x64:d=4", "-c:v", "libvpx", file]);
+    await expect(checkVoice(file, "voice", (await stat(file)).size)).rejects.toMatchObject({ statusCode: 400, field: "voice" });
+  });
+});
+
+describe("magic bytes", () => {
+  it("tells the formats apart", () => {
+    expect(sniffImage(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]))).toBe("png");
+    expect(sniffImage(Buffer.from([0xff, 0xd8, 0xff, 0xe0]))).toBe("jpeg");
+    expect(sniffImage(Buffer.from("RIFF\0\0\0\0WEBPVP8 "))).toBe("webp");
+    expect(sniffImage(Buffer.from("GIF89a"))).toBeNull();
+    expect(sniffAudio(Buffer.from("RIFF\0\0\0\0WAVEfmt "))).toBe("wav");
+    expect(sniffAudio(Buffer.from("RIFF\0\0\0\0WEBPVP8 "))).toBeNull();
+    expect(sniffAudio(Buffer.from("ID3\x04"))).toBe("mp3");
+    expect(sniffAudio(Buffer.from("\0\0\0\x20ftypM4A "))).toBe("m4a");
+  });
+});

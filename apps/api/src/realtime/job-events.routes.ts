@@ -1,0 +1,115 @@
+// WebSocket GET /v1/jobs/:id/events. Auth: `Authorization: Bearer` or `?token=` (browsers cannot
+// set headers on a WebSocket). First message: {type:"job", job} snapshot; then every JobUpdate
+// from `{prefix}:job-updates:<jobId>` and progress from `{prefix}:progress:<jobId>` as
+// {type:"progress", progress}, in the order they arrive. Closes after a terminal snapshot.
+import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { WebSocket } from "ws";
+import { z } from "zod";
+import { JobUpdate, Progress, redisKeys, type Job } from "@likeness/contracts";
+import { notFound } from "../http/errors.js";
+import { findJob, isTerminal, loadJobView } from "../jobs/jobs.repository.js";
+import type { JobsRuntime } from "../jobs/jobs.service.js";
+import type { JobUpdatesHub } from "./job-updates.hub.js";
+
+/** After job_finished, how long to wait for the finalized snapshot before sending one from the db. */
+const FINAL_SNAPSHOT_WAIT_MS = 10_000;
+
+const Params = z.object({ id: z.uuid() });
+const Query = z.object({ token: z.string().max(512).optional() });
+
+export function jobEventsRoutes(app: FastifyInstance, rt: JobsRuntime, hub: JobUpdatesHub): void {
+  const keys = redisKeys(rt.prefix);
+
+  app.route({
+    method: "GET",
+    url: "/v1/jobs/:id/events",
+    schema: { params: Params, querystring: Query, hide: true },
+    // wsHandler serves the upgrade; handler answers a plain HTTP GET.
+    handler: async () => {
+      throw notFound("route"); // plain HTTP on a WebSocket route
+    },
+    onRequest: async (request: FastifyRequest) => {
+      const q = request.query as { token?: unknown };
+      if (!request.headers.authorization && typeof q.token === "string" && q.token !== "") {
+        request.headers.authorization = `Bearer ${q.token}`;
+      }
+    },
+    preHandler: [
+      app.authenticate,
+      async (request: FastifyRequest) => {
+        const { id } = request.params as { id: string };
+        if (!(await findJob(rt.db, id, request.user.id))) throw notFound("job");
+      },
+    ],
+    wsHandler: (socket: WebSocket, request: FastifyRequest) => {
+      const { id: jobId } = request.params as { id: string };
+      const userId = request.user.id;
+      let ready = false;
+      let closed = false;
+      const pending: JobUpdate[] = [];
+      let finalTimer: NodeJS.Timeout | undefined;
+      let unsubscribe: (() => Promise<void>) | undefined;
+
+      const finish = (code = 1000, reason = "job finished") => {
+        if (closed) return;
+        closed = true;
+        clearTimeout(finalTimer);
+        void unsubscribe?.();
+        socket.close(code, reason);
+      };
+      const send = (u: JobUpdate) => {
+        if (closed) return;
+        socket.send(JSON.stringify(u));
+        if (u.type === "job" && isTerminal(u.job.state)) finish();
+        else if (u.type === "event" && u.event.type === "job_finished" && !finalTimer) {
+          // The finalized snapshot normally follows within milliseconds; do not wait forever.
+          finalTimer = setTimeout(() => void snapshot().then((job) => job && send({ type: "job", job: { ...job } })), FINAL_SNAPSHOT_WAIT_MS);
+        }
+      };
+      const snapshot = (): Promise<Job | undefined> => loadJobView(rt.db, jobId, userId);
+
+      const onMessage = (channel: string, message: string) => {
+        let update: JobUpdate | undefined;
+        try {
+          const data: unknown = JSON.parse(message);
+          if (channel === keys.progress(jobId)) {
+            const p = Progress.safeParse(data);
+            if (p.success) update = { type: "progress", progress: p.data };
+          } else {
+            const u = JobUpdate.safeParse(data);
+            if (u.success) update = u.data;
+          }
+        } catch {
+          update = undefined;
+        }
+        if (!update) return;
+        if (update.type === "job" && update.job.id !== jobId) return;
+        if (ready) send(update);
+        else pending.push(update);
+      };
+
+      socket.on("close", () => {
+        closed = true;
+        clearTimeout(finalTimer);
+        void unsubscribe?.();
+      });
+      socket.on("error", () => finish(1011, "error"));
+
+      void (async () => {
+        try {
+          // Subscribe first, then read the snapshot: nothing published in between is lost.
+          unsubscribe = await hub.subscribe([keys.jobUpdates(jobId), keys.progress(jobId)], onMessage);
+          if (closed) return void unsubscribe();
+          const job = await snapshot();
+          if (!job) return finish(1008, "job not found");
+          ready = true;
+          send({ type: "job", job });
+          for (const u of pending.splice(0)) send(u);
+        } catch (err) {
+          request.log.error({ err, jobId }, "job events socket failed");
+          finish(1011, "internal error");
+        }
+      })();
+    },
+  });
+}

@@ -1,0 +1,119 @@
+// Decisions about videos: what may be generated from which profile (validate before you queue),
+// listing, and opening the MP4 for streaming.
+import {
+  GENERATE_VIDEO_STEPS,
+  ProfileAssets,
+  type CreateVideoRequest,
+  type Job,
+  type Video,
+} from "@likeness/contracts";
+import type { ObjectStorage, ObjectStream } from "../storage/object-storage.js";
+import { HttpError, badRequest, conflict, notFound } from "../http/errors.js";
+import { insertJob } from "../jobs/jobs.repository.js";
+import { findProfile } from "../jobs/job-profiles.repository.js";
+import type { JobsRuntime, JobsService } from "../jobs/jobs.service.js";
+import { findVideo, insertVideo, listVideos, toVideo } from "./videos.repository.js";
+
+export class VideosService {
+  constructor(
+    private readonly rt: JobsRuntime,
+    private readonly jobs: JobsService,
+    private readonly storage: ObjectStorage,
+  ) {}
+
+  async create(userId: string, req: CreateVideoRequest): Promise<{ video: Video; job: Job }> {
+    if (req.topic !== undefined) {
+      // The built-in script engine `none` speaks the narration verbatim; writing one from a topic
+      // needs an LLM engine, and none is configured.
+      throw badRequest("a topic needs an LLM to write the narration and none is configured; send `narration` instead", "topic");
+    }
+    const profile = await findProfile(this.rt.db, req.profileId, userId);
+    if (!profile) throw notFound("profile");
+    if (profile.state !== "trained") {
+      throw conflict(`profile "${profile.name}" is not trained (state: ${profile.state}); train it first`, "profileId");
+    }
+    if (!ProfileAssets.safeParse(profile.assets).success) {
+      throw conflict(`profile "${profile.name}" has no usable training result; train it again`, "profileId");
+    }
+    const { job, video } = await this.rt.db.transaction().execute(async (tx) => {
+      const job = await insertJob(tx, {
+        userId,
+        kind: "generate_video",
+        profileId: profile.id,
+        request: req,
+        steps: GENERATE_VIDEO_STEPS[req.pipeline],
+      });
+      const video = await insertVideo(tx, {
+        userId,
+        profileId: profile.id,
+        jobId: job.id,
+        pipeline: req.pipeline,
+        width: req.width,
+        height: req.height,
+      });
+      return { job, video };
+    });
+    await this.jobs.startWorkflow(job);
+    return { video: await this.get(userId, video.id), job: await this.jobs.getJob(userId, job.id) };
+  }
+
+  async get(userId: string, videoId: string): Promise<Video> {
+    const v = await findVideo(this.rt.db, videoId, userId);
+    if (!v) throw notFound("video");
+    return toVideo(v);
+  }
+
+  async list(userId: string): Promise<Video[]> {
+    return (await listVideos(this.rt.db, userId)).map(toVideo);
+  }
+
+  /**
+   * The MP4, whole or one byte range. `rangeHeader` follows RFC 9110: a single `bytes=` range is
+   * honoured; a malformed or multi-range header is ignored (the whole file is sent).
+   */
+  async openFile(
+    userId: string,
+    videoId: string,
+    rangeHeader: string | undefined,
+  ): Promise<{ file: ObjectStream; range: { start: number; end: number } | null }> {
+    const v = await findVideo(this.rt.db, videoId, userId);
+    if (!v) throw notFound("video");
+    if (!v.video_key) throw conflict(`the video is not ready (job ${v.state})`);
+    const info = await this.storage.stat(v.video_key);
+    const range = parseRange(rangeHeader, info.size);
+    if (range === "unsatisfiable") {
+      throw new RangeNotSatisfiable(info.size);
+    }
+    const file = await this.storage.getStream(v.video_key, range ?? undefined);
+    return { file, range };
+  }
+}
+
+export class RangeNotSatisfiable extends HttpError {
+  constructor(readonly totalSize: number) {
+    super(416, "range_not_satisfiable", `the range is outside the file (${totalSize} bytes)`);
+  }
+}
+
+export function parseRange(
+  header: string | undefined,
+  total: number,
+): { start: number; end: number } | null | "unsatisfiable" {
+  if (!header) return null;
+  const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
+  if (!m || (m[1] === "" && m[2] === "")) return null;
+  let start: number;
+  let end: number;
+  if (m[1] === "") {
+    const suffix = Number(m[2]);
+    if (suffix === 0) return "unsatisfiable";
+    start = Math.max(total - suffix, 0);
+    end = total - 1;
+  } else {
+    start = Number(m[1]);
+    end = m[2] === "" ? total - 1 : Math.min(Number(m[2]), total - 1);
+    if (m[2] !== "" && Number(m[2]) < start) return null; // invalid: ignore
+  }
+  if (!Number.isSafeInteger(start) || start >= total || total === 0) return "unsatisfiable";
+  return { start, end };
+}

@@ -1,0 +1,220 @@
+// The api-side workflow of each job kind: LangGraph.js StateGraphs, checkpointed in Postgres
+// (schema lg_api). train_profile: dispatch → await_worker → finalize. generate_video: script →
+// dispatch → await_worker → finalize. `await_worker` pauses with interrupt(); the events consumer
+// resumes it with Command({ resume: jobFinishedEvent }).
+import { Annotation, END, START, StateGraph, interrupt, type BaseCheckpointSaver } from "@langchain/langgraph";
+import type { Kysely } from "kysely";
+import type { Redis } from "ioredis";
+import {
+  GenerateVideoPayload,
+  PROTOCOL_VERSION,
+  ProfileAssets,
+  Script,
+  TrainProfilePayload,
+  VideoResult,
+  redisKeys,
+  type CreateVideoRequest,
+  type JobCommand,
+  type JobEvent,
+  type Pipeline,
+} from "@likeness/contracts";
+import type { FastifyBaseLogger } from "fastify";
+import type { Database, JobRow } from "../db/types.js";
+import type { JobStreamProducer } from "../bus/job-stream.repository.js";
+import { findJob, findStep, isTerminal, loadJobView, markDispatched, updateStep } from "../jobs/jobs.repository.js";
+import { findProfile, findProfileInputs, setProfileTrainState } from "../jobs/job-profiles.repository.js";
+import { findVideoByJob, setVideoResult, setVideoScript } from "../videos/videos.repository.js";
+import type { JobMetrics } from "../jobs/jobs.metrics.js";
+import { SCRIPT_ENGINE, scriptFromNarration } from "./script.js";
+
+export const JobWorkflowState = Annotation.Root({
+  jobId: Annotation<string>(),
+  attempt: Annotation<number>(),
+  /** False when dispatch found the job already ended (cancelled before it was queued). */
+  dispatched: Annotation<boolean>(),
+  /** The stream entry id of the dispatched command. */
+  commandId: Annotation<string | null>(),
+  /** The job_finished event the worker (or a cancel) ended the job with. */
+  finished: Annotation<JobEvent | null>(),
+  /** The job state finalize saw. */
+  outcome: Annotation<string | null>(),
+});
+export type JobWorkflowStateT = typeof JobWorkflowState.State;
+
+export interface WorkflowDeps {
+  db: Kysely<Database>;
+  redis: Redis;
+  prefix: string;
+  producer: JobStreamProducer;
+  log: FastifyBaseLogger;
+  metrics: JobMetrics;
+}
+
+export const threadId = (jobId: string, attempt: number): string => `${jobId}:${attempt}`;
+
+class JobGone extends Error {}
+
+/** The job row of this thread, while it still belongs to this attempt. */
+async function currentJob(d: WorkflowDeps, s: JobWorkflowStateT): Promise<JobRow> {
+  const job = await findJob(d.db, s.jobId);
+  if (!job || job.attempt !== s.attempt) throw new JobGone(`job ${s.jobId} attempt ${s.attempt} is gone`);
+  return job;
+}
+
+/** Writes the job row first (still wanted, still this attempt), then XADDs the command. */
+async function dispatch(d: WorkflowDeps, s: JobWorkflowStateT, build: (job: JobRow) => Promise<JobCommand>) {
+  const job = await currentJob(d, s);
+  if (isTerminal(job.state)) return { dispatched: false, commandId: null };
+  const command = await build(job);
+  const row = await markDispatched(d.db, job.id, s.attempt);
+  if (!row) return { dispatched: false, commandId: null };
+  const commandId = await d.producer.enqueue(command);
+  d.log.info({ jobId: job.id, attempt: s.attempt, kind: job.kind, commandId }, "job dispatched");
+  return { dispatched: true, commandId };
+}
+
+function awaitWorker(s: JobWorkflowStateT) {
+  // Nothing before interrupt(): the node re-runs from the top when it is resumed.
+  const finished = interrupt<{ jobId: string; attempt: number; waitingFor: string }, JobEvent>({
+    jobId: s.jobId,
+    attempt: s.attempt,
+    waitingFor: "job_finished",
+  });
+  return { finished };
+}
+
+async function publishSnapshot(d: WorkflowDeps, jobId: string): Promise<void> {
+  const job = await loadJobView(d.db, jobId);
+  if (job) await d.redis.publish(redisKeys(d.prefix).jobUpdates(jobId), JSON.stringify({ type: "job", job }));
+}
+
+const afterDispatch = (s: JobWorkflowStateT) => (s.dispatched ? "await_worker" : "finalize");
+
+function commandBase(job: JobRow) {
+  return {
+    v: PROTOCOL_VERSION,
+    jobId: job.id,
+    userId: job.user_id,
+    attempt: job.attempt,
+    engines: {},
+    createdAt: new Date().toISOString(),
+  };
+}
+
+export function buildTrainProfileGraph(d: WorkflowDeps, checkpointer: BaseCheckpointSaver) {
+  return new StateGraph(JobWorkflowState)
+    .addNode("dispatch", (s) =>
+      dispatch(d, s, async (job) => {
+        const profile = await findProfile(d.db, job.profile_id, job.user_id);
+        if (!profile) throw new JobGone(`profile ${job.profile_id} is gone`);
+        const inputs = await findProfileInputs(d.db, profile.id);
+        const voice = inputs.find((i) => i.kind === "voice");
+        const payload = TrainProfilePayload.parse({
+          profileId: profile.id,
+          triggerWord: profile.trigger_word,
+          images: inputs.filter((i) => i.kind === "image").map((i) => ({ key: i.key, name: i.original_name })),
+          voiceSample: voice ? { key: voice.key, name: voice.original_name } : undefined,
+        });
+        return { ...commandBase(job), kind: "train_profile", payload };
+      }),
+    )
+    .addNode("await_worker", awaitWorker)
+    .addNode("finalize", async (s) => {
+      const job = await currentJob(d, s);
+      if (job.state === "succeeded") {
+        const assets = ProfileAssets.parse(job.result);
+        await setProfileTrainState(d.db, job.profile_id, job.id, "trained", assets);
+      } else if (job.state === "failed") {
+        await setProfileTrainState(d.db, job.profile_id, job.id, "failed");
+      } else {
+        const profile = await findProfile(d.db, job.profile_id);
+        await setProfileTrainState(d.db, job.profile_id, job.id, profile?.assets ? "trained" : "draft");
+      }
+      d.metrics.jobsFinalized.inc({ kind: job.kind, state: job.state });
+      await publishSnapshot(d, job.id);
+      d.log.info({ jobId: job.id, attempt: s.attempt, state: job.state }, "train_profile finalized");
+      return { outcome: job.state };
+    })
+    .addEdge(START, "dispatch")
+    .addConditionalEdges("dispatch", afterDispatch, ["await_worker", "finalize"])
+    .addEdge("await_worker", "finalize")
+    .addEdge("finalize", END)
+    .compile({ checkpointer, name: "train_profile" });
+}
+
+export function buildGenerateVideoGraph(d: WorkflowDeps, checkpointer: BaseCheckpointSaver) {
+  return new StateGraph(JobWorkflowState)
+    .addNode("script", async (s) => {
+      const job = await currentJob(d, s);
+      if (isTerminal(job.state)) return {};
+      const video = await findVideoByJob(d.db, job.id);
+      if (!video) throw new JobGone(`video of job ${job.id} is gone`);
+      const step = await findStep(d.db, job.id, "script");
+      if (step?.state === "succeeded" && video.script) return {}; // an earlier attempt wrote it
+      const request = job.request as CreateVideoRequest;
+      const profile = await findProfile(d.db, job.profile_id);
+      const startedAt = new Date();
+      // The api refuses a topic without an LLM before queueing; the built-in engine needs narration.
+      const script = Script.parse(
+        scriptFromNarration({
+          narration: request.narration ?? "",
+          triggerWord: profile?.trigger_word ?? "the person",
+          pipeline: video.pipeline as Pipeline,
+        }),
+      );
+      await setVideoScript(d.db, video.id, script);
+      const finishedAt = new Date();
+      const durationMs = finishedAt.getTime() - startedAt.getTime();
+      await updateStep(d.db, job.id, "script", {
+        state: "succeeded",
+        engine: SCRIPT_ENGINE,
+        attempt: s.attempt,
+        started_at: startedAt,
+        finished_at: finishedAt,
+        duration_ms: durationMs,
+        reused: false,
+        error: null,
+      });
+      d.metrics.stepDuration.observe({ step: "script", engine: SCRIPT_ENGINE, outcome: "succeeded", reused: "false" }, durationMs / 1000);
+      return {};
+    })
+    .addNode("dispatch", (s) =>
+      dispatch(d, s, async (job) => {
+        const video = await findVideoByJob(d.db, job.id);
+        const profile = await findProfile(d.db, job.profile_id, job.user_id);
+        if (!video || !profile) throw new JobGone(`video or profile of job ${job.id} is gone`);
+        const request = job.request as CreateVideoRequest;
+        const payload = GenerateVideoPayload.parse({
+          profileId: profile.id,
+          profile: ProfileAssets.parse(profile.assets),
+          script: video.script,
+          pipeline: video.pipeline,
+          width: video.width,
+          height: video.height,
+          fps: 25,
+          subtitles: request.subtitles ?? true,
+        });
+        return { ...commandBase(job), kind: "generate_video", payload };
+      }),
+    )
+    .addNode("await_worker", awaitWorker)
+    .addNode("finalize", async (s) => {
+      const job = await currentJob(d, s);
+      if (job.state === "succeeded") {
+        const result = VideoResult.parse(job.result);
+        const video = await findVideoByJob(d.db, job.id);
+        if (video) await setVideoResult(d.db, video.id, result);
+      }
+      d.metrics.jobsFinalized.inc({ kind: job.kind, state: job.state });
+      await publishSnapshot(d, job.id);
+      d.log.info({ jobId: job.id, attempt: s.attempt, state: job.state }, "generate_video finalized");
+      return { outcome: job.state };
+    })
+    .addEdge(START, "script")
+    .addEdge("script", "dispatch")
+    .addConditionalEdges("dispatch", afterDispatch, ["await_worker", "finalize"])
+    .addEdge("await_worker", "finalize")
+    .addEdge("finalize", END)
+    .compile({ checkpointer, name: "generate_video" });
+}
+

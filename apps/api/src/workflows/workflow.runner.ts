@@ -1,0 +1,190 @@
+// Runs the job workflows: starts a thread per job attempt, resumes it when job_finished arrives,
+// and after a restart re-drives every thread that was left mid-way. Invocations of one thread are
+// serialised in this process; resuming is idempotent (a thread not waiting on the worker is left).
+import { randomUUID } from "node:crypto";
+import { Command } from "@langchain/langgraph";
+import pg from "pg";
+import { PostgresSaver } from "@langchain/langgraph-checkpoint-postgres";
+import { PROTOCOL_VERSION, type JobEvent, type JobKind } from "@likeness/contracts";
+import type { JobRow } from "../db/types.js";
+import { findJob, findJobsToRecover, isTerminal } from "../jobs/jobs.repository.js";
+import {
+  buildGenerateVideoGraph,
+  buildTrainProfileGraph,
+  threadId,
+  type WorkflowDeps,
+} from "./job-graphs.js";
+
+export const CHECKPOINT_SCHEMA = "lg_api";
+
+type JobFinished = Extract<JobEvent, { type: "job_finished" }>;
+type Graph = ReturnType<typeof buildTrainProfileGraph> | ReturnType<typeof buildGenerateVideoGraph>;
+
+export class WorkflowRunner {
+  private readonly graphs: Record<JobKind, Graph>;
+  private readonly chains = new Map<string, Promise<unknown>>();
+  private closed = false;
+
+  private constructor(
+    private readonly d: WorkflowDeps,
+    private readonly saver: PostgresSaver,
+    private readonly locks: pg.Pool,
+  ) {
+    this.graphs = {
+      train_profile: buildTrainProfileGraph(d, saver),
+      generate_video: buildGenerateVideoGraph(d, saver),
+    };
+  }
+
+  static async create(d: WorkflowDeps, databaseUrl: string): Promise<WorkflowRunner> {
+    const saver = PostgresSaver.fromConnString(databaseUrl, { schema: CHECKPOINT_SCHEMA });
+    // setup() is idempotent, but two processes creating the schema at once can collide: retry.
+    for (let i = 0; ; i++) {
+      try {
+        await saver.setup();
+        break;
+      } catch (err) {
+        if (i >= 4) throw err;
+        await new Promise((r) => setTimeout(r, 100 * (i + 1)));
+      }
+    }
+    const locks = new pg.Pool({ connectionString: databaseUrl, max: 8 });
+    locks.on("error", (err) => d.log.warn({ err }, "workflow lock connection error"));
+    return new WorkflowRunner(d, saver, locks);
+  }
+
+  /** Runs a new attempt's thread up to the point where it waits for the worker. */
+  start(job: Pick<JobRow, "id" | "kind" | "attempt">): Promise<void> {
+    return this.serial(threadId(job.id, job.attempt), () => this.doStart(job));
+  }
+
+  /** Resumes the thread waiting for this job_finished. Returns false when none was waiting. */
+  resume(event: JobFinished, kind?: JobKind): Promise<boolean> {
+    return this.serial(threadId(event.jobId, event.attempt), () => this.doResume(event, kind));
+  }
+
+  /**
+   * After a restart: a job with no thread is started, a thread stopped before it waited for the
+   * worker goes on, and a finished job whose thread still waits is resumed (its job_finished was
+   * recorded but the api stopped before resuming).
+   */
+  async recover(finishedWithinHours = 24): Promise<{ started: number; continued: number; resumed: number }> {
+    const counts = { started: 0, continued: 0, resumed: 0 };
+    for (const job of await findJobsToRecover(this.d.db, finishedWithinHours)) {
+      if (this.closed) break;
+      try {
+        const thread = threadId(job.id, job.attempt);
+        const graph = this.graphs[job.kind];
+        // Cheap look first; the decision is taken again under the thread's lock.
+        const peek = await graph.getState(this.config(thread));
+        if (isTerminal(job.state) ? !peek.next.includes("await_worker") : peek.next.includes("await_worker")) continue;
+        const what = await this.serial(thread, async () => {
+          const current = await findJob(this.d.db, job.id);
+          if (!current || current.attempt !== job.attempt) return null;
+          const state = await graph.getState(this.config(thread));
+          if (!isTerminal(current.state)) {
+            if (!state.createdAt) {
+              await this.doStart(current);
+              return "started" as const;
+            }
+            if (state.next.length > 0 && !state.next.includes("await_worker")) {
+              await graph.invoke(null, this.config(thread));
+              return "continued" as const;
+            }
+            return null;
+          }
+          return (await this.doResume(this.finishedFromRow(current), current.kind)) ? ("resumed" as const) : null;
+        });
+        if (what) counts[what]++;
+      } catch (err) {
+        this.d.log.error({ err, jobId: job.id }, "could not recover the job's workflow");
+      }
+    }
+    if (counts.started + counts.continued + counts.resumed > 0) this.d.log.info(counts, "workflows recovered");
+    return counts;
+  }
+
+  private async doStart(job: Pick<JobRow, "id" | "kind" | "attempt">): Promise<void> {
+    await this.graphs[job.kind].invoke(
+      { jobId: job.id, attempt: job.attempt, dispatched: false, commandId: null, finished: null, outcome: null },
+      this.config(threadId(job.id, job.attempt)),
+    );
+  }
+
+  private async doResume(event: JobFinished, kind?: JobKind): Promise<boolean> {
+    const thread = threadId(event.jobId, event.attempt);
+    const k = kind ?? (await findJob(this.d.db, event.jobId))?.kind;
+    if (!k) return false;
+    const graph = this.graphs[k];
+    const state = await graph.getState(this.config(thread));
+    if (!state.next.includes("await_worker")) return false;
+    await graph.invoke(new Command({ resume: event }), this.config(thread));
+    return true;
+  }
+
+  /** The checkpoints of one thread, newest first (tests and diagnostics). */
+  async history(jobId: string, attempt: number, kind: JobKind) {
+    const out = [];
+    for await (const s of this.graphs[kind].getStateHistory(this.config(threadId(jobId, attempt)))) out.push(s);
+    return out;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await Promise.allSettled([...this.chains.values()]);
+    await this.saver.end();
+    await this.locks.end();
+  }
+
+  private finishedFromRow(job: JobRow): JobFinished {
+    return {
+      v: PROTOCOL_VERSION,
+      type: "job_finished",
+      eventId: randomUUID(),
+      jobId: job.id,
+      attempt: job.attempt,
+      at: (job.finished_at ?? new Date()).toISOString(),
+      state: job.state as JobFinished["state"],
+      ...(job.result ? { result: job.result as Record<string, unknown> } : {}),
+      ...(job.error ? { error: job.error as JobFinished["error"] } : {}),
+    };
+  }
+
+  private config(thread: string) {
+    return { configurable: { thread_id: thread } };
+  }
+
+  /**
+   * One invocation of a thread at a time: chained in this process, and across api replicas by a
+   * Postgres advisory lock on the thread id, so a thread is never run twice at once.
+   */
+  private serial<T>(thread: string, fn: () => Promise<T>): Promise<T> {
+    if (this.closed) return Promise.reject(new Error("workflow runner is closed"));
+    const prev = this.chains.get(thread) ?? Promise.resolve();
+    // The lock connections come from their own pool: waiting for one never holds a connection
+    // the nodes need.
+    const locked = async () => {
+      const conn = await this.locks.connect();
+      let broken = false;
+      try {
+        await conn.query("select pg_advisory_lock(hashtext('likeness:workflow'), hashtext($1))", [thread]);
+        try {
+          return await fn();
+        } finally {
+          await conn
+            .query("select pg_advisory_unlock(hashtext('likeness:workflow'), hashtext($1))", [thread])
+            .catch(() => (broken = true));
+        }
+      } finally {
+        conn.release(broken);
+      }
+    };
+    const next = prev.catch(() => undefined).then(locked);
+    this.chains.set(thread, next);
+    const cleanup = () => {
+      if (this.chains.get(thread) === next) this.chains.delete(thread);
+    };
+    next.then(cleanup, cleanup);
+    return next;
+  }
+}

@@ -1,0 +1,108 @@
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { describeWithServices, createTestApp, signUp, type TestApp } from "./support.js";
+
+describeWithServices("auth", () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await createTestApp();
+  });
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  it("signs up, logs in, answers /v1/me and logs out", async () => {
+    const { app } = t;
+    const signup = await app.inject({
+      method: "POST",
+      url: "/v1/auth/signup",
+      payload: { email: "Ada@Example.com", password: "correct horse battery" },
+    });
+    expect(signup.statusCode).toBe(201);
+    const session = signup.json();
+    expect(session.user.email).toBe("ada@example.com");
+    expect(session.token).toMatch(/^[A-Za-z0-9_-]{43}$/);
+
+    // The token is stored only as its sha256.
+    const stored = await t.db.selectFrom("api_tokens").select("token_hash").execute();
+    expect(stored.map((r) => r.token_hash)).not.toContain(session.token);
+    const user = await t.db.selectFrom("users").select("password_hash").executeTakeFirstOrThrow();
+    expect(user.password_hash).toMatch(/^\$argon2id\$/);
+
+    const login = await app.inject({
+      method: "POST",
+      url: "/v1/auth/login",
+      payload: { email: "ada@example.com", password: "correct horse battery" },
+    });
+    expect(login.statusCode).toBe(200);
+    const token = login.json().token as string;
+    expect(token).not.toBe(session.token);
+
+    const me = await app.inject({ method: "GET", url: "/v1/me", headers: { authorization: `Bearer ${token}` } });
+    expect(me.statusCode).toBe(200);
+    expect(me.json()).toMatchObject({ id: session.user.id, email: "ada@example.com" });
+
+    const out = await app.inject({ method: "POST", url: "/v1/auth/logout", headers: { authorization: `Bearer ${token}` } });
+    expect(out.statusCode).toBe(204);
+    const after = await app.inject({ method: "GET", url: "/v1/me", headers: { authorization: `Bearer ${token}` } });
+    expect(after.statusCode).toBe(401);
+    // The other token still works.
+    const still = await app.inject({ method: "GET", url: "/v1/me", headers: { authorization: `Bearer ${session.token}` } });
+    expect(still.statusCode).toBe(200);
+  });
+
+  it("refuses a wrong password and an unknown email with the same message", async () => {
+    const { email } = await signUp(t.app);
+    const wrong = await t.app.inject({ method: "POST", url: "/v1/auth/login", payload: { email, password: "not the password" } });
+    const unknown = await t.app.inject({
+      method: "POST",
+      url: "/v1/auth/login",
+      payload: { email: "nobody@example.com", password: "whatever it is" },
+    });
+    expect(wrong.statusCode).toBe(401);
+    expect(unknown.statusCode).toBe(401);
+    expect(wrong.json()).toEqual({ error: "unauthorized", message: "email or password is wrong" });
+    expect(unknown.json()).toEqual(wrong.json());
+  });
+
+  it("names the field of a bad signup and refuses a second account for one email", async () => {
+    const bad = await t.app.inject({ method: "POST", url: "/v1/auth/signup", payload: { email: "x@example.com", password: "short" } });
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json()).toMatchObject({ error: "validation", field: "password" });
+    const badEmail = await t.app.inject({ method: "POST", url: "/v1/auth/signup", payload: { email: "nope", password: "long enough password" } });
+    expect(badEmail.json()).toMatchObject({ error: "validation", field: "email" });
+
+    const { email } = await signUp(t.app);
+    const again = await t.app.inject({ method: "POST", url: "/v1/auth/signup", payload: { email: email.toUpperCase(), password: "another password" } });
+    expect(again.statusCode).toBe(409);
+    expect(again.json()).toMatchObject({ error: "conflict", field: "email" });
+  });
+
+  it("answers 401 without a token or with a bad one", async () => {
+    expect((await t.app.inject({ method: "GET", url: "/v1/me" })).statusCode).toBe(401);
+    const bad = await t.app.inject({ method: "GET", url: "/v1/me", headers: { authorization: "Bearer aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" } });
+    expect(bad.statusCode).toBe(401);
+    expect(bad.json().error).toBe("unauthorized");
+  });
+
+  it("serves /healthz, /metrics and the OpenAPI document", async () => {
+    const health = await t.app.inject({ method: "GET", url: "/healthz" });
+    expect(health.statusCode).toBe(200);
+    expect(health.json()).toEqual({ status: "ok", checks: { db: "ok", redis: "ok" } });
+    const metrics = await t.app.inject({ method: "GET", url: "/metrics" });
+    expect(metrics.statusCode).toBe(200);
+    expect(metrics.body).toContain("likeness_api_http_request_duration_seconds_bucket");
+    expect(metrics.body).toMatch(/route="\/healthz"/);
+    expect(metrics.body).toContain("likeness_api_process_cpu_user_seconds_total");
+    const spec = await t.app.inject({ method: "GET", url: "/docs/json" });
+    expect(spec.statusCode).toBe(200);
+    const doc = spec.json();
+    expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(["/v1/auth/signup", "/v1/profiles", "/v1/profiles/{id}", "/v1/me"]));
+    expect(doc.paths["/v1/auth/signup"].post.requestBody.content["application/json"].schema.properties.password.minLength).toBe(10);
+  });
+
+  it("answers unknown routes with an ErrorBody", async () => {
+    const r = await t.app.inject({ method: "GET", url: "/v1/nothing-here" });
+    expect(r.statusCode).toBe(404);
+    expect(r.json()).toMatchObject({ error: "not_found" });
+  });
+});

@@ -1,0 +1,631 @@
+// The job side end to end on real Postgres and Redis: routes → workflow → job stream → (scripted
+// worker: a test double of the Python plane) → events stream → consumer → Postgres → WebSocket.
+import { randomBytes, randomUUID } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import WebSocket from "ws";
+import type { Redis } from "ioredis";
+import type { FastifyInstance } from "fastify";
+import {
+  API_GROUP,
+  JobCommand,
+  JobEvent,
+  MESSAGE_FIELD,
+  PROTOCOL_VERSION,
+  WORKER_GROUP,
+  redisKeys,
+  type JobKind,
+  type JobUpdate,
+  type ProfileAssets,
+  type StepName,
+} from "@likeness/contracts";
+import { buildApp, type AppDeps } from "../src/app.js";
+import { recordEvent } from "../src/bus/event-recorder.js";
+import { defaultConsumerName } from "../src/bus/events.consumer.js";
+import { jobsHandle } from "../src/jobs/jobs.plugin.js";
+import type { ObjectStorage } from "../src/storage/object-storage.js";
+import type { Db } from "../src/db/db.js";
+import { createTestApp, describeWithServices, signUp, type TestApp } from "./support.js";
+
+process.env.API_RECLAIM_IDLE_MS = "200";
+
+type Cmd = JobCommand;
+type EventInput = { type: JobEvent["type"] } & Record<string, unknown>;
+
+/** Reads the job streams and answers with contract events, like the Python worker would. */
+class ScriptedWorker {
+  private readonly keys;
+  readonly name = `worker-${randomBytes(3).toString("hex")}`;
+  constructor(
+    private readonly redis: Redis,
+    prefix: string,
+    private readonly storage: ObjectStorage,
+  ) {
+    this.keys = redisKeys(prefix);
+  }
+
+  async next(kind: JobKind, timeoutMs = 5000): Promise<{ entryId: string; command: Cmd }> {
+    const stream = this.keys.jobStream(kind);
+    await this.redis.xgroup("CREATE", stream, WORKER_GROUP, "0", "MKSTREAM").catch(() => undefined);
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      const res = (await this.redis.xreadgroup(
+        "GROUP", WORKER_GROUP, this.name, "COUNT", 1, "BLOCK", 200, "STREAMS", stream, ">",
+      )) as [string, [string, string[]][]][] | null;
+      const entry = res?.[0]?.[1]?.[0];
+      if (entry) {
+        const [entryId, fields] = entry;
+        expect(fields[0]).toBe(MESSAGE_FIELD);
+        return { entryId, command: JobCommand.parse(JSON.parse(fields[1]!)) };
+      }
+    }
+    throw new Error(`no ${kind} command within ${timeoutMs} ms`);
+  }
+
+  async pendingCommands(kind: JobKind): Promise<number> {
+    return this.redis.xlen(this.keys.jobStream(kind));
+  }
+
+  event(cmd: Pick<Cmd, "jobId" | "attempt">, e: EventInput): JobEvent {
+    return JobEvent.parse({ v: PROTOCOL_VERSION, eventId: randomUUID(), jobId: cmd.jobId, attempt: cmd.attempt, at: new Date().toISOString(), ...e });
+  }
+
+  async emit(ev: JobEvent): Promise<JobEvent> {
+    await this.redis.xadd(this.keys.events, "*", MESSAGE_FIELD, JSON.stringify(ev));
+    return ev;
+  }
+
+  async send(cmd: Pick<Cmd, "jobId" | "attempt">, e: EventInput): Promise<JobEvent> {
+    return this.emit(this.event(cmd, e));
+  }
+
+  async progress(cmd: Pick<Cmd, "jobId" | "attempt">, step: StepName, fraction: number): Promise<void> {
+    await this.redis.publish(
+      this.keys.progress(cmd.jobId),
+      JSON.stringify({ v: PROTOCOL_VERSION, jobId: cmd.jobId, attempt: cmd.attempt, step, fraction, at: new Date().toISOString() }),
+    );
+  }
+
+  async step(cmd: Cmd, step: StepName, engine: string, artifacts: { key: string; kind: string; contentType: string; bytes: number }[] = [], reused = false) {
+    await this.send(cmd, { type: "step_started", step, engine });
+    await this.send(cmd, { type: "step_succeeded", step, engine, artifacts, outputs: {}, durationMs: 1234, reused });
+  }
+
+  assets(jobId: string): ProfileAssets {
+    const p = `jobs/${jobId}`;
+    return {
+      portraitKey: `${p}/prepare/portrait.png`,
+      faceBox: { x: 10, y: 20, w: 100, h: 120 },
+      datasetKey: `${p}/prepare/dataset.tar`,
+      voiceReferenceKey: `${p}/prepare/voice_reference.wav`,
+      voiceProfileKey: `${p}/train_voice/voice_profile.json`,
+      acceptedImages: 2,
+      rejectedImages: [],
+    };
+  }
+
+  /** The whole train_profile DAG, successful; `skip` steps succeeded in an earlier attempt. */
+  async train(cmd: Cmd, opts: { reused?: StepName[] } = {}) {
+    await this.send(cmd, { type: "job_started", worker: this.name });
+    const engines: Record<string, string> = { prepare: "dataset", train_lora: "dataset", train_voice: "dataset", evaluate: "builtin", publish: "builtin" };
+    for (const step of ["prepare", "train_lora", "train_voice", "evaluate", "publish"] as const) {
+      const arts = step === "prepare"
+        ? [{ key: `jobs/${cmd.jobId}/prepare/portrait.png`, kind: "portrait", contentType: "image/png", bytes: 1000 }]
+        : [];
+      await this.step(cmd, step, engines[step]!, arts, opts.reused?.includes(step) ?? false);
+    }
+    await this.send(cmd, { type: "job_finished", state: "succeeded", result: this.assets(cmd.jobId) });
+  }
+
+  /** The generate_video DAG; writes a fake MP4 (random bytes) where mux puts the video. */
+  async video(cmd: Cmd): Promise<Buffer> {
+    if (cmd.kind !== "generate_video") throw new Error("not a video command");
+    await this.send(cmd, { type: "job_started", worker: this.name });
+    const bytes = randomBytes(200_000);
+    const key = `jobs/${cmd.jobId}/mux/video.mp4`;
+    for (const step of ["image", "tts", "talking_head", "upscale"] as const) await this.step(cmd, step, "builtin");
+    await this.storage.put(key, bytes, "video/mp4");
+    await this.step(cmd, "mux", "ffmpeg", [{ key, kind: "video", contentType: "video/mp4", bytes: bytes.length }]);
+    await this.step(cmd, "publish", "builtin");
+    await this.send(cmd, {
+      type: "job_finished",
+      state: "succeeded",
+      result: { videoKey: key, durationSec: 3.2, width: cmd.payload.width, height: cmd.payload.height, fps: 25 },
+    });
+    return bytes;
+  }
+}
+
+async function waitFor<T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (err) {
+      last = err;
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}`);
+}
+
+/** A profile with two photos and a voice sample, straight into the tables (uploads are the core's). */
+async function makeProfile(db: Db, userId: string, opts: { trained?: boolean; inputs?: boolean } = {}) {
+  const id = randomUUID();
+  const trigger = `lk${randomBytes(3).toString("hex")}`;
+  const assets = opts.trained
+    ? {
+        portraitKey: `jobs/${randomUUID()}/prepare/portrait.png`,
+        faceBox: { x: 1, y: 2, w: 30, h: 40 },
+        datasetKey: "jobs/x/prepare/dataset.tar",
+        voiceReferenceKey: "jobs/x/prepare/voice_reference.wav",
+        voiceProfileKey: "jobs/x/train_voice/voice_profile.json",
+        acceptedImages: 2,
+        rejectedImages: [],
+      }
+    : null;
+  await db
+    .insertInto("profiles")
+    .values({ id, user_id: userId, name: `Ada ${trigger}`, trigger_word: trigger, state: opts.trained ? "trained" : "draft", assets: assets ? JSON.stringify(assets) : null })
+    .execute();
+  if (opts.inputs !== false) {
+    const base = `uploads/${userId}/${id}`;
+    await db
+      .insertInto("profile_inputs")
+      .values([
+        { profile_id: id, kind: "image", position: 0, key: `${base}/images/00.png`, original_name: "a.png", content_type: "image/png", bytes: 100, width: 256, height: 256 },
+        { profile_id: id, kind: "image", position: 1, key: `${base}/images/01.jpg`, original_name: "b.jpg", content_type: "image/jpeg", bytes: 100, width: 256, height: 256 },
+        { profile_id: id, kind: "voice", position: 0, key: `${base}/voice/sample.wav`, original_name: "me.wav", content_type: "audio/wav", bytes: 100, duration_sec: 5 },
+      ])
+      .execute();
+  }
+  return { id, trigger };
+}
+
+describeWithServices("jobs", () => {
+  let t: TestApp;
+  let app: FastifyInstance;
+  let worker: ScriptedWorker;
+  let keys: ReturnType<typeof redisKeys>;
+  let a: Awaited<ReturnType<typeof signUp>>;
+  let b: Awaited<ReturnType<typeof signUp>>;
+  const extraApps: FastifyInstance[] = [];
+
+  beforeAll(async () => {
+    t = await createTestApp();
+    app = t.app;
+    keys = redisKeys(t.config.redisKeyPrefix);
+    worker = new ScriptedWorker(t.redis, t.config.redisKeyPrefix, t.storage);
+    a = await signUp(app);
+    b = await signUp(app);
+  });
+  afterAll(async () => {
+    for (const x of extraApps) await x.close().catch(() => undefined);
+    if (t) {
+      const ks = await t.redis.keys(`${t.config.redisKeyPrefix}:*`);
+      if (ks.length) await t.redis.del(...ks);
+      await t.close();
+    }
+  });
+
+  const job = async (id: string, auth = a.auth) => {
+    const res = await app.inject({ method: "GET", url: `/v1/jobs/${id}`, headers: auth });
+    expect(res.statusCode).toBe(200);
+    return res.json();
+  };
+  const train = async (profileId: string) => {
+    const res = await app.inject({ method: "POST", url: `/v1/profiles/${profileId}/train`, headers: a.auth });
+    expect(res.statusCode, res.body).toBe(202);
+    return res.json();
+  };
+
+  it("trains a profile: job + steps, command on the stream, events recorded, profile trained", async () => {
+    const p = await makeProfile(t.db, a.userId);
+    const j = await train(p.id);
+    expect(j.kind).toBe("train_profile");
+    expect(j.state).toBe("queued");
+    expect(j.steps.map((s: { name: string }) => s.name)).toEqual(["prepare", "train_lora", "train_voice", "evaluate", "publish"]);
+    expect(j.steps.every((s: { state: string }) => s.state === "pending")).toBe(true);
+    const prof = await t.db.selectFrom("profiles").selectAll().where("id", "=", p.id).executeTakeFirstOrThrow();
+    expect(prof.state).toBe("queued");
+    expect(prof.train_job_id).toBe(j.id);
+
+    // A second train while it runs is refused.
+    const again = await app.inject({ method: "POST", url: `/v1/profiles/${p.id}/train`, headers: a.auth });
+    expect(again.statusCode).toBe(409);
+
+    const { command } = await worker.next("train_profile");
+    expect(command.jobId).toBe(j.id);
+    expect(command.attempt).toBe(1);
+    expect(command.userId).toBe(a.userId);
+    if (command.kind !== "train_profile") throw new Error("kind");
+    expect(command.payload.triggerWord).toBe(p.trigger);
+    expect(command.payload.images.map((i) => i.name)).toEqual(["a.png", "b.jpg"]);
+    expect(command.payload.voiceSample.key).toMatch(/voice\/sample\.wav$/);
+
+    await worker.train(command);
+    const done = await waitFor("trained profile", async () => {
+      const r = await t.db.selectFrom("profiles").selectAll().where("id", "=", p.id).executeTakeFirstOrThrow();
+      return r.state === "trained" ? r : undefined;
+    });
+    expect(done.assets).toEqual(worker.assets(j.id));
+    const view = await job(j.id);
+    expect(view.state).toBe("succeeded");
+    expect(view.finishedAt).not.toBeNull();
+    const prepare = view.steps.find((s: { name: string }) => s.name === "prepare");
+    expect(prepare).toMatchObject({ state: "succeeded", engine: "dataset", attempt: 1, durationMs: 1234, reused: false });
+    expect(prepare.startedAt).not.toBeNull();
+    expect(prepare.artifacts).toEqual([
+      { key: `jobs/${j.id}/prepare/portrait.png`, kind: "portrait", contentType: "image/png", bytes: 1000, engine: "dataset" },
+    ]);
+    // Everything acked.
+    const pending = (await t.redis.xpending(keys.events, API_GROUP)) as [number, ...unknown[]];
+    expect(pending[0]).toBe(0);
+    const metrics = await app.inject({ method: "GET", url: "/metrics" });
+    expect(metrics.body).toMatch(/likeness_job_step_duration_seconds_count\{step="prepare",engine="dataset",outcome="succeeded",reused="false"\} 1/);
+    expect(metrics.body).toMatch(/likeness_stream_length\{stream="[^"]+:events"\} \d+/);
+  });
+
+  it("refuses train without inputs (409) and another user's profile (404)", async () => {
+    const p = await makeProfile(t.db, a.userId, { inputs: false });
+    const res = await app.inject({ method: "POST", url: `/v1/profiles/${p.id}/train`, headers: a.auth });
+    expect(res.statusCode).toBe(409);
+    const q = await makeProfile(t.db, a.userId);
+    const other = await app.inject({ method: "POST", url: `/v1/profiles/${q.id}/train`, headers: b.auth });
+    expect(other.statusCode).toBe(404);
+  });
+
+  it("generates a video and serves the file with Range", async () => {
+    const untrained = await makeProfile(t.db, a.userId);
+    const p = await makeProfile(t.db, a.userId, { trained: true });
+    const topic = await app.inject({ method: "POST", url: "/v1/videos", headers: a.auth, payload: { profileId: p.id, topic: "space" } });
+    expect(topic.statusCode).toBe(400);
+    expect(topic.json().field).toBe("topic");
+    const notTrained = await app.inject({ method: "POST", url: "/v1/videos", headers: a.auth, payload: { profileId: untrained.id, narration: "Hi" } });
+    expect(notTrained.statusCode).toBe(409);
+    expect(notTrained.json().message).toMatch(/not trained/);
+    const foreign = await app.inject({ method: "POST", url: "/v1/videos", headers: b.auth, payload: { profileId: p.id, narration: "Hi" } });
+    expect(foreign.statusCode).toBe(404);
+
+    const narration = "Hello there. This is my likeness, speaking words I never said.";
+    const res = await app.inject({ method: "POST", url: "/v1/videos", headers: a.auth, payload: { profileId: p.id, narration, width: 256, height: 256 } });
+    expect(res.statusCode, res.body).toBe(202);
+    const { video, job: j } = res.json();
+    expect(video.state).toBe("queued");
+    expect(video.script.narration).toBe(narration);
+    expect(video.script.stage).toContain(p.trigger);
+    expect(video.script.stage).toContain("sadtalker");
+    expect(j.videoId).toBe(video.id);
+    expect(j.steps.map((s: { name: string }) => s.name)).toEqual(["script", "image", "tts", "talking_head", "upscale", "mux", "publish"]);
+    expect(j.steps[0]).toMatchObject({ name: "script", state: "succeeded", engine: "none", attempt: 1 });
+
+    const { command } = await worker.next("generate_video");
+    if (command.kind !== "generate_video") throw new Error("kind");
+    expect(command.payload.script.narration).toBe(narration);
+    expect(command.payload).toMatchObject({ pipeline: "sadtalker", width: 256, height: 256, fps: 25, subtitles: true });
+    const bytes = await worker.video(command);
+
+    const v = await waitFor("finalized video", async () => {
+      const r = await app.inject({ method: "GET", url: `/v1/videos/${video.id}`, headers: a.auth });
+      const body = r.json();
+      return body.durationSec ? body : undefined;
+    });
+    expect(v).toMatchObject({ state: "succeeded", durationSec: 3.2, pipeline: "sadtalker" });
+    const list = await app.inject({ method: "GET", url: "/v1/videos", headers: a.auth });
+    expect(list.json().videos.map((x: { id: string }) => x.id)).toContain(video.id);
+    expect((await app.inject({ method: "GET", url: "/v1/videos", headers: b.auth })).json().videos).toEqual([]);
+
+    const whole = await app.inject({ method: "GET", url: `/v1/videos/${video.id}/file`, headers: a.auth });
+    expect(whole.statusCode).toBe(200);
+    expect(whole.headers["content-type"]).toBe("video/mp4");
+    expect(whole.headers["accept-ranges"]).toBe("bytes");
+    expect(whole.rawPayload.equals(bytes)).toBe(true);
+
+    const part = await app.inject({ method: "GET", url: `/v1/videos/${video.id}/file`, headers: { ...a.auth, range: "bytes=1000-1999" } });
+    expect(part.statusCode).toBe(206);
+    expect(part.headers["content-range"]).toBe(`bytes 1000-1999/${bytes.length}`);
+    expect(part.headers["content-length"]).toBe("1000");
+    expect(part.rawPayload.equals(bytes.subarray(1000, 2000))).toBe(true);
+
+    const tail = await app.inject({ method: "GET", url: `/v1/videos/${video.id}/file`, headers: { ...a.auth, range: "bytes=-500" } });
+    expect(tail.statusCode).toBe(206);
+    expect(tail.rawPayload.equals(bytes.subarray(bytes.length - 500))).toBe(true);
+
+    const bad = await app.inject({ method: "GET", url: `/v1/videos/${video.id}/file`, headers: { ...a.auth, range: `bytes=${bytes.length}-` } });
+    expect(bad.statusCode).toBe(416);
+    expect(bad.headers["content-range"]).toBe(`bytes */${bytes.length}`);
+
+    const dl = await app.inject({ method: "GET", url: `/v1/videos/${video.id}/file?download=1`, headers: a.auth });
+    expect(dl.headers["content-disposition"]).toMatch(/^attachment; filename=".+\.mp4"$/);
+
+    // User B sees none of it.
+    for (const url of [`/v1/videos/${video.id}`, `/v1/videos/${video.id}/file`, `/v1/jobs/${j.id}`]) {
+      expect((await app.inject({ method: "GET", url, headers: b.auth })).statusCode).toBe(404);
+    }
+    for (const url of [`/v1/jobs/${j.id}/retry`, `/v1/jobs/${j.id}/cancel`]) {
+      expect((await app.inject({ method: "POST", url, headers: b.auth })).statusCode).toBe(404);
+    }
+  });
+
+  it("records an event delivered twice only once", async () => {
+    const p = await makeProfile(t.db, a.userId);
+    const j = await train(p.id);
+    const { command } = await worker.next("train_profile");
+    await worker.send(command, { type: "job_started", worker: worker.name });
+    const ev = worker.event(command, {
+      type: "step_succeeded", step: "prepare", engine: "dataset", outputs: {}, durationMs: 10, reused: false,
+      artifacts: [{ key: `jobs/${j.id}/prepare/faces.json`, kind: "faces", contentType: "application/json", bytes: 12 }],
+    });
+    await worker.emit(ev);
+    await worker.emit(ev);
+    await waitFor("both deliveries acked", async () => {
+      const pending = (await t.redis.xpending(keys.events, API_GROUP)) as [number];
+      const len = await t.redis.xlen(keys.events);
+      const info = (await t.redis.xinfo("GROUPS", keys.events)) as unknown[][];
+      const lastId = info[0]![info[0]!.indexOf("last-delivered-id") + 1];
+      const [last] = (await t.redis.xrevrange(keys.events, "+", "-", "COUNT", 1)) as [string, string[]][];
+      return pending[0] === 0 && len > 0 && last && lastId === last[0];
+    });
+    const rows = await t.db.selectFrom("processed_events").selectAll().where("event_id", "=", ev.eventId).execute();
+    expect(rows).toHaveLength(1);
+    const arts = await t.db.selectFrom("artifacts").selectAll().where("job_id", "=", j.id).execute();
+    expect(arts).toHaveLength(1);
+    const metrics = await app.inject({ method: "GET", url: "/metrics" });
+    expect(metrics.body).toMatch(/likeness_job_events_total\{type="step_succeeded",result="duplicate"\} [1-9]/);
+  });
+
+  it("fails with the step and code, then retries as attempt 2 reusing succeeded steps", async () => {
+    const p = await makeProfile(t.db, a.userId);
+    const j = await train(p.id);
+    const { command } = await worker.next("train_profile");
+    await worker.send(command, { type: "job_started", worker: worker.name });
+    await worker.step(command, "prepare", "dataset");
+    await worker.send(command, { type: "step_started", step: "train_lora", engine: "dataset" });
+    const error = { code: "engine_failed", message: "kohya crashed", retryable: true } as const;
+    await worker.send(command, { type: "step_failed", step: "train_lora", engine: "dataset", error, durationMs: 50 });
+    await worker.send(command, { type: "job_finished", state: "failed", error: { ...error, step: "train_lora" } });
+
+    const failed = await waitFor("failed job", async () => {
+      const v = await job(j.id);
+      const prof = await t.db.selectFrom("profiles").select("state").where("id", "=", p.id).executeTakeFirstOrThrow();
+      return v.state === "failed" && prof.state === "failed" ? v : undefined;
+    });
+    expect(failed.error).toEqual({ ...error, step: "train_lora" });
+    const lora = failed.steps.find((s: { name: string }) => s.name === "train_lora");
+    expect(lora).toMatchObject({ state: "failed", error, engine: "dataset" });
+
+    // Only failed/cancelled jobs can be retried.
+    const done = await makeProfile(t.db, a.userId);
+    const running = await train(done.id);
+    expect((await app.inject({ method: "POST", url: `/v1/jobs/${running.id}/retry`, headers: a.auth })).statusCode).toBe(409);
+    await worker.next("train_profile"); // drain it
+
+    const retry = await app.inject({ method: "POST", url: `/v1/jobs/${j.id}/retry`, headers: a.auth });
+    expect(retry.statusCode, retry.body).toBe(202);
+    const r = retry.json();
+    expect(r).toMatchObject({ state: "queued", attempt: 2, error: null });
+    const states = Object.fromEntries(r.steps.map((s: { name: string; state: string }) => [s.name, s.state]));
+    expect(states).toEqual({ prepare: "succeeded", train_lora: "pending", train_voice: "pending", evaluate: "pending", publish: "pending" });
+
+    const { command: c2 } = await worker.next("train_profile");
+    expect(c2).toMatchObject({ jobId: j.id, attempt: 2 });
+    // A late event of attempt 1 changes nothing.
+    await worker.send(command, { type: "step_started", step: "evaluate", engine: "builtin" });
+    await worker.train(c2, { reused: ["prepare"] });
+    const ok = await waitFor("retried job succeeded", async () => {
+      const v = await job(j.id);
+      return v.state === "succeeded" ? v : undefined;
+    });
+    expect(ok.steps.find((s: { name: string }) => s.name === "prepare")).toMatchObject({ reused: true, attempt: 2 });
+    await waitFor("profile trained", async () =>
+      (await t.db.selectFrom("profiles").select("state").where("id", "=", p.id).executeTakeFirstOrThrow()).state === "trained",
+    );
+    const metrics = await app.inject({ method: "GET", url: "/metrics" });
+    expect(metrics.body).toMatch(/likeness_job_retries_total\{kind="train_profile"\} 1/);
+    expect(metrics.body).toMatch(/likeness_job_step_failures_total\{step="train_lora",code="engine_failed"\} 1/);
+  });
+
+  it("cancels a queued job at once, and a running job when the worker reports", async () => {
+    const p = await makeProfile(t.db, a.userId);
+    const j = await train(p.id);
+    const res = await app.inject({ method: "POST", url: `/v1/jobs/${j.id}/cancel`, headers: a.auth });
+    expect(res.statusCode).toBe(202);
+    expect(res.json()).toMatchObject({ state: "cancelled", error: { code: "cancelled" } });
+    expect(await t.redis.get(keys.cancel(j.id))).toBe("1");
+    expect(await t.redis.ttl(keys.cancel(j.id))).toBeGreaterThan(3600);
+    expect(res.json().steps.every((s: { state: string }) => s.state === "cancelled")).toBe(true);
+    await waitFor("profile back to draft", async () =>
+      (await t.db.selectFrom("profiles").select("state").where("id", "=", p.id).executeTakeFirstOrThrow()).state === "draft",
+    );
+    expect((await app.inject({ method: "POST", url: `/v1/jobs/${j.id}/cancel`, headers: a.auth })).statusCode).toBe(409);
+    const { command: stale } = await worker.next("train_profile");
+    // The worker finds the flag and reports cancelled: recorded, nothing changes.
+    await worker.send(stale, { type: "job_finished", state: "cancelled" });
+
+    const q = await makeProfile(t.db, a.userId);
+    const j2 = await train(q.id);
+    const { command } = await worker.next("train_profile");
+    await worker.send(command, { type: "job_started", worker: worker.name });
+    await worker.send(command, { type: "step_started", step: "prepare", engine: "dataset" });
+    await waitFor("running", async () => (await job(j2.id)).state === "running");
+    const c = await app.inject({ method: "POST", url: `/v1/jobs/${j2.id}/cancel`, headers: a.auth });
+    expect(c.statusCode).toBe(202);
+    expect(c.json().state).toBe("running"); // until the worker reports
+    expect(await t.redis.exists(keys.cancel(j2.id))).toBe(1);
+    await worker.send(command, {
+      type: "step_failed", step: "prepare", engine: "dataset", durationMs: 5,
+      error: { code: "cancelled", message: "cancelled", retryable: true },
+    });
+    await worker.send(command, { type: "job_finished", state: "cancelled" });
+    const v = await waitFor("cancelled", async () => {
+      const x = await job(j2.id);
+      return x.state === "cancelled" ? x : undefined;
+    });
+    expect(Object.fromEntries(v.steps.map((s: { name: string; state: string }) => [s.name, s.state]))).toEqual({
+      prepare: "cancelled", train_lora: "cancelled", train_voice: "cancelled", evaluate: "cancelled", publish: "cancelled",
+    });
+    // Retrying a cancelled job clears the flag.
+    expect((await app.inject({ method: "POST", url: `/v1/jobs/${j2.id}/retry`, headers: a.auth })).statusCode).toBe(202);
+    expect(await t.redis.exists(keys.cancel(j2.id))).toBe(0);
+    await worker.next("train_profile");
+  });
+
+  it("streams snapshot, progress and events over the WebSocket in order, then closes", async () => {
+    const p = await makeProfile(t.db, a.userId);
+    const j = await train(p.id);
+    const { command } = await worker.next("train_profile");
+    const address = await app.listen({ host: "127.0.0.1", port: 0 });
+    const wsUrl = address.replace(/^http/, "ws");
+
+    // User B, or no token: refused before the upgrade.
+    const refused = async (url: string, headers: Record<string, string> = {}) =>
+      new Promise<number>((resolve, reject) => {
+        const ws = new WebSocket(url, { headers });
+        ws.on("unexpected-response", (_req, res) => resolve(res.statusCode ?? 0));
+        ws.on("open", () => reject(new Error("should not open")));
+        ws.on("error", () => undefined);
+      });
+    expect(await refused(`${wsUrl}/v1/jobs/${j.id}/events?token=${b.token}`)).toBe(404);
+    expect(await refused(`${wsUrl}/v1/jobs/${j.id}/events`, b.auth)).toBe(404);
+    expect(await refused(`${wsUrl}/v1/jobs/${j.id}/events`)).toBe(401);
+
+    const ws = new WebSocket(`${wsUrl}/v1/jobs/${j.id}/events?token=${a.token}`);
+    const messages: JobUpdate[] = [];
+    const closed = new Promise<number>((resolve) => ws.on("close", (code) => resolve(code)));
+    ws.on("message", (data) => messages.push(JSON.parse(String(data))));
+    await new Promise((resolve, reject) => {
+      ws.on("open", resolve);
+      ws.on("error", reject);
+    });
+    await waitFor("snapshot", async () => messages.length >= 1);
+    expect(messages[0]).toMatchObject({ type: "job", job: { id: j.id, state: "queued" } });
+
+    await worker.send(command, { type: "job_started", worker: worker.name });
+    await worker.send(command, { type: "step_started", step: "prepare", engine: "dataset" });
+    await waitFor("step_started forwarded", async () => messages.some((m) => m.type === "event" && m.event.type === "step_started"));
+    await worker.progress(command, "prepare", 0.5);
+    await waitFor("progress forwarded", async () => messages.some((m) => m.type === "progress"));
+    await worker.train(command);
+    expect(await closed).toBe(1000);
+
+    const kinds = messages.map((m) => (m.type === "event" ? m.event.type : m.type));
+    expect(kinds[0]).toBe("job");
+    expect(kinds.slice(1, 4)).toEqual(["job_started", "step_started", "progress"]);
+    expect(kinds.at(-2)).toBe("job_finished");
+    const last = messages.at(-1)!;
+    expect(last.type === "job" && last.job.state).toBe("succeeded");
+    const progress = messages.find((m) => m.type === "progress");
+    expect(progress).toMatchObject({ progress: { step: "prepare", fraction: 0.5, jobId: j.id } });
+
+    // A finished job: the snapshot, then the socket closes.
+    const ws2 = new WebSocket(`${wsUrl}/v1/jobs/${j.id}/events`, { headers: a.auth });
+    const got: JobUpdate[] = [];
+    ws2.on("message", (d) => got.push(JSON.parse(String(d))));
+    await new Promise((resolve) => ws2.on("close", resolve));
+    expect(got).toHaveLength(1);
+    expect(got[0]).toMatchObject({ type: "job", job: { state: "succeeded" } });
+  });
+
+  it("finishes a job after the api restarts mid-job, finalizing exactly once", async () => {
+    const p = await makeProfile(t.db, a.userId);
+    const j = await train(p.id);
+    const { command } = await worker.next("train_profile");
+    await app.close();
+
+    // While no api runs, the worker reports; a replica that then died read two entries and
+    // never acked them (they sit in its PEL until XAUTOCLAIM takes them over).
+    await worker.send(command, { type: "job_started", worker: worker.name });
+    await worker.step(command, "prepare", "dataset");
+    await t.redis.xgroup("CREATE", keys.events, API_GROUP, "0", "MKSTREAM").catch(() => undefined);
+    const stolen = (await t.redis.xreadgroup("GROUP", API_GROUP, "api-dead-replica", "COUNT", 2, "STREAMS", keys.events, ">")) as [string, unknown[]][];
+    expect(stolen[0]![1].length).toBe(2);
+
+    const deps = { config: t.config, db: t.db, redis: t.redis, storage: t.storage };
+    app = await buildApp(deps);
+    extraApps.push(app);
+    await app.ready();
+    t.app = app;
+
+    await worker.step(command, "train_lora", "dataset");
+    await worker.step(command, "train_voice", "dataset");
+    await worker.step(command, "evaluate", "builtin");
+    await worker.step(command, "publish", "builtin");
+    await worker.send(command, { type: "job_finished", state: "succeeded", result: worker.assets(j.id) });
+
+    await waitFor("trained after restart", async () =>
+      (await t.db.selectFrom("profiles").select("state").where("id", "=", p.id).executeTakeFirstOrThrow()).state === "trained",
+    );
+    const v = await job(j.id);
+    expect(v.state).toBe("succeeded");
+    expect(v.steps.every((s: { state: string }) => s.state === "succeeded")).toBe(true);
+    // The dead replica's entries are taken over (XAUTOCLAIM) and acked.
+    await waitFor("dead replica's entries reclaimed", async () => ((await t.redis.xpending(keys.events, API_GROUP)) as [number])[0] === 0);
+
+    // Exactly one finalize across both processes: one finalize write in the thread's history,
+    // and the new app's counter says 1 for this kind (the old app never got that far).
+    const handle = jobsHandle(deps)!;
+    const history = await handle.runner.history(j.id, 1, "train_profile");
+    expect(history.filter((s) => s.next.includes("finalize"))).toHaveLength(1);
+    expect(history[0]!.next).toEqual([]);
+    expect(history[0]!.values).toMatchObject({ jobId: j.id, attempt: 1, dispatched: true, outcome: "succeeded" });
+    const metrics = await app.inject({ method: "GET", url: "/metrics" });
+    expect(metrics.body).toMatch(/likeness_jobs_finalized_total\{kind="train_profile",state="succeeded"\} 1\n/);
+    // Resuming again is a no-op.
+    expect(await handle.runner.resume(worker.event(command, { type: "job_finished", state: "succeeded", result: worker.assets(j.id) }) as never)).toBe(false);
+  });
+
+  it("after a restart re-reads its own unacked entries and resumes a recorded but unresumed job_finished", async () => {
+    // Job 1: job_finished recorded and acked, but the api died before resuming the workflow.
+    const p1 = await makeProfile(t.db, a.userId);
+    const j1 = await train(p1.id);
+    const { command: c1 } = await worker.next("train_profile");
+    // Job 2: the api read job_finished into its own PEL and died before recording it.
+    const p2 = await makeProfile(t.db, a.userId);
+    const j2 = await train(p2.id);
+    const { command: c2 } = await worker.next("train_profile");
+    const consumerName = defaultConsumerName(); // what every app of this process uses
+    await app.close();
+
+    await recordEvent(t.db, worker.event(c1, { type: "job_finished", state: "succeeded", result: worker.assets(j1.id) }));
+    expect((await t.db.selectFrom("profiles").select("state").where("id", "=", p1.id).executeTakeFirstOrThrow()).state).toBe("queued");
+
+    await worker.send(c2, { type: "job_finished", state: "succeeded", result: worker.assets(j2.id) });
+    const read = (await t.redis.xreadgroup("GROUP", API_GROUP, consumerName, "COUNT", 10, "STREAMS", keys.events, ">")) as [string, unknown[]][];
+    expect(read[0]![1].length).toBe(1);
+
+    // An invalid entry is logged and acknowledged, never retried.
+    await t.redis.xadd(keys.events, "*", MESSAGE_FIELD, JSON.stringify({ v: 1, type: "job_finished", jobId: "nope" }));
+
+    const d: AppDeps = { config: t.config, db: t.db, redis: t.redis, storage: t.storage };
+    app = await buildApp(d);
+    extraApps.push(app);
+    t.app = app;
+    expect(jobsHandle(d)!.consumer.name).toBe(consumerName);
+    await app.ready(); // recover() resumes job 1 before ready resolves
+    expect((await t.db.selectFrom("profiles").select("state").where("id", "=", p1.id).executeTakeFirstOrThrow()).state).toBe("trained");
+    await waitFor("job 2 finalized from the PEL", async () =>
+      (await t.db.selectFrom("profiles").select("state").where("id", "=", p2.id).executeTakeFirstOrThrow()).state === "trained",
+    );
+    expect((await job(j1.id)).state).toBe("succeeded");
+    await waitFor("all acked", async () => ((await t.redis.xpending(keys.events, API_GROUP)) as [number])[0] === 0);
+    const metrics = await app.inject({ method: "GET", url: "/metrics" });
+    expect(metrics.body).toMatch(/likeness_job_events_total\{type="invalid",result="invalid"\} 1/);
+  });
+});
+
+describe("range parsing", () => {
+  it("follows RFC 9110 for single ranges", async () => {
+    const { parseRange } = await import("../src/videos/videos.service.js");
+    expect(parseRange(undefined, 100)).toBeNull();
+    expect(parseRange("bytes=0-9", 100)).toEqual({ start: 0, end: 9 });
+    expect(parseRange("bytes=90-", 100)).toEqual({ start: 90, end: 99 });
+    expect(parseRange("bytes=90-500", 100)).toEqual({ start: 90, end: 99 });
+    expect(parseRange("bytes=-10", 100)).toEqual({ start: 90, end: 99 });
+    expect(parseRange("bytes=-1000", 100)).toEqual({ start: 0, end: 99 });
+    expect(parseRange("bytes=100-", 100)).toBe("unsatisfiable");
+    expect(parseRange("bytes=5-1", 100)).toBeNull();
+    expect(parseRange("bytes=0-1,5-6", 100)).toBeNull();
+    expect(parseRange("items=0-1", 100)).toBeNull();
+  });
+});

@@ -1,0 +1,161 @@
+// Test support for api integration tests (also for the job side's tests):
+//  - `services`: whether Postgres and Redis answer; `describeWithServices` skips when they don't,
+//    and fails instead when CI is set;
+//  - `createTestDatabase()`: a fresh migrated database `lk_test_<random>`, dropped by `drop()`;
+//  - `createTestApp()`: buildApp on that database, a random REDIS_KEY_PREFIX and a LocalStorage
+//    in a temp folder; `close()` tears all of it down.
+import { randomBytes } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import pg from "pg";
+import { Redis } from "ioredis";
+import { describe } from "vitest";
+import type { FastifyInstance } from "fastify";
+import { loadConfig, type Config } from "../src/config.js";
+import { createDb, migrateToLatest, type Db } from "../src/db/db.js";
+import { LocalStorage } from "../src/storage/local.storage.js";
+import type { ObjectStorage } from "../src/storage/object-storage.js";
+import { buildApp } from "../src/app.js";
+
+export const PG_URL = process.env.DATABASE_URL || "postgres://postgres@127.0.0.1:5432/test";
+export const REDIS_URL = process.env.REDIS_URL || "redis://127.0.0.1:6379";
+
+async function pgUp(): Promise<boolean> {
+  const c = new pg.Client({ connectionString: PG_URL, connectionTimeoutMillis: 2000 });
+  try {
+    await c.connect();
+    await c.query("select 1");
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await c.end().catch(() => {});
+  }
+}
+
+async function redisUp(): Promise<boolean> {
+  const r = new Redis(REDIS_URL, { lazyConnect: true, connectTimeout: 2000, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  try {
+    await r.connect();
+    return (await r.ping()) === "PONG";
+  } catch {
+    return false;
+  } finally {
+    r.disconnect();
+  }
+}
+
+export const services = { postgres: await pgUp(), redis: await redisUp() };
+const missing = Object.entries(services).filter(([, up]) => !up).map(([name]) => name);
+if (missing.length && process.env.CI) {
+  throw new Error(`integration tests need ${missing.join(" and ")} (CI is set, so this fails instead of skipping)`);
+}
+export const servicesUp = missing.length === 0;
+/** describe() that skips when Postgres or Redis is missing (and fails under CI, see above). */
+export const describeWithServices = describe.skipIf(!servicesUp);
+
+export function withDatabase(url: string, database: string): string {
+  const u = new URL(url);
+  u.pathname = `/${database}`;
+  return u.toString();
+}
+
+export interface TestDatabase {
+  url: string;
+  name: string;
+  db: Db;
+  drop(): Promise<void>;
+}
+
+export async function createTestDatabase(): Promise<TestDatabase> {
+  const name = `lk_test_${randomBytes(6).toString("hex")}`;
+  const admin = new pg.Client({ connectionString: PG_URL });
+  await admin.connect();
+  try {
+    await admin.query(`CREATE DATABASE ${name}`);
+  } finally {
+    await admin.end();
+  }
+  const url = withDatabase(PG_URL, name);
+  const db = createDb(url, { max: 5 });
+  await migrateToLatest(db);
+  return {
+    url,
+    name,
+    db,
+    async drop() {
+      await db.destroy();
+      const c = new pg.Client({ connectionString: PG_URL });
+      await c.connect();
+      try {
+        await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      } finally {
+        await c.end();
+      }
+    },
+  };
+}
+
+export interface TestApp {
+  app: FastifyInstance;
+  config: Config;
+  db: Db;
+  redis: Redis;
+  storage: ObjectStorage;
+  storageDir: string;
+  database: TestDatabase;
+  close(): Promise<void>;
+}
+
+export async function createTestApp(opts: { storage?: ObjectStorage; env?: Record<string, string> } = {}): Promise<TestApp> {
+  const database = await createTestDatabase();
+  const storageDir = await mkdtemp(path.join(os.tmpdir(), "lk-test-objects-"));
+  const config = loadConfig({
+    DATABASE_URL: database.url,
+    REDIS_URL,
+    REDIS_KEY_PREFIX: `lktest${randomBytes(4).toString("hex")}`,
+    STORAGE_DRIVER: "local",
+    STORAGE_DIR: storageDir,
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "silent",
+    ...opts.env,
+  });
+  const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: 3 });
+  const storage = opts.storage ?? new LocalStorage(storageDir);
+  const app = await buildApp({ config, db: database.db, redis, storage });
+  await app.ready();
+  return {
+    app,
+    config,
+    db: database.db,
+    redis,
+    storage,
+    storageDir,
+    database,
+    async close() {
+      await app.close();
+      await deleteKeys(redis, `${config.redisKeyPrefix}:*`);
+      redis.disconnect();
+      await database.drop();
+      await rm(storageDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Removes this test's Redis keys (its own random prefix only; never FLUSHDB). */
+export async function deleteKeys(redis: Redis, pattern: string): Promise<void> {
+  let cursor = "0";
+  do {
+    const [next, keys] = await redis.scan(cursor, "MATCH", pattern, "COUNT", 500);
+    cursor = next;
+    if (keys.length) await redis.del(...keys);
+  } while (cursor !== "0");
+}
+
+/** Signs up a fresh user; returns its token and id. */
+export async function signUp(app: FastifyInstance, email = `u${randomBytes(5).toString("hex")}@example.com`) {
+  const res = await app.inject({ method: "POST", url: "/v1/auth/signup", payload: { email, password: "correct horse battery" } });
+  if (res.statusCode !== 201) throw new Error(`signup failed: ${res.statusCode} ${res.body}`);
+  const body = res.json() as { token: string; user: { id: string; email: string } };
+  return { token: body.token, userId: body.user.id, email, auth: { authorization: `Bearer ${body.token}` } };
+}
