@@ -1,0 +1,323 @@
+// The `likeness` command line: argument parsing and the commands. I/O comes in through `Deps`
+// so tests can drive the whole program without a terminal or a real api.
+import { readdir, readFile, stat } from "node:fs/promises";
+import { basename, extname, join } from "node:path";
+import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
+import { Pipeline, type Job, type Profile } from "@likeness/contracts";
+import { ApiClient, type UploadFile } from "./client.js";
+import { credentialsPath, loadCredentials, resolveConfig, saveCredentials } from "./config.js";
+import { ApiError, UsageError } from "./errors.js";
+import { finalSummary, formatSeconds, renderLines, viewFromJob } from "./progress.js";
+import { waitForJob, type Output } from "./wait.js";
+
+export interface Deps {
+  env: NodeJS.ProcessEnv;
+  stdout: Output;
+  stderr: Output;
+  readStdin: () => Promise<string>;
+  /** Ask for a password on the terminal without echo; undefined when there is no terminal. */
+  promptPassword?: (prompt: string) => Promise<string>;
+  makeClient?: (url: string, token: string | undefined) => ApiClient;
+}
+
+export const IMAGE_TYPES: Record<string, string> = {
+  ".jpg": "image/jpeg",
+  ".jpeg": "image/jpeg",
+  ".png": "image/png",
+  ".webp": "image/webp",
+};
+export const AUDIO_TYPES: Record<string, string> = {
+  ".wav": "audio/wav",
+  ".mp3": "audio/mpeg",
+  ".m4a": "audio/mp4",
+  ".ogg": "audio/ogg",
+  ".oga": "audio/ogg",
+  ".opus": "audio/ogg",
+  ".flac": "audio/flac",
+  ".webm": "audio/webm",
+};
+
+/** `512x512` → {width, height}. */
+export function parseSize(value: string): { width: number; height: number } {
+  const m = /^(\d{2,4})x(\d{2,4})$/.exec(value.trim());
+  if (!m) throw new InvalidArgumentError("expected WIDTHxHEIGHT, e.g. 512x512");
+  const width = Number(m[1]);
+  const height = Number(m[2]);
+  if (width % 2 || height % 2) throw new InvalidArgumentError("width and height must be even");
+  return { width, height };
+}
+
+export async function collectImages(dir: string): Promise<{ files: UploadFile[]; skipped: string[] }> {
+  let entries: string[];
+  try {
+    entries = (await readdir(dir)).sort();
+  } catch (err) {
+    throw new UsageError(`cannot read the folder ${dir} (${(err as NodeJS.ErrnoException).code})`, "--images");
+  }
+  const files: UploadFile[] = [];
+  const skipped: string[] = [];
+  for (const name of entries) {
+    const type = IMAGE_TYPES[extname(name).toLowerCase()];
+    const full = join(dir, name);
+    if (!type || !(await stat(full)).isFile()) {
+      if (!name.startsWith(".")) skipped.push(name);
+      continue;
+    }
+    files.push({ name, type, data: await readFile(full) });
+  }
+  if (files.length === 0) throw new UsageError(`no photos (${Object.keys(IMAGE_TYPES).join(", ")}) in ${dir}`, "--images");
+  return { files, skipped };
+}
+
+export async function readVoice(file: string): Promise<UploadFile> {
+  const type = AUDIO_TYPES[extname(file).toLowerCase()];
+  if (!type) throw new UsageError(`${basename(file)}: not a sound file this accepts (${Object.keys(AUDIO_TYPES).join(", ")})`, "--voice");
+  try {
+    return { name: basename(file), type, data: await readFile(file) };
+  } catch (err) {
+    throw new UsageError(`cannot read ${file} (${(err as NodeJS.ErrnoException).code})`, "--voice");
+  }
+}
+
+function profileLines(p: Profile): string[] {
+  const images = p.inputs.filter((i) => i.kind === "image").length;
+  const voice = p.inputs.find((i) => i.kind === "voice");
+  const lines = [
+    `${p.id}  ${p.name}  ${p.state}`,
+    `  trigger word: ${p.triggerWord}`,
+    `  inputs: ${images} photo${images === 1 ? "" : "s"}${voice ? `, voice sample ${voice.name}${voice.durationSec ? ` (${voice.durationSec.toFixed(1)} s)` : ""}` : ""}`,
+  ];
+  if (p.trainJobId) lines.push(`  training job: ${p.trainJobId}`);
+  const assets = p.assets as { acceptedImages?: number; rejectedImages?: { name: string; reason: string }[] } | null;
+  if (assets) {
+    if (assets.acceptedImages !== undefined) lines.push(`  photos used: ${assets.acceptedImages}`);
+    for (const r of assets.rejectedImages ?? []) lines.push(`  rejected ${r.name}: ${r.reason}`);
+  }
+  return lines;
+}
+
+function jobLines(job: Job): string[] {
+  return [...renderLines(viewFromJob(job), Date.now(), { barWidth: 10 }), finalSummary(job).line];
+}
+
+export function buildProgram(deps: Deps): Command {
+  const program = new Command("likeness");
+  const out = (line = "") => deps.stdout.write(line + "\n");
+  const err = (line: string) => deps.stderr.write(line + "\n");
+  /** Commands set this when the result should fail the process (a failed job). */
+  const state = { exitCode: 0 };
+
+  program
+    .description("Likeness: make a profile from photos and a voice sample, then talking-avatar videos from it")
+    .option("--json", "print the api's JSON answers instead of text")
+    .addHelpText("after", "\nEnvironment: LIKENESS_URL (default http://127.0.0.1:8080), LIKENESS_TOKEN (instead of `likeness login`)")
+    .showHelpAfterError()
+    .configureOutput({ writeOut: (s) => deps.stdout.write(s), writeErr: (s) => deps.stderr.write(s) })
+    .exitOverride();
+
+  const json = () => Boolean(program.opts().json);
+  const file = () => credentialsPath(deps.env);
+  const client = async (needToken = true) => {
+    const { url, token } = resolveConfig(deps.env, await loadCredentials(file()));
+    if (needToken && !token) throw new UsageError("not logged in: run `likeness login` (or `likeness signup`), or set LIKENESS_TOKEN");
+    return deps.makeClient ? deps.makeClient(url, token) : new ApiClient(url, token);
+  };
+  const wait = async (c: ApiClient, job: Job): Promise<Job> => {
+    const final = await waitForJob(c, job.id, deps.stderr);
+    const summary = finalSummary(final);
+    if (summary.exitCode) state.exitCode = summary.exitCode;
+    err(summary.line);
+    return final;
+  };
+
+  const password = async (opts: { passwordStdin?: boolean }) => {
+    let pw: string | undefined;
+    if (opts.passwordStdin) pw = (await deps.readStdin()).replace(/\r?\n$/, "");
+    else if (deps.env.LIKENESS_PASSWORD) pw = deps.env.LIKENESS_PASSWORD;
+    else if (deps.promptPassword) pw = await deps.promptPassword("password: ");
+    if (!pw) throw new UsageError("no password: use --password-stdin (or a terminal to type it)");
+    return pw;
+  };
+
+  for (const [name, verb] of [
+    ["signup", "create an account and log in"],
+    ["login", "log in and save the token"],
+  ] as const) {
+    program
+      .command(name)
+      .description(verb)
+      .requiredOption("--email <email>", "your email address", deps.env.LIKENESS_EMAIL)
+      .option("--password-stdin", "read the password from standard input")
+      .action(async (opts: { email: string; passwordStdin?: boolean }) => {
+        const c = await client(false);
+        const pw = await password(opts);
+        const session = name === "signup" ? await c.signup(opts.email, pw) : await c.login(opts.email, pw);
+        if (!deps.env.LIKENESS_TOKEN) await saveCredentials(file(), { url: c.baseUrl, email: session.user.email, token: session.token });
+        if (json()) out(JSON.stringify(session.user));
+        else out(`${name === "signup" ? "signed up" : "logged in"} as ${session.user.email} (${c.baseUrl}); token saved in ${file()}`);
+      });
+  }
+
+  const profile = program.command("profile").description("profiles: the person's photos and voice sample, and what training made of them");
+  profile
+    .command("create")
+    .description("upload photos and a voice sample as a new profile")
+    .option("--name <name>", "what to call this profile (default: the photo folder's name)")
+    .requiredOption("--images <dir>", "folder of photos (.jpg, .png, .webp) of the person's face")
+    .requiredOption("--voice <file>", "a recording of the person speaking (.wav, .mp3, .m4a, .ogg, .flac), 3 s to 5 min")
+    .action(async (opts: { name?: string; images: string; voice: string }) => {
+      const { files, skipped } = await collectImages(opts.images);
+      const voice = await readVoice(opts.voice);
+      for (const s of skipped) err(`skipped ${s}: not a photo`);
+      const c = await client();
+      const names: Record<string, string> = { voice: voice.name };
+      files.forEach((f, i) => (names[`images[${i}]`] = f.name));
+      const name = opts.name ?? (basename(opts.images.replace(/\/+$/, "")) || "profile");
+      let p: Profile;
+      try {
+        p = await c.createProfile(name, files, voice);
+      } catch (e) {
+        if (e instanceof ApiError) e.names = names;
+        throw e;
+      }
+      if (json()) out(JSON.stringify(p));
+      else {
+        for (const l of profileLines(p)) out(l);
+        out(`next: likeness profile train ${p.id} --wait`);
+      }
+    });
+  profile
+    .command("list")
+    .description("your profiles")
+    .action(async () => {
+      const list = await (await client()).listProfiles();
+      if (json()) return out(JSON.stringify(list));
+      if (list.length === 0) return out("no profiles yet: likeness profile create --images DIR --voice FILE");
+      for (const p of list) out(`${p.id}  ${p.state.padEnd(8)}  ${p.name}`);
+    });
+  profile
+    .command("show <id>")
+    .description("one profile, its inputs and training results")
+    .action(async (id: string) => {
+      const p = await (await client()).getProfile(id);
+      if (json()) out(JSON.stringify(p));
+      else for (const l of profileLines(p)) out(l);
+    });
+  profile
+    .command("train <id>")
+    .description("start training the profile")
+    .option("--wait", "follow the job to the end, with live progress")
+    .action(async (id: string, opts: { wait?: boolean }) => {
+      const c = await client();
+      let job = await c.trainProfile(id);
+      if (!opts.wait) {
+        if (json()) out(JSON.stringify(job));
+        else out(`training job ${job.id} ${job.state}; follow it: likeness job show ${job.id}`);
+        return;
+      }
+      job = await wait(c, job);
+      if (json()) return out(JSON.stringify(job));
+      if (job.state === "succeeded") for (const l of profileLines(await c.getProfile(id))) out(l);
+    });
+
+  const video = program.command("video").description("videos made from a trained profile");
+  video
+    .command("create")
+    .description("make a talking-avatar video")
+    .requiredOption("--profile <id>", "a trained profile")
+    .option("--narration <text>", "exactly what the person says")
+    .option("--topic <text>", "what the person talks about (the api writes the narration)")
+    .addOption(new Option("--pipeline <name>", "how the video is made").choices(Pipeline.options).default("sadtalker"))
+    .option("--size <WxH>", "output size (default 512x512)", parseSize)
+    .option("--no-subtitles", "no soft subtitles in the MP4")
+    .option("--wait", "follow the job to the end, with live progress")
+    .option("--out <file>", "with --wait: save the MP4 here")
+    .action(async (opts: { profile: string; narration?: string; topic?: string; pipeline: Pipeline; size?: { width: number; height: number }; subtitles: boolean; wait?: boolean; out?: string }) => {
+      if ((opts.narration === undefined) === (opts.topic === undefined)) throw new UsageError("give exactly one of --narration or --topic");
+      if (opts.out && !opts.wait) throw new UsageError("--out needs --wait (or use `likeness video download` later)");
+      const c = await client();
+      const created = await c.createVideo({
+        profileId: opts.profile,
+        ...(opts.narration !== undefined ? { narration: opts.narration } : { topic: opts.topic }),
+        pipeline: opts.pipeline,
+        width: opts.size?.width ?? 512,
+        height: opts.size?.height ?? 512,
+        subtitles: opts.subtitles,
+      });
+      if (!opts.wait) {
+        if (json()) out(JSON.stringify(created));
+        else out(`video ${created.video.id}: job ${created.job.id} ${created.job.state}; follow it: likeness job show ${created.job.id}`);
+        return;
+      }
+      const job = await wait(c, created.job);
+      let saved: string | undefined;
+      if (job.state === "succeeded" && opts.out) {
+        const bytes = await c.downloadVideo(created.video.id, opts.out);
+        saved = opts.out;
+        if (!json()) out(`saved ${opts.out} (${(bytes / 1e6).toFixed(2)} MB)`);
+      }
+      if (json()) out(JSON.stringify({ video: created.video, job, file: saved ?? null }));
+      else if (job.state === "succeeded" && !opts.out) out(`video ${created.video.id}: likeness video download ${created.video.id} --out video.mp4`);
+    });
+  video
+    .command("download <id>")
+    .description("save a finished video's MP4")
+    .requiredOption("--out <file>", "where to write it")
+    .action(async (id: string, opts: { out: string }) => {
+      const bytes = await (await client()).downloadVideo(id, opts.out);
+      if (json()) out(JSON.stringify({ file: opts.out, bytes }));
+      else out(`saved ${opts.out} (${(bytes / 1e6).toFixed(2)} MB)`);
+    });
+
+  const job = program.command("job").description("jobs: training and video making, step by step");
+  job
+    .command("show <id>")
+    .description("a job's steps, engines and timings")
+    .option("--wait", "follow the job to the end, with live progress")
+    .action(async (id: string, opts: { wait?: boolean }) => {
+      const c = await client();
+      const j = opts.wait ? await wait(c, await c.getJob(id)) : await c.getJob(id);
+      if (json()) out(JSON.stringify(j));
+      else if (!opts.wait) for (const l of jobLines(j)) out(l);
+    });
+  for (const [name, desc] of [
+    ["retry", "run a failed job again (steps that finished are reused)"],
+    ["cancel", "stop a running job"],
+  ] as const) {
+    job
+      .command(`${name} <id>`)
+      .description(desc)
+      .option("--wait", "follow the job to the end, with live progress")
+      .action(async (id: string, opts: { wait?: boolean }) => {
+        const c = await client();
+        let j = name === "retry" ? await c.retryJob(id) : await c.cancelJob(id);
+        if (opts.wait) j = await wait(c, j);
+        if (json()) out(JSON.stringify(j));
+        else if (!opts.wait) out(`job ${j.id} ${j.state}${name === "retry" ? ` (attempt ${j.attempt})` : ""}`);
+      });
+  }
+
+  program.hook("preAction", () => {
+    state.exitCode = 0;
+  });
+  (program as Command & { likenessState?: typeof state }).likenessState = state;
+  return program;
+}
+
+/** Run the program; returns the exit status (0 ok, 1 failure, 2 bad usage). Never throws. */
+export async function run(argv: string[], deps: Deps, format: (e: unknown) => string): Promise<number> {
+  const program = buildProgram(deps);
+  try {
+    await program.parseAsync(argv, { from: "user" });
+    return (program as Command & { likenessState?: { exitCode: number } }).likenessState?.exitCode ?? 0;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      if (e.code === "commander.helpDisplayed" || e.code === "commander.help" || e.code === "commander.version") return 0;
+      return e.exitCode === 0 ? 0 : 2;
+    }
+    deps.stderr.write(format(e) + "\n");
+    return e instanceof UsageError ? 2 : 1;
+  }
+}
+
+export { formatSeconds };

