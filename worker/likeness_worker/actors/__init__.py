@@ -1,0 +1,1 @@
+"""Dramatiq: the broker, one actor per task kind, and middleware for cross-cutting concerns."""

@@ -1,0 +1,131 @@
+"""Settings: parsed and validated once, at start-up, from the environment.
+
+The names are the same on both planes (see docs/foundation.md, "Configuration"). A worker with a
+missing or invalid setting refuses to start and names the variable; secrets are never echoed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Literal, Mapping
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+_QUEUE_RE = re.compile(r"^(cpu|gpu\d+)$")
+_PREFIX_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+
+
+class ConfigError(Exception):
+    """The environment cannot make a working worker; the message names every culprit."""
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # Shared with the api.
+    database_url: SecretStr
+    redis_url: SecretStr
+    redis_key_prefix: str = "lk"
+    storage_driver: Literal["local", "s3"] = "local"
+    storage_dir: Path = REPO_ROOT / ".data" / "objects"
+    s3_endpoint: str | None = None
+    s3_region: str = "us-east-1"
+    s3_bucket: str | None = None
+    s3_access_key_id: SecretStr | None = None
+    s3_secret_access_key: SecretStr | None = None
+    s3_force_path_style: bool = True
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    # Worker only.
+    worker_queues: tuple[str, ...] = ("cpu",)
+    worker_reclaim_idle_ms: int = Field(30_000, ge=200)
+    worker_metrics_port: int = Field(9101, ge=0, le=65535)  # 0: no /metrics endpoint
+    worker_max_jobs: int = Field(4, ge=1, le=256)  # jobs whose DAG this process drives at once
+    worker_step_retries: int = Field(2, ge=0, le=20)  # in-process retries of a retryable step error
+    worker_retry_backoff_ms: int = Field(1_000, ge=10)
+    # Dramatiq: a worker whose heartbeat is older than this is dead and its in-flight messages
+    # are re-queued by the next maintenance run (maintenance_chance per million commands).
+    worker_heartbeat_timeout_ms: int = Field(15_000, ge=500)
+    worker_dead_message_ttl_ms: int = Field(7 * 86_400_000, ge=1_000)
+    worker_maintenance_chance: int = Field(1_000, ge=1, le=1_000_000)
+    worker_step_timeout_s: int = Field(3_600, ge=1)
+    worker_work_dir: Path = Path(tempfile.gettempdir()) / "likeness-worker"
+    worker_engine_plugins: tuple[str, ...] = ()
+    likeness_contracts_dir: Path | None = None
+    # Test-only fault injection (see faults.py). Never set in production.
+    likeness_test_faults: str = ""
+
+    @field_validator("redis_key_prefix")
+    @classmethod
+    def _prefix(cls, v: str) -> str:
+        if not _PREFIX_RE.match(v):
+            raise ValueError("letters, digits, '_', '-', '.' only (1-64 characters)")
+        return v
+
+    @field_validator("worker_queues", mode="before")
+    @classmethod
+    def _queues(cls, v: object) -> object:
+        if isinstance(v, str):
+            v = tuple(q.strip() for q in v.split(",") if q.strip())
+        for q in v:  # type: ignore[union-attr]
+            if not _QUEUE_RE.match(q):
+                raise ValueError(f"unknown queue {q!r}: use cpu, gpu0, gpu1, ...")
+        if not v:
+            raise ValueError("at least one queue")
+        return v
+
+    @field_validator("worker_engine_plugins", mode="before")
+    @classmethod
+    def _plugins(cls, v: object) -> object:
+        if isinstance(v, str):
+            return tuple(p.strip() for p in v.split(",") if p.strip())
+        return v
+
+    @field_validator("database_url")
+    @classmethod
+    def _pg(cls, v: SecretStr) -> SecretStr:
+        if not v.get_secret_value().startswith(("postgres://", "postgresql://")):
+            raise ValueError("must be a postgres:// or postgresql:// URL")
+        return v
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis(cls, v: SecretStr) -> SecretStr:
+        if not v.get_secret_value().startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be a redis:// URL")
+        return v
+
+    @model_validator(mode="after")
+    def _s3(self) -> "Settings":
+        if self.storage_driver == "s3":
+            missing = [n for n in ("s3_bucket",) if not getattr(self, n)]
+            if missing:
+                raise ValueError("STORAGE_DRIVER=s3 needs " + ", ".join(m.upper() for m in missing))
+        return self
+
+
+_FIELDS = tuple(Settings.model_fields)
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Read every setting from ``env`` (default: os.environ); raise ConfigError naming problems."""
+    env = os.environ if env is None else env
+    raw: dict[str, object] = {}
+    for name in _FIELDS:
+        value = env.get(name.upper())
+        if value is not None and value != "":
+            raw[name] = value
+    try:
+        return Settings(**raw)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err["loc"]) or "settings"
+            what = "missing" if err["type"] == "missing" else err["msg"]
+            problems.append(f"{where.upper()}: {what}")
+        raise ConfigError("invalid worker configuration: " + "; ".join(problems)) from None

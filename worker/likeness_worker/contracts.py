@@ -1,0 +1,170 @@
+"""The job protocol, read from packages/contracts (the single source of truth).
+
+The TypeScript zod schemas are exported as JSON Schema; the worker validates every message it
+reads (job commands) and every message it writes (events, progress) against them, so the two
+planes cannot drift apart silently. Redis key names come from the exported templates too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator, FormatChecker
+from jsonschema.exceptions import ValidationError
+
+_DEFAULT_DIR = Path(__file__).resolve().parents[2] / "packages" / "contracts"
+
+PROTOCOL_VERSION = 1
+
+# Mirrors STEP_TASK, TRAIN_PROFILE_STEPS and GENERATE_VIDEO_STEPS in packages/contracts/src/jobs.ts.
+# The exported JSON Schema carries the enums but not these tables; test_contracts checks that
+# every name here is in the schema's enums.
+STEP_TASK: dict[str, str] = {
+    "prepare": "prepare",
+    "train_lora": "lora_trainer",
+    "train_voice": "voice_trainer",
+    "evaluate": "evaluate",
+    "script": "llm",
+    "image": "image",
+    "motion": "motion",
+    "tts": "tts",
+    "lipsync": "lipsync",
+    "talking_head": "talking_head",
+    "upscale": "upscale",
+    "mux": "mux",
+    "publish": "publish",
+}
+TRAIN_PROFILE_STEPS = ("prepare", "train_lora", "train_voice", "evaluate", "publish")
+GENERATE_VIDEO_STEPS = {
+    "svd_wav2lip": ("script", "image", "motion", "tts", "lipsync", "upscale", "mux", "publish"),
+    "sadtalker": ("script", "image", "tts", "talking_head", "upscale", "mux", "publish"),
+}
+API_STEPS = ("script",)
+# Task kinds the worker runs (llm runs in the api).
+WORKER_TASK_KINDS = tuple(sorted({t for s, t in STEP_TASK.items() if s not in API_STEPS}))
+
+
+class ProtocolError(ValueError):
+    """A message does not match its schema. ``str()`` says where and why."""
+
+
+def contracts_dir() -> Path:
+    override = os.environ.get("LIKENESS_CONTRACTS_DIR")
+    return Path(override) if override else _DEFAULT_DIR
+
+
+@dataclass(frozen=True)
+class Schemas:
+    job_command: Draft202012Validator
+    job_event: Draft202012Validator
+    progress: Draft202012Validator
+    redis: dict[str, Any]
+
+
+@lru_cache(maxsize=4)
+def load_schemas(directory: Path | None = None) -> Schemas:
+    base = (directory or contracts_dir()) / "schema"
+    if not base.is_dir():
+        raise FileNotFoundError(f"contract schemas not found at {base} (set LIKENESS_CONTRACTS_DIR)")
+
+    def validator(name: str) -> Draft202012Validator:
+        schema = json.loads((base / f"{name}.json").read_text())
+        Draft202012Validator.check_schema(schema)
+        return Draft202012Validator(schema, format_checker=FormatChecker())
+
+    return Schemas(
+        job_command=validator("job-command"),
+        job_event=validator("job-event"),
+        progress=validator("progress"),
+        redis=json.loads((base / "redis-keys.json").read_text()),
+    )
+
+
+def _check(v: Draft202012Validator, message: Any, what: str) -> None:
+    errors = sorted(v.iter_errors(message), key=lambda e: list(e.absolute_path))
+    if errors:
+        # oneOf errors are vague on their own; the best_match context names the field.
+        from jsonschema.exceptions import best_match
+
+        best = best_match(errors)
+        where = "/".join(str(p) for p in best.absolute_path) or "(root)"
+        raise ProtocolError(f"invalid {what} at {where}: {best.message[:300]}")
+
+
+def validate_command(message: Any) -> dict:
+    _check(load_schemas().job_command, message, "job command")
+    return message
+
+
+def validate_event(message: Any) -> dict:
+    _check(load_schemas().job_event, message, "job event")
+    return message
+
+
+def validate_progress(message: Any) -> dict:
+    _check(load_schemas().progress, message, "progress message")
+    return message
+
+
+class RedisKeys:
+    """Key names from schema/redis-keys.json, under one prefix."""
+
+    def __init__(self, prefix: str, spec: dict[str, Any] | None = None) -> None:
+        spec = spec or load_schemas().redis
+        self.prefix = prefix
+        self._t = spec["templates"]
+        self.worker_group: str = spec["groups"]["worker"]
+        self.field: str = spec["messageField"]
+        self.maxlen: int = int(spec["streamMaxlen"])
+
+    def _fill(self, name: str, **parts: str) -> str:
+        out = self._t[name].replace("{prefix}", self.prefix)
+        for k, v in parts.items():
+            out = out.replace("{" + k + "}", v)
+        return out
+
+    def job_stream(self, kind: str) -> str:
+        return self._fill("jobStream", kind=kind)
+
+    @property
+    def events(self) -> str:
+        return self._fill("events")
+
+    def progress(self, job_id: str) -> str:
+        return self._fill("progress", jobId=job_id)
+
+    def cancel(self, job_id: str) -> str:
+        return self._fill("cancel", jobId=job_id)
+
+    # Worker-private keys (not shared with the api), under the same prefix.
+    @property
+    def dramatiq_namespace(self) -> str:
+        return f"{self.prefix}:dramatiq"
+
+    @property
+    def results_namespace(self) -> str:
+        return f"{self.prefix}:dramatiq-results"
+
+
+JOB_KINDS = ("train_profile", "generate_video")
+
+
+def steps_for(command: dict) -> tuple[str, ...]:
+    if command["kind"] == "train_profile":
+        return TRAIN_PROFILE_STEPS
+    return GENERATE_VIDEO_STEPS[command["payload"]["pipeline"]]
+
+
+__all__ = [
+    "ProtocolError",
+    "RedisKeys",
+    "ValidationError",
+    "validate_command",
+    "validate_event",
+    "validate_progress",
+]

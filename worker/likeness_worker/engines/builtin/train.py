@@ -1,0 +1,138 @@
+"""train_profile engines: dataset (prepare, lora_trainer, voice_trainer) and builtin (evaluate,
+publish). No LoRA and no voice model are trained on the CPU; the outputs say so by name."""
+
+from __future__ import annotations
+
+import tarfile
+from pathlib import Path
+
+from ..base import Engine, StepOutput, TaskContext
+from ..registry import REGISTRY
+from ._util import call, ext_of
+
+
+@REGISTRY.engine("prepare", "dataset", default=True)
+class DatasetPrepare(Engine):
+    def prepare(self, ctx: TaskContext) -> StepOutput:
+        from ...media.faces import prepare_faces
+        from ...media.voice import prepare_voice
+
+        p = ctx.payload
+        images = []
+        for i, img in enumerate(p["images"]):
+            path = ctx.fetch(img["key"], f"image-{i:02d}.{ext_of(img['key'], 'img')}")
+            images.append((img["name"], path))
+        ctx.progress(0.05, f"{len(images)} photos downloaded")
+        if ctx.cancelled():
+            from ...media.errors import Cancelled
+
+            raise Cancelled("cancelled")
+
+        faces = call(prepare_faces, images, ctx.path("faces"), p["triggerWord"])
+        ctx.progress(0.6, f"{len(faces.accepted)} faces accepted, {len(faces.rejected)} rejected")
+
+        voice_src = ctx.fetch(p["voiceSample"]["key"], "voice-sample." + ext_of(p["voiceSample"]["key"], "wav"))
+        clip = call(prepare_voice, voice_src, ctx.path("out/voice_reference.wav"), 12.0, cancelled=ctx.cancelled)
+        ctx.progress(0.85, f"voice reference {clip.duration_sec:.1f} s")
+
+        tar_path = ctx.path("out/dataset.tar")
+        with tarfile.open(tar_path, "w") as tar:
+            tar.add(faces.dataset_dir, arcname="dataset")
+        face_box = {k: float(v) for k, v in faces.portrait_face_box.items() if k in ("x", "y", "w", "h")}
+        faces_doc = {
+            "accepted": [
+                {"name": a["name"], "box": a.get("box"), **{k: v for k, v in a.items() if k not in ("name", "box", "crop_path")}}
+                for a in faces.accepted
+            ],
+            "rejected": [{"name": r["name"], "reason": r["reason"]} for r in faces.rejected],
+        }
+        artifacts = [
+            ctx.upload("dataset.tar", tar_path, "dataset", "application/x-tar", {"images": len(faces.accepted)}),
+            ctx.upload("dataset.toml", Path(faces.dataset_toml), "dataset_config", "application/toml"),
+            ctx.upload("portrait.png", Path(faces.portrait_path), "portrait", "image/png", {"faceBox": face_box}),
+            ctx.upload_json("faces.json", faces_doc, "faces"),
+            ctx.upload(
+                "voice_reference.wav",
+                Path(clip.path),
+                "voice_reference",
+                "audio/wav",
+                {"durationSec": round(clip.duration_sec, 3), "loudnessLufs": round(clip.loudness_lufs, 2)},
+            ),
+        ]
+        return StepOutput(
+            artifacts,
+            {
+                "faceBox": face_box,
+                "acceptedImages": len(faces.accepted),
+                "rejectedImages": faces_doc["rejected"],
+                "voiceDurationSec": round(clip.duration_sec, 3),
+                "voiceLoudnessLufs": round(clip.loudness_lufs, 2),
+                "durationSec": round(clip.duration_sec, 3),
+            },
+        )
+
+
+@REGISTRY.engine("lora_trainer", "dataset", default=True)
+class DatasetLoraTrainer(Engine):
+    REASON = (
+        "no LoRA is trained on the CPU: the kohya-ready dataset is prepared; "
+        "a GPU trainer engine (kohya sd-scripts) trains from it"
+    )
+
+    def train(self, ctx: TaskContext) -> StepOutput:
+        dataset = ctx.upstream_artifact("prepare", "dataset")
+        doc = {"trained": False, "reason": self.REASON, "datasetKey": dataset["key"], "engine": "dataset"}
+        return StepOutput([ctx.upload_json("lora.json", doc, "lora_report")], {"trained": False, "reason": self.REASON})
+
+
+@REGISTRY.engine("voice_trainer", "dataset", default=True)
+class DatasetVoiceTrainer(Engine):
+    def train(self, ctx: TaskContext) -> StepOutput:
+        from ...media.voice import measure_voice
+
+        ref = ctx.upstream_artifact("prepare", "voice_reference")
+        profile = measure_voice(ctx.fetch(ref["key"], "voice_reference.wav"))
+        profile = {**profile, "trained": False, "engine": "dataset", "referenceKey": ref["key"]}
+        return StepOutput([ctx.upload_json("voice_profile.json", profile, "voice_profile")], {"voiceProfile": profile})
+
+
+@REGISTRY.engine("evaluate", "builtin", default=True)
+class BuiltinEvaluate(Engine):
+    def evaluate(self, ctx: TaskContext) -> StepOutput:
+        prep = ctx.upstream_outputs("prepare")
+        lora = ctx.upstream_outputs("train_lora")
+        voice = ctx.upstream_outputs("train_voice").get("voiceProfile", {})
+        no_lora = None if lora.get("trained") else "no LoRA was trained, so there is nothing to compare"
+        doc = {
+            "faces": {"accepted": prep["acceptedImages"], "rejected": len(prep["rejectedImages"])},
+            "voice": {
+                "durationSec": prep["voiceDurationSec"],
+                "loudnessLufs": prep["voiceLoudnessLufs"],
+                "medianF0Hz": voice.get("median_f0_hz"),
+            },
+            "likeness": {"score": None, "reason": no_lora},
+            "voiceSimilarity": {"score": None, "reason": "no voice model was trained, so there is nothing to compare"},
+        }
+        return StepOutput([ctx.upload_json("evaluation.json", doc, "evaluation")], {"evaluation": doc})
+
+
+@REGISTRY.engine("publish", "builtin", default=True)
+class BuiltinPublish(Engine):
+    """Assembles the job result: ProfileAssets (train_profile) or VideoResult (generate_video)."""
+
+    def publish(self, ctx: TaskContext) -> StepOutput:
+        if ctx.command["kind"] == "train_profile":
+            prep = ctx.upstream_outputs("prepare")
+            result = {
+                "portraitKey": ctx.upstream_artifact("prepare", "portrait")["key"],
+                "faceBox": prep["faceBox"],
+                "datasetKey": ctx.upstream_artifact("prepare", "dataset")["key"],
+                "voiceReferenceKey": ctx.upstream_artifact("prepare", "voice_reference")["key"],
+                "voiceProfileKey": ctx.upstream_artifact("train_voice", "voice_profile")["key"],
+                "acceptedImages": prep["acceptedImages"],
+                "rejectedImages": prep["rejectedImages"],
+            }
+            return StepOutput([ctx.upload_json("profile.json", result, "profile")], {"result": result})
+        mux = ctx.upstream_outputs("mux")
+        result = {k: mux[k] for k in ("videoKey", "subtitlesKey", "durationSec", "width", "height", "fps") if mux.get(k) is not None}
+        return StepOutput([ctx.upload_json("video.json", result, "video_result")], {"result": result})

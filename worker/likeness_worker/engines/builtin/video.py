@@ -1,0 +1,158 @@
+"""generate_video engines: portrait (image), espeak (tts), kenburns (motion, talking_head),
+none (lipsync), lanczos (upscale), ffmpeg (mux). Each step that makes a video reports its key as
+``outputs.videoKey`` so the next step finds it whatever the pipeline."""
+
+from __future__ import annotations
+
+import json
+import wave
+from pathlib import Path
+
+from ..base import Engine, StepOutput, TaskContext
+from ..registry import REGISTRY
+from ._util import call, progress_hook
+
+FPS = 25
+# Where the current video is, in pipeline order: the last of these that ran is the input.
+VIDEO_STEPS = ("upscale", "lipsync", "talking_head", "motion")
+
+
+def wav_duration(path: Path) -> float:
+    with wave.open(str(path), "rb") as w:
+        return w.getnframes() / float(w.getframerate())
+
+
+def upstream_video(ctx: TaskContext, before: tuple[str, ...]) -> Path:
+    for step in before:
+        if step in ctx.upstream and ctx.upstream[step].get("outputs", {}).get("videoKey"):
+            return ctx.fetch(ctx.upstream[step]["outputs"]["videoKey"], f"{step}.mp4")
+    raise KeyError(f"step {ctx.step} found no upstream video (looked at {', '.join(before)})")
+
+
+@REGISTRY.engine("image", "portrait", default=True)
+class PortraitImage(Engine):
+    """The profile's reference portrait, framed to the output size around the face."""
+
+    def render(self, ctx: TaskContext) -> StepOutput:
+        from ...media.video import frame_portrait
+
+        p = ctx.payload
+        src = ctx.fetch(p["profile"]["portraitKey"], "portrait.png")
+        out = ctx.path("out/scene.png")
+        box = call(frame_portrait, src, p["profile"]["faceBox"], out, p["width"], p["height"])
+        ref = ctx.upload("scene.png", out, "scene", "image/png", {"faceBox": box, "width": p["width"], "height": p["height"]})
+        return StepOutput([ref], {"faceBox": box})
+
+
+@REGISTRY.engine("tts", "espeak", default=True)
+class EspeakTts(Engine):
+    """espeak-ng shaped to the profile's measured pitch; word timings from espeak's own events."""
+
+    def synthesize(self, ctx: TaskContext) -> StepOutput:
+        from ...media.tts import synthesize_espeak
+
+        p = ctx.payload
+        voice_profile = None
+        key = p["profile"].get("voiceProfileKey")
+        if key and ctx.storage.exists(key):
+            voice_profile = json.loads(ctx.fetch(key, "voice_profile.json").read_text())
+        out = ctx.path("out/speech.wav")
+        words = call(synthesize_espeak, p["script"]["narration"], out, voice_profile, cancelled=ctx.cancelled)
+        duration = wav_duration(out)
+        timings = {"durationSec": duration, "words": words}
+        artifacts = [
+            ctx.upload("speech.wav", out, "speech", "audio/wav", {"durationSec": round(duration, 3)}),
+            ctx.upload_json("timings.json", timings, "timings", {"words": len(words)}),
+        ]
+        return StepOutput(artifacts, {"durationSec": duration, "words": len(words)})
+
+
+def _animate(ctx: TaskContext, name: str) -> StepOutput:
+    from ...media.video import ken_burns
+
+    p = ctx.payload
+    still = ctx.fetch(ctx.upstream_artifact("image", "scene")["key"], "scene.png")
+    duration = float(ctx.upstream_outputs("tts")["durationSec"])
+    out = ctx.path(f"out/{name}")
+    call(
+        ken_burns, still, out, duration, p["width"], p["height"], FPS,
+        progress=progress_hook(ctx, "frame"), cancelled=ctx.cancelled,
+    )
+    ref = ctx.upload(name, out, "video_raw", "video/mp4", {"durationSec": round(duration, 3)})
+    return StepOutput([ref], {"videoKey": ref["key"], "durationSec": duration})
+
+
+@REGISTRY.engine("motion", "kenburns", default=True)
+class KenBurnsMotion(Engine):
+    """Slow zoom/pan of the still, as long as the speech (so it follows tts on the CPU)."""
+
+    def animate(self, ctx: TaskContext) -> StepOutput:
+        return _animate(ctx, "motion.mp4")
+
+
+@REGISTRY.engine("talking_head", "kenburns", default=True)
+class KenBurnsTalkingHead(Engine):
+    """sadtalker pipeline on the CPU: zoom of the portrait driven by the speech duration, no lip sync."""
+
+    def animate(self, ctx: TaskContext) -> StepOutput:
+        return _animate(ctx, "talking_head.mp4")
+
+
+@REGISTRY.engine("lipsync", "none", default=True)
+class NoLipsync(Engine):
+    """No lip sync yet (issue #3 brings `landmarks`): the video is passed through, unchanged."""
+
+    def sync(self, ctx: TaskContext) -> StepOutput:
+        video = ctx.upstream_outputs("motion")["videoKey"]
+        return StepOutput([], {"videoKey": video, "lipSync": False, "reason": "engine none: video passed through"})
+
+
+@REGISTRY.engine("upscale", "lanczos", default=True)
+class LanczosUpscale(Engine):
+    def upscale(self, ctx: TaskContext) -> StepOutput:
+        from ...media.video import upscale_lanczos
+
+        p = ctx.payload
+        src = upstream_video(ctx, VIDEO_STEPS[1:])
+        out = ctx.path("out/upscaled.mp4")
+        call(upscale_lanczos, src, out, p["width"], p["height"], cancelled=ctx.cancelled)
+        ref = ctx.upload("upscaled.mp4", out, "video_upscaled", "video/mp4", {"width": p["width"], "height": p["height"]})
+        return StepOutput([ref], {"videoKey": ref["key"]})
+
+
+@REGISTRY.engine("mux", "ffmpeg", default=True)
+class FfmpegMux(Engine):
+    """H.264 yuv420p 25 fps + AAC, +faststart, soft subtitles from the TTS word timings."""
+
+    def mux(self, ctx: TaskContext) -> StepOutput:
+        from ...media.video import mux, write_srt
+
+        p = ctx.payload
+        video = upstream_video(ctx, VIDEO_STEPS)
+        speech = ctx.fetch(ctx.upstream_artifact("tts", "speech")["key"], "speech.wav")
+        srt = None
+        artifacts = []
+        if p.get("subtitles"):
+            timings = json.loads(ctx.fetch(ctx.upstream_artifact("tts", "timings")["key"], "timings.json").read_text())
+            srt = ctx.path("out/subtitles.srt")
+            write_srt(timings["words"], srt)
+        out = ctx.path("out/video.mp4")
+        info = call(mux, video, speech, out, srt, cancelled=ctx.cancelled)
+        meta = {k: info[k] for k in ("durationSec", "duration_sec", "width", "height", "fps") if k in info}
+        duration = float(info.get("duration_sec", info.get("durationSec", 0.0)))
+        video_ref = ctx.upload("video.mp4", out, "video", "video/mp4", {"durationSec": duration, **meta})
+        artifacts.append(video_ref)
+        outputs = {
+            "videoKey": video_ref["key"],
+            "durationSec": duration,
+            "width": int(info.get("width", p["width"])),
+            "height": int(info.get("height", p["height"])),
+            "fps": float(info.get("fps", FPS)),
+        }
+        if srt is not None:
+            sub_ref = ctx.upload("subtitles.srt", srt, "subtitles", "application/x-subrip")
+            artifacts.append(sub_ref)
+            outputs["subtitlesKey"] = sub_ref["key"]
+        return StepOutput(artifacts, outputs)
+
+

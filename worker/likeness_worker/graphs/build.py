@@ -1,0 +1,61 @@
+"""Compile one LangGraph StateGraph per DAG, all sharing the Postgres checkpointer."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from langgraph.graph import END, START, StateGraph
+
+from .dag import DAGS, dag_name
+from .nodes import StepNode
+from .state import JobState
+
+if TYPE_CHECKING:
+    from ..runtime import Runtime
+
+
+def build_graph(rt: "Runtime", dag: dict[str, tuple[str, ...]], checkpointer: Any):
+    g = StateGraph(JobState)
+    for step in dag:
+        g.add_node(step, StepNode(rt, step))
+    waited_on = {d for deps in dag.values() for d in deps}
+    for step, deps in dag.items():
+        if not deps:
+            g.add_edge(START, step)
+        elif len(deps) == 1:
+            g.add_edge(deps[0], step)
+        else:
+            g.add_edge(list(deps), step)  # fan-in: runs once all of deps are done
+        if step not in waited_on:
+            g.add_edge(step, END)
+    return g.compile(checkpointer=checkpointer)
+
+
+class JobGraphs:
+    """The compiled graphs and how to run (or resume) one attempt of a job."""
+
+    def __init__(self, rt: "Runtime", checkpointer: Any) -> None:
+        self.checkpointer = checkpointer
+        self.graphs = {name: build_graph(rt, dag, checkpointer) for name, dag in DAGS.items()}
+
+    @staticmethod
+    def thread_id(command: dict) -> str:
+        return f"{command['jobId']}:{command['attempt']}"
+
+    def forget(self, command: dict) -> None:
+        """Retention: once an attempt's terminal marker exists its checkpoints are never read
+        again (a redelivery only re-acks), so they are deleted instead of growing forever."""
+        self.checkpointer.delete_thread(self.thread_id(command))
+
+    def run(self, command: dict) -> dict[str, Any]:
+        graph = self.graphs[dag_name(command)]
+        config = {"configurable": {"thread_id": self.thread_id(command)}}
+        snapshot = graph.get_state(config)
+        if snapshot.next:
+            # A worker died in the middle of this attempt: resume after the last checkpoint.
+            # Steps whose output already exists are reused by their nodes (marker check).
+            return graph.invoke(None, config)
+        if snapshot.values:
+            # This attempt's graph already ended (the worker died before job_finished).
+            return snapshot.values
+        return graph.invoke({"command": command, "steps": {}, "error": None, "cancelled": False}, config)

@@ -1,0 +1,114 @@
+"""A graph node = one step: check cancel, reuse a finished step, or dispatch it and await it.
+
+Nodes never raise: a failed step becomes ``state.error`` and the later nodes skip themselves, so
+the graph always reaches END and the bridge reports one job_finished.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from dramatiq.results import ResultFailure, ResultTimeout
+
+from .. import metrics
+from ..contracts import STEP_TASK
+from ..engines import UnknownEngine
+from ..layout import done_key
+from .state import JobState
+
+if TYPE_CHECKING:
+    from ..runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+WAIT_SLICE_MS = 1_000  # how often a waiting node looks at the cancel key
+CANCEL_GRACE_S = 15.0  # after a cancel, how long to wait for the actor to stop by itself
+
+
+class StepNode:
+    def __init__(self, rt: "Runtime", step: str) -> None:
+        self.rt = rt
+        self.step = step
+        self.task_kind = STEP_TASK[step]
+
+    def __call__(self, state: JobState) -> dict[str, Any]:
+        if state.get("error") or state.get("cancelled"):
+            return {}
+        cmd = state["command"]
+        job_id, attempt = cmd["jobId"], cmd["attempt"]
+        ev = self.rt.events
+        if self.rt.cancel_requested(job_id):
+            return {"cancelled": True}
+
+        try:
+            engine, cls = self.rt.registry.resolve(self.task_kind, cmd.get("engines"))
+        except UnknownEngine as exc:
+            engine = (cmd.get("engines") or {}).get(self.task_kind, "?")[:64]
+            error = {"code": "bad_input", "message": str(exc), "retryable": False}
+            ev.emit(job_id, attempt, "step_failed", step=self.step, engine=engine, error=error, durationMs=0)
+            return {"error": {**error, "step": self.step}}
+
+        marker = self.rt.storage.get_json_or_none(done_key(job_id, self.step))
+        if marker is not None:
+            return self._succeeded(cmd, marker, reused=True, duration_ms=0)
+
+        ev.emit(job_id, attempt, "step_started", step=self.step, engine=engine)
+        started = time.monotonic()
+        request = {
+            "jobId": job_id,
+            "attempt": attempt,
+            "step": self.step,
+            "taskKind": self.task_kind,
+            "engine": engine,
+            "command": cmd,
+            "upstream": state.get("steps", {}),
+        }
+        result = self._await(self.rt.dispatch(self.task_kind, self.rt.queue_for(cls.device), request), job_id)
+        duration_ms = round((time.monotonic() - started) * 1000, 1)
+        if result.get("ok"):
+            return self._succeeded(cmd, result["done"], reused=bool(result.get("reused")), duration_ms=duration_ms)
+        error = result["error"]
+        ev.emit(job_id, attempt, "step_failed", step=self.step, engine=engine, error=error, durationMs=duration_ms)
+        if error["code"] == "cancelled":
+            return {"cancelled": True}
+        return {"error": {**error, "step": self.step}}
+
+    def _succeeded(self, cmd: dict, done: dict, *, reused: bool, duration_ms: float) -> dict[str, Any]:
+        if reused:
+            metrics.STEPS_REUSED.labels(self.step).inc()
+        self.rt.events.emit(
+            cmd["jobId"],
+            cmd["attempt"],
+            "step_succeeded",
+            step=self.step,
+            engine=done["engine"],
+            artifacts=done["artifacts"],
+            outputs=done.get("outputs", {}),
+            durationMs=duration_ms if not reused else 0,
+            reused=reused,
+        )
+        return {"steps": {self.step: done}}
+
+    def _await(self, message, job_id: str) -> dict[str, Any]:
+        """Block on the actor's result, looking at the cancel key and the step time limit."""
+        deadline = time.monotonic() + self.rt.settings.worker_step_timeout_s + 60
+        cancelled_at: float | None = None
+        while True:
+            try:
+                return self.rt.results.get_result(message, block=True, timeout=WAIT_SLICE_MS)
+            except ResultTimeout:
+                pass
+            except ResultFailure as exc:  # an exception escaped the actor (should not happen)
+                return {"ok": False, "error": {"code": "internal", "message": str(exc)[:4000], "retryable": True}}
+            now = time.monotonic()
+            if cancelled_at is None and self.rt.cancel_requested(job_id):
+                cancelled_at = now  # the actor sees the key too and stops its tool; give it a moment
+            if cancelled_at is not None and now - cancelled_at > CANCEL_GRACE_S:
+                return {"ok": False, "error": {"code": "cancelled", "message": "cancelled while running", "retryable": False}}
+            if now > deadline:
+                return {
+                    "ok": False,
+                    "error": {"code": "timeout", "message": f"step {self.step} got no result in time", "retryable": True},
+                }

@@ -1,0 +1,106 @@
+"""`likeness-worker`: the bridge, the Dramatiq workers for WORKER_QUEUES, and /metrics.
+
+One process. Each queue gets one Dramatiq worker with ONE thread (GPU rule: one model per card,
+no thread pool fighting over VRAM). The bridge runs in its own thread; the main thread waits for
+a signal. SIGTERM stops the bridge taking new jobs, lets running steps finish for a grace
+period, then exits; a job still running then stays pending and another worker reclaims it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+
+from .config import ConfigError, load_settings
+from .contracts import WORKER_TASK_KINDS, load_schemas
+from .engines import load_engines
+from .log import setup_logging
+
+log = logging.getLogger("likeness_worker")
+
+SHUTDOWN_GRACE_S = 30.0
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"likeness-worker: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(settings.log_level)
+    try:
+        load_schemas()
+        registry = load_engines(settings.worker_engine_plugins)
+    except (FileNotFoundError, ImportError) as exc:
+        print(f"likeness-worker: {exc}", file=sys.stderr)
+        return 2
+    missing = registry.missing_defaults(WORKER_TASK_KINDS)
+    if missing:
+        print(f"likeness-worker: no default engine registered for task kind(s): {', '.join(missing)}", file=sys.stderr)
+        return 2
+    if settings.likeness_test_faults:
+        log.warning("LIKENESS_TEST_FAULTS is set (%s): TEST-ONLY fault injection is active", settings.likeness_test_faults)
+
+    import dramatiq
+    from prometheus_client import start_http_server
+
+    from . import metrics
+    from .bridge import Bridge, JobRunner
+    from .graphs import JobGraphs
+    from .graphs.checkpointer import open_checkpointer
+    from .runtime import build_runtime
+
+    rt = build_runtime(settings, registry)
+    saver, pg_pool = open_checkpointer(settings.database_url.get_secret_value(), max_size=settings.worker_max_jobs + 2)
+    bridge = Bridge(rt, JobRunner(rt, JobGraphs(rt, saver)))
+
+    if settings.worker_metrics_port:
+        metrics.register_queue_depths(rt.queue_depths)
+        start_http_server(settings.worker_metrics_port)
+        log.info("metrics on :%d/metrics", settings.worker_metrics_port)
+
+    workers = []
+    for queue in settings.worker_queues:
+        w = dramatiq.Worker(rt.broker, queues={queue}, worker_threads=1, worker_timeout=500)
+        w.queue_prefetch = 1  # a waiting step stays in Redis for any idle worker, not in our cache
+        w.start()
+        workers.append(w)
+    log.info("worker %s: queues %s", rt.consumer_name, ", ".join(settings.worker_queues))
+
+    stop = threading.Event()
+
+    def on_signal(signum, _frame):
+        log.info("signal %d: shutting down", signum)
+        stop.set()
+        bridge.stop_event.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    bridge_thread = threading.Thread(target=bridge.run, name="bridge", daemon=True)
+    bridge_thread.start()
+    while not stop.wait(1.0):
+        if not bridge_thread.is_alive():
+            log.error("bridge thread died; exiting")
+            break
+
+    bridge.stop(SHUTDOWN_GRACE_S)
+    for w in workers:
+        w.stop(timeout=int(SHUTDOWN_GRACE_S * 1000))
+    rt.broker.close()
+    pg_pool.close()
+    if bridge.inflight:
+        # Job threads still wait on steps; their commands stay pending and are reclaimed
+        # elsewhere. Exit now instead of joining them.
+        log.info("bye (jobs left for other workers)")
+        logging.shutdown()
+        os._exit(0)
+    log.info("bye")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

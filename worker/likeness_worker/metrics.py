@@ -1,0 +1,51 @@
+"""Prometheus metrics of the worker (/metrics on WORKER_METRICS_PORT)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Callable, Iterable
+
+from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import REGISTRY, Collector
+
+log = logging.getLogger(__name__)
+
+STEP_SECONDS = Histogram(
+    "likeness_worker_step_duration_seconds",
+    "Wall time of one step run by an actor",
+    ["task", "engine", "outcome"],
+    buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 900, 1800, 3600),
+)
+STEP_FAILURES = Counter("likeness_worker_step_failures_total", "Steps that failed for good", ["task", "engine", "code"])
+STEP_RETRIES = Counter("likeness_worker_step_retries_total", "In-process retries of a step", ["task", "engine", "code"])
+STEPS_REUSED = Counter("likeness_worker_steps_reused_total", "Steps whose outputs already existed", ["step"])
+JOBS_FINISHED = Counter("likeness_worker_jobs_finished_total", "Jobs finished by this worker", ["kind", "state"])
+JOBS_RECLAIMED = Counter("likeness_worker_jobs_reclaimed_total", "Job commands reclaimed from dead consumers", ["kind"])
+JOBS_RUNNING = Gauge("likeness_worker_jobs_running", "Jobs whose DAG this process is driving")
+REAL_TIME_FACTOR = Histogram(
+    "likeness_worker_real_time_factor",
+    "Processing seconds per second of media produced (lower is faster)",
+    ["task", "engine"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 100),
+)
+
+
+class QueueDepthCollector(Collector):
+    """Reads queue depths from Redis at scrape time (job streams and Dramatiq queues)."""
+
+    def __init__(self, depths: Callable[[], Iterable[tuple[str, str, float]]]) -> None:
+        self._depths = depths
+
+    def collect(self):
+        g = GaugeMetricFamily("likeness_worker_queue_depth", "Messages waiting or in flight", labels=["queue", "state"])
+        try:
+            for queue, state, value in self._depths():
+                g.add_metric([queue, state], value)
+        except Exception as exc:  # a scrape must not crash because Redis blinked
+            log.warning("queue depth unavailable: %s", exc)
+        yield g
+
+
+def register_queue_depths(depths: Callable[[], Iterable[tuple[str, str, float]]]) -> None:
+    REGISTRY.register(QueueDepthCollector(depths))

@@ -1,0 +1,111 @@
+"""Everything a worker process shares: settings, Redis, storage, events, engines, broker, actors.
+
+Built once in main(); the bridge (graph nodes) and the actors both take it as their context.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import dramatiq
+import redis
+from dramatiq.brokers.redis import RedisBroker
+from dramatiq.results.backends import RedisBackend
+
+from .config import Settings
+from .contracts import JOB_KINDS, RedisKeys
+from .engines import EngineRegistry
+from .events import EventWriter
+from .faults import FaultPlan
+from .storage import Storage, make_storage
+
+CANCEL_POLL_S = 0.5
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    keys: RedisKeys
+    redis: redis.Redis
+    storage: Storage
+    events: EventWriter
+    registry: EngineRegistry
+    faults: FaultPlan
+    consumer_name: str
+    broker: RedisBroker | None = None
+    results: RedisBackend | None = None
+    actors: dict[str, dramatiq.Actor] = field(default_factory=dict)
+
+    def cancel_requested(self, job_id: str) -> bool:
+        return bool(self.redis.exists(self.keys.cancel(job_id)))
+
+    def cancel_probe(self, job_id: str) -> Callable[[], bool]:
+        """A cheap ``cancelled()`` for long steps: asks Redis at most every 0.5 s, sticky once true."""
+        state = {"at": 0.0, "value": False}
+
+        def probe() -> bool:
+            if not state["value"] and time.monotonic() - state["at"] >= CANCEL_POLL_S:
+                state["at"] = time.monotonic()
+                try:
+                    state["value"] = self.cancel_requested(job_id)
+                except redis.RedisError:
+                    pass
+            return state["value"]
+
+        return probe
+
+    @staticmethod
+    def queue_for(device: str) -> str:
+        """The Dramatiq queue of an engine's device (GPU rule: one queue per card)."""
+        return "gpu0" if device == "gpu" else device
+
+    def dispatch(self, task_kind: str, queue: str, request: dict[str, Any]) -> dramatiq.Message:
+        assert self.broker is not None
+        message = self.actors[task_kind].message(request).copy(queue_name=queue)
+        self.broker.declare_queue(queue)
+        return self.broker.enqueue(message)
+
+    def queue_depths(self):
+        """(queue, state, n) for the metrics collector: job streams and Dramatiq queues."""
+        for kind in JOB_KINDS:
+            stream = self.keys.job_stream(kind)
+            yield stream, "length", float(self.redis.xlen(stream))
+            try:
+                pending = self.redis.xpending(stream, self.keys.worker_group)
+                yield stream, "pending", float(pending["pending"])
+            except redis.ResponseError:
+                pass
+        for q in self.settings.worker_queues:
+            yield q, "waiting", float(self.redis.llen(f"{self.keys.dramatiq_namespace}:{q}"))
+
+
+def build_runtime(settings: Settings, registry: EngineRegistry, *, with_broker: bool = True) -> Runtime:
+    keys = RedisKeys(settings.redis_key_prefix)
+    client = redis.Redis.from_url(settings.redis_url.get_secret_value(), health_check_interval=30)
+    events = EventWriter(client, keys)
+    rt = Runtime(
+        settings=settings,
+        keys=keys,
+        redis=client,
+        storage=make_storage(settings),
+        events=events,
+        registry=registry,
+        faults=FaultPlan.parse(settings.likeness_test_faults),
+        consumer_name=f"{socket.gethostname()}-{os.getpid()}",
+    )
+    if with_broker:
+        from .actors.broker import build_broker
+        from .actors.tasks import declare_actors
+
+        def publish_progress(request: dict, fraction: float, message: str | None) -> None:
+            events.progress(request["jobId"], int(request["attempt"]), request["step"], fraction, message)
+
+        rt.broker, rt.results = build_broker(settings, keys, publish_progress)
+        for q in settings.worker_queues:
+            rt.broker.declare_queue(q)
+        rt.actors = declare_actors(rt)
+    return rt

@@ -1,0 +1,74 @@
+"""Settings are validated once; a broken environment is refused with the variable's name."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from likeness_worker.config import ConfigError, load_settings
+from likeness_worker.contracts import WORKER_TASK_KINDS
+from likeness_worker.engines import EngineRegistry, load_engines
+
+BASE = {"DATABASE_URL": "postgresql://u@h/db", "REDIS_URL": "redis://h:6379/0"}
+
+
+def test_defaults():
+    s = load_settings(BASE)
+    assert s.redis_key_prefix == "lk"
+    assert s.worker_queues == ("cpu",)
+    assert s.worker_reclaim_idle_ms == 30_000
+    assert s.storage_driver == "local" and s.storage_dir.name == "objects"
+    assert s.worker_metrics_port == 9101
+
+
+def test_parses_lists_and_numbers():
+    s = load_settings({**BASE, "WORKER_QUEUES": "cpu, gpu0", "WORKER_RECLAIM_IDLE_MS": "500"})
+    assert s.worker_queues == ("cpu", "gpu0") and s.worker_reclaim_idle_ms == 500
+
+
+@pytest.mark.parametrize(
+    "env, named",
+    [
+        ({}, "DATABASE_URL"),
+        ({"DATABASE_URL": "postgresql://x/y"}, "REDIS_URL"),
+        ({**BASE, "WORKER_QUEUES": "gpu"}, "WORKER_QUEUES"),
+        ({**BASE, "WORKER_RECLAIM_IDLE_MS": "soon"}, "WORKER_RECLAIM_IDLE_MS"),
+        ({**BASE, "STORAGE_DRIVER": "ftp"}, "STORAGE_DRIVER"),
+        ({**BASE, "STORAGE_DRIVER": "s3"}, "S3_BUCKET"),
+        ({**BASE, "REDIS_URL": "http://x"}, "REDIS_URL"),
+    ],
+)
+def test_refuses_with_the_name(env, named):
+    with pytest.raises(ConfigError, match=named):
+        load_settings(env)
+
+
+def test_secrets_are_not_echoed():
+    with pytest.raises(ConfigError) as err:
+        load_settings({"DATABASE_URL": "postgresql://u:hunter2@h/db", "REDIS_URL": "nope://:hunter3@x"})
+    assert "hunter" not in str(err.value)
+
+
+def test_worker_refuses_to_start_without_config():
+    exe = Path(sys.executable).parent / "likeness-worker"
+    proc = subprocess.run([str(exe)], env={"PATH": "/usr/bin:/bin"}, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "DATABASE_URL" in proc.stderr and "REDIS_URL" in proc.stderr
+
+
+def test_every_task_kind_has_a_default_engine():
+    registry = load_engines()
+    assert registry.missing_defaults(WORKER_TASK_KINDS) == []
+    assert registry.resolve("tts")[0] == "espeak"
+    assert registry.resolve("lipsync")[0] == "none"
+    assert EngineRegistry().missing_defaults(("tts", "mux")) == ["tts", "mux"]
+
+
+def test_unknown_engine_is_named():
+    from likeness_worker.engines import UnknownEngine
+
+    with pytest.raises(UnknownEngine, match="'whisper' for task kind 'tts'"):
+        load_engines().resolve("tts", {"tts": "whisper"})

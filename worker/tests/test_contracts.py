@@ -1,0 +1,98 @@
+"""The golden fixtures of packages/contracts: valid ones pass, invalid.* are refused; and every
+message the worker writes is checked against the same schemas."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from likeness_worker import contracts
+from likeness_worker.contracts import ProtocolError, RedisKeys, validate_command, validate_event, validate_progress
+from likeness_worker.events import job_finished_event_id, now_iso
+from likeness_worker.graphs.dag import DAGS
+
+FIXTURES = Path(__file__).resolve().parents[2] / "packages" / "contracts" / "fixtures"
+VALIDATORS = {"job-command": validate_command, "job-event": validate_event, "progress": validate_progress}
+
+
+def _validator(name: str):
+    base = name.removeprefix("invalid.").split(".")[0]
+    return VALIDATORS[base]
+
+
+FILES = sorted(FIXTURES.glob("*.json"))
+
+
+def test_there_are_fixtures_of_every_kind():
+    names = {f.name.removeprefix("invalid.").split(".")[0] for f in FILES}
+    assert names == set(VALIDATORS)
+    assert any(f.name.startswith("invalid.") for f in FILES)
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
+def test_fixture(path: Path):
+    message = json.loads(path.read_text())
+    check = _validator(path.name)
+    if path.name.startswith("invalid."):
+        with pytest.raises(ProtocolError):
+            check(message)
+    else:
+        check(message)
+
+
+def test_refuses_what_zod_refuses():
+    cmd = json.loads((FIXTURES / "job-command.generate_video.json").read_text())
+    for mutate in (
+        lambda c: c.update(jobId="not-a-uuid"),
+        lambda c: c.update(createdAt="2026-11-25T10:05:00+01:00"),  # contracts want UTC with Z
+        lambda c: c["payload"].update(width=513),
+        lambda c: c["payload"]["profile"].update(portraitKey="../x.png"),
+        lambda c: c.update(kind="train_profile"),
+    ):
+        bad = json.loads(json.dumps(cmd))
+        mutate(bad)
+        with pytest.raises(ProtocolError):
+            validate_command(bad)
+
+
+def test_worker_side_tables_match_the_schema():
+    schema = contracts.load_schemas().job_event.schema
+    step_enum = None
+    for branch in schema["oneOf"]:
+        if "step" in branch["properties"]:
+            step_enum = set(branch["properties"]["step"]["enum"])
+    assert step_enum == set(contracts.STEP_TASK)
+    cmd_schema = contracts.load_schemas().job_command.schema
+    kinds = set(cmd_schema["oneOf"][0]["properties"]["engines"]["propertyNames"]["enum"])
+    assert kinds == set(contracts.STEP_TASK.values())
+    # Each worker DAG has exactly the workflow's steps minus those that run in the api.
+    assert tuple(DAGS["train_profile"]) == contracts.TRAIN_PROFILE_STEPS
+    for pipeline, steps in contracts.GENERATE_VIDEO_STEPS.items():
+        assert set(DAGS[pipeline]) == set(steps) - set(contracts.API_STEPS)
+
+
+def test_redis_key_names_come_from_the_exported_templates():
+    keys = RedisKeys("lk")
+    assert keys.job_stream("train_profile") == "lk:jobs:train_profile"
+    assert keys.events == "lk:events"
+    assert keys.progress("j") == "lk:progress:j"
+    assert keys.cancel("j") == "lk:cancel:j"
+    assert keys.worker_group == "workers" and keys.field == "data" and keys.maxlen == 100_000
+
+
+def test_contracts_dir_override(monkeypatch, tmp_path):
+    monkeypatch.setenv("LIKENESS_CONTRACTS_DIR", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="LIKENESS_CONTRACTS_DIR"):
+        contracts.load_schemas(contracts.contracts_dir())
+
+
+def test_generated_messages_are_valid():
+    assert now_iso().endswith("Z")
+    job = "11111111-1111-4111-8111-111111111111"
+    eid = job_finished_event_id(job, 2)
+    assert eid == job_finished_event_id(job, 2) != job_finished_event_id(job, 3)
+    validate_event(
+        {"v": 1, "eventId": eid, "jobId": job, "attempt": 2, "at": now_iso(), "type": "job_finished", "state": "cancelled"}
+    )
