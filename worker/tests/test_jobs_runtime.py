@@ -200,3 +200,14 @@ def test_cancel_between_and_inside_steps(bus, tiny_worker):
     assert finished["state"] == "cancelled" and finished["error"]["code"] == "cancelled"
     assert step_events(events, "motion") == ["step_started", "step_failed"]
     assert "lipsync" not in {e.get("step") for e in events}
+
+
+def test_steps_go_to_the_queue_of_their_engines_device(bus, tiny_worker):
+    w = tiny_worker(WORKER_QUEUES="cpu,gpu0")
+    cmd = command("generate_video", engines={**TINY, "upscale": "tiny_gpu"}, pipeline="sadtalker")
+    bus.send(cmd)
+    events = bus.wait_finished(cmd["jobId"], worker=w)
+    queues = {e["step"]: e["outputs"]["queue"] for e in of_type(events, "step_succeeded")}
+    assert queues.pop("upscale") == "gpu0"
+    assert set(queues.values()) == {"cpu"}
+    assert of_type(events, "job_finished")[0]["state"] == "succeeded"

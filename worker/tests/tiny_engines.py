@@ -15,7 +15,10 @@ def _run(self: Engine, ctx: TaskContext) -> StepOutput:
     path = ctx.path(f"out/{ctx.step}.txt")
     path.write_text(f"{ctx.step} of {ctx.job_id} after {','.join(seen)}\n")
     ref = ctx.upload(f"{ctx.step}.txt", path, "note", "text/plain")
-    outputs = {"upstream": seen}
+    from dramatiq.middleware import CurrentMessage
+
+    message = CurrentMessage.get_current_message()
+    outputs = {"upstream": seen, "queue": message.queue_name if message else None}
     if ctx.task_kind == "publish":
         outputs["result"] = {"tiny": True, "steps": seen}
     return StepOutput([ref], outputs)
@@ -24,5 +27,8 @@ def _run(self: Engine, ctx: TaskContext) -> StepOutput:
 for kind, (_proto, verb) in TASK_INTERFACES.items():
     cls = type(f"Tiny_{kind}", (Engine,), {verb: _run})
     REGISTRY.engine(kind, "tiny")(cls)
+
+# A "GPU" engine: its steps must land on the gpu0 queue.
+REGISTRY.engine("upscale", "tiny_gpu")(type("TinyGpuUpscale", (Engine,), {"upscale": _run, "device": "gpu"}))
 
 TINY = {kind: "tiny" for kind in TASK_INTERFACES}
