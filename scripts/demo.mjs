@@ -9,6 +9,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { freePort, startInfra, watchdog } from "./infra.mjs";
+import { makeSamples } from "./samples.mjs";
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const DATA = path.join(REPO, ".data");
@@ -16,7 +17,6 @@ const LOGS = path.join(DATA, "logs");
 const DEMO = path.join(DATA, "demo");
 const API_ENTRY = path.join(REPO, "apps/api/dist/server.js");
 const WORKER_BIN = path.join(REPO, "worker/.venv/bin/likeness-worker");
-const PYTHON = path.join(REPO, "worker/.venv/bin/python");
 const CLI = path.join(REPO, "apps/cli/dist/main.js");
 const NARRATION =
   "Hello! I am a talking portrait made by Likeness, entirely on this computer. " +
@@ -101,36 +101,6 @@ async function waitHealthy(url, timeoutMs = 90000) {
   }
 }
 
-function run(cmd, args, opts = {}) {
-  const r = spawnSync(cmd, args, { encoding: "utf8", ...opts });
-  if (r.status !== 0) throw new DemoError(`${path.basename(cmd)} ${args.join(" ").slice(0, 120)} failed: ${(r.stderr || r.stdout || String(r.error)).trim().slice(-1500)}`);
-  return r.stdout;
-}
-
-/** Sample inputs from installed packages, made once: the scikit-image astronaut and ALSA's recorded speech. */
-function makeSamples() {
-  const images = path.join(DEMO, "inputs", "images");
-  const portrait = path.join(images, "astronaut.png");
-  const voice = path.join(DEMO, "inputs", "voice.wav");
-  fs.mkdirSync(images, { recursive: true });
-  if (!fs.existsSync(portrait)) {
-    run(PYTHON, ["-c", "import sys, skimage.data, imageio.v3 as iio; iio.imwrite(sys.argv[1], skimage.data.astronaut())", portrait]);
-  }
-  if (!fs.existsSync(voice)) {
-    // Front_Center.wav alone is 1.4 s; the voice sample needs 3 s or more. Eight of ALSA's
-    // recorded phrases ("front center", "rear left"...) make about 11 s of one man's speech.
-    const dir = "/usr/share/sounds/alsa";
-    const names = ["Front_Center", "Front_Left", "Front_Right", "Rear_Center", "Rear_Left", "Rear_Right", "Side_Left", "Side_Right"];
-    const files = names.map((n) => path.join(dir, `${n}.wav`)).filter((f) => fs.existsSync(f));
-    if (files.length === 0) throw new DemoError(`no recorded speech in ${dir}: install alsa-utils (scripts/bootstrap.sh does)`);
-    const inputs = files.flatMap((f) => ["-i", f]);
-    const filter = `${files.map((_, i) => `[${i}:a]`).join("")}concat=n=${files.length}:v=0:a=1[a]`;
-    run("ffmpeg", ["-v", "error", "-y", ...inputs, "-filter_complex", filter, "-map", "[a]", "-ac", "1", "-c:a", "pcm_s16le", voice + ".tmp.wav"]);
-    fs.renameSync(voice + ".tmp.wav", voice);
-  }
-  return { images, voice };
-}
-
 /** The real CLI. Its progress (stderr) goes straight to this terminal; stdout (--json) comes back. */
 function cli(args, env, input) {
   return new Promise((resolve, reject) => {
@@ -207,7 +177,12 @@ async function main() {
   say(`api on ${url}; logs in ${rel(LOGS)}/{api,worker}.log`);
 
   t = performance.now();
-  const samples = makeSamples();
+  let samples;
+  try {
+    samples = makeSamples(path.join(DEMO, "inputs"));
+  } catch (err) {
+    throw new DemoError(err.message);
+  }
   mark("sample inputs", t);
   say(`inputs: ${rel(path.join(samples.images, "astronaut.png"))} (scikit-image), ${rel(samples.voice)} (alsa-utils recordings)`);
 
