@@ -13,6 +13,11 @@ describe("loadConfig", () => {
       storage: { driver: "local", dir: path.join(REPO_ROOT, ".data/objects") },
       api: { host: "127.0.0.1", port: 8080 },
       logLevel: "info",
+      events: { consumerName: undefined, reclaimIdleMs: 30_000 },
+    });
+    expect(loadConfig({ ...base, API_CONSUMER_NAME: "api-1", API_RECLAIM_IDLE_MS: "200" }).events).toEqual({
+      consumerName: "api-1",
+      reclaimIdleMs: 200,
     });
     expect(existsSync(path.join(REPO_ROOT, "packages/contracts"))).toBe(true);
   });
@@ -22,6 +27,7 @@ describe("loadConfig", () => {
     expect(() => loadConfig({ ...base, API_PORT: "eighty" })).toThrow(/API_PORT/);
     expect(() => loadConfig({ ...base, STORAGE_DRIVER: "ftp" })).toThrow(/STORAGE_DRIVER/);
     expect(() => loadConfig({ ...base, STORAGE_DRIVER: "s3" })).toThrow(/S3_BUCKET/);
+    expect(() => loadConfig({ ...base, API_CONSUMER_NAME: "has space" })).toThrow(/API_CONSUMER_NAME/);
   });
 
   it("reads the s3 settings", () => {

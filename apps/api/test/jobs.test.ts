@@ -26,8 +26,6 @@ import type { ObjectStorage } from "../src/storage/object-storage.js";
 import type { Db } from "../src/db/db.js";
 import { createTestApp, describeWithServices, signUp, type TestApp } from "./support.js";
 
-process.env.API_RECLAIM_IDLE_MS = "200";
-
 type Cmd = JobCommand;
 type EventInput = { type: JobEvent["type"] } & Record<string, unknown>;
 
@@ -193,7 +191,8 @@ describeWithServices("jobs", () => {
   const extraApps: FastifyInstance[] = [];
 
   beforeAll(async () => {
-    t = await createTestApp();
+    // Entries idle this long on a dead replica are taken over: short, so the restart tests are quick.
+    t = await createTestApp({ env: { API_RECLAIM_IDLE_MS: "200" } });
     app = t.app;
     keys = redisKeys(t.config.redisKeyPrefix);
     worker = new ScriptedWorker(t.redis, t.config.redisKeyPrefix, t.storage);
@@ -202,11 +201,7 @@ describeWithServices("jobs", () => {
   });
   afterAll(async () => {
     for (const x of extraApps) await x.close().catch(() => undefined);
-    if (t) {
-      const ks = await t.redis.keys(`${t.config.redisKeyPrefix}:*`);
-      if (ks.length) await t.redis.del(...ks);
-      await t.close();
-    }
+    await t?.close();
   });
 
   const job = async (id: string, auth = a.auth) => {
@@ -451,8 +446,18 @@ describeWithServices("jobs", () => {
     await waitFor("running", async () => (await job(j2.id)).state === "running");
     const c = await app.inject({ method: "POST", url: `/v1/jobs/${j2.id}/cancel`, headers: a.auth });
     expect(c.statusCode).toBe(202);
-    expect(c.json().state).toBe("running"); // until the worker reports
+    expect(c.json().state).toBe("cancelling"); // until the worker reports
+    expect((await job(j2.id)).state).toBe("cancelling");
     expect(await t.redis.exists(keys.cancel(j2.id))).toBe(1);
+    // Events of the still-running worker keep it `cancelling`; cancelling again changes nothing.
+    await worker.send(command, { type: "step_started", step: "train_lora", engine: "dataset" });
+    await waitFor("train_lora running", async () =>
+      (await job(j2.id)).steps.some((s: { name: string; state: string }) => s.name === "train_lora" && s.state === "running"),
+    );
+    expect((await job(j2.id)).state).toBe("cancelling");
+    const again = await app.inject({ method: "POST", url: `/v1/jobs/${j2.id}/cancel`, headers: a.auth });
+    expect(again.statusCode).toBe(202);
+    expect(again.json().state).toBe("cancelling");
     await worker.send(command, {
       type: "step_failed", step: "prepare", engine: "dataset", durationMs: 5,
       error: { code: "cancelled", message: "cancelled", retryable: true },
@@ -469,6 +474,41 @@ describeWithServices("jobs", () => {
     expect((await app.inject({ method: "POST", url: `/v1/jobs/${j2.id}/retry`, headers: a.auth })).statusCode).toBe(202);
     expect(await t.redis.exists(keys.cancel(j2.id))).toBe(0);
     await worker.next("train_profile");
+  });
+
+  it("deletes a profile with its jobs and their objects, but not while one of its jobs runs", async () => {
+    const p = await makeProfile(t.db, a.userId);
+    const tj = await train(p.id);
+    const { command: tc } = await worker.next("train_profile");
+    await t.storage.put(`jobs/${tj.id}/prepare/portrait.png`, Buffer.from("png"), "image/png");
+    await worker.train(tc);
+    await waitFor("trained", async () => (await job(tj.id)).state === "succeeded");
+    await waitFor("profile trained", async () =>
+      (await t.db.selectFrom("profiles").select("state").where("id", "=", p.id).executeTakeFirstOrThrow()).state === "trained",
+    );
+
+    const res = await app.inject({ method: "POST", url: "/v1/videos", headers: a.auth, payload: { profileId: p.id, narration: "Hello." } });
+    expect(res.statusCode, res.body).toBe(202);
+    const vj = res.json().job;
+    const { command: vc } = await worker.next("generate_video");
+    // The video job is queued: the profile stays, and so do the objects.
+    const refused = await app.inject({ method: "DELETE", url: `/v1/profiles/${p.id}`, headers: a.auth });
+    expect(refused.statusCode).toBe(409);
+    expect(refused.json().message).toContain(vj.id);
+    expect((await app.inject({ method: "GET", url: `/v1/profiles/${p.id}`, headers: a.auth })).statusCode).toBe(200);
+
+    await worker.video(vc);
+    await waitFor("video done", async () => (await job(vj.id)).state === "succeeded");
+    expect(await t.storage.list(`jobs/${vj.id}/`)).toEqual([`jobs/${vj.id}/mux/video.mp4`]);
+    // Another user cannot delete it; its owner can, and nothing of it is left.
+    expect((await app.inject({ method: "DELETE", url: `/v1/profiles/${p.id}`, headers: b.auth })).statusCode).toBe(404);
+    const del = await app.inject({ method: "DELETE", url: `/v1/profiles/${p.id}`, headers: a.auth });
+    expect(del.statusCode, del.body).toBe(204);
+    expect(await t.storage.list(`jobs/${tj.id}/`)).toEqual([]);
+    expect(await t.storage.list(`jobs/${vj.id}/`)).toEqual([]);
+    expect(await t.db.selectFrom("jobs").select("id").where("profile_id", "=", p.id).execute()).toEqual([]);
+    expect(await t.db.selectFrom("videos").select("id").where("job_id", "=", vj.id).execute()).toEqual([]);
+    expect((await app.inject({ method: "GET", url: `/v1/jobs/${vj.id}`, headers: a.auth })).statusCode).toBe(404);
   });
 
   it("streams snapshot, progress and events over the WebSocket in order, then closes", async () => {

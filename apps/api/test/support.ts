@@ -3,7 +3,7 @@
 //    and fails instead when CI is set;
 //  - `createTestDatabase()`: a fresh migrated database `lk_test_<random>`, dropped by `drop()`;
 //  - `createTestApp()`: buildApp on that database, a random REDIS_KEY_PREFIX and a LocalStorage
-//    in a temp folder; `close()` tears all of it down.
+//    in a temp folder; `close()` tears all of it down (SCAN MATCH <prefix>:* + DEL, DROP DATABASE).
 import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
@@ -89,6 +89,13 @@ export async function createTestDatabase(): Promise<TestDatabase> {
       const c = new pg.Client({ connectionString: PG_URL });
       await c.connect();
       try {
+        // pg's Pool.end() resolves before its connections have closed; FORCE would kill one still
+        // closing and its client would throw an unhandled 57P01. Give them a moment first.
+        for (let i = 0; i < 40; i++) {
+          const r = await c.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1", [name]);
+          if (r.rows[0]?.n === 0) break;
+          await new Promise((resolve) => setTimeout(resolve, 50));
+        }
         await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
       } finally {
         await c.end();
@@ -132,12 +139,22 @@ export async function createTestApp(opts: { storage?: ObjectStorage; env?: Recor
     storage,
     storageDir,
     database,
+    /** Closes the app, deletes this test's Redis keys, drops its database and its objects folder. */
     async close() {
-      await app.close();
-      await deleteKeys(redis, `${config.redisKeyPrefix}:*`);
-      redis.disconnect();
-      await database.drop();
-      await rm(storageDir, { recursive: true, force: true });
+      try {
+        await app.close();
+      } finally {
+        try {
+          await deleteKeys(redis, `${config.redisKeyPrefix}:*`);
+        } finally {
+          redis.disconnect();
+          try {
+            await database.drop();
+          } finally {
+            await rm(storageDir, { recursive: true, force: true });
+          }
+        }
+      }
     },
   };
 }

@@ -92,7 +92,8 @@ export const CreateVideoRequest = z
   });
 export type CreateVideoRequest = z.infer<typeof CreateVideoRequest>;
 
-export const JobState = z.enum(["queued", "running", "succeeded", "failed", "cancelled"]);
+/** `cancelling`: the user cancelled a running job; it stays so until the worker reports how it ended. */
+export const JobState = z.enum(["queued", "running", "cancelling", "succeeded", "failed", "cancelled"]);
 export type JobState = z.infer<typeof JobState>;
 export const StepState = z.enum(["pending", "running", "succeeded", "failed", "cancelled"]);
 

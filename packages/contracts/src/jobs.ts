@@ -142,12 +142,17 @@ export const GenerateVideoPayload = z.object({
 });
 export type GenerateVideoPayload = z.infer<typeof GenerateVideoPayload>;
 
-const commandBase = {
+/** Fields of every message about one run of a job: command, event and progress. */
+const jobAttempt = {
   v: z.literal(PROTOCOL_VERSION),
   jobId: z.uuid(),
-  userId: z.uuid(),
   /** 1 for the first run, +1 for each retry. Outputs of earlier attempts are reused. */
   attempt: z.number().int().min(1),
+};
+
+const commandBase = {
+  ...jobAttempt,
+  userId: z.uuid(),
   engines: EngineOverrides.default({}),
   createdAt: z.iso.datetime(),
 };
@@ -188,11 +193,9 @@ export const StepError = z.object({
 export type StepError = z.infer<typeof StepError>;
 
 const eventBase = {
-  v: z.literal(PROTOCOL_VERSION),
+  ...jobAttempt,
   /** Unique per event: the api records each event once even when it is delivered twice. */
   eventId: z.uuid(),
-  jobId: z.uuid(),
-  attempt: z.number().int().min(1),
   at: z.iso.datetime(),
 };
 
@@ -248,9 +251,7 @@ export type VideoResult = z.infer<typeof VideoResult>;
 
 /** lk:progress:<jobId> Pub/Sub message: lossy, for live display only. */
 export const Progress = z.object({
-  v: z.literal(PROTOCOL_VERSION),
-  jobId: z.uuid(),
-  attempt: z.number().int().min(1),
+  ...jobAttempt,
   step: StepName,
   /** 0..1 */
   fraction: z.number().min(0).max(1),

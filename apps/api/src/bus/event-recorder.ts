@@ -8,18 +8,12 @@ import {
   type StepError,
   type StepName,
 } from "@likeness/contracts";
+import { json } from "../db/db.js";
 import type { Database, JobRow } from "../db/types.js";
-import {
-  closeOpenSteps,
-  findStep,
-  isTerminal,
-  json,
-  lockJob,
-  updateStep,
-  upsertArtifact,
-} from "../jobs/jobs.repository.js";
-import { setProfileTrainState } from "../jobs/job-profiles.repository.js";
+import { isTerminal, JobsRepository } from "../jobs/jobs.repository.js";
+import { ProfilesRepository } from "../profiles/profiles.repository.js";
 import type { JobMetrics } from "../jobs/jobs.metrics.js";
+import { ProcessedEventsRepository } from "./processed-events.repository.js";
 
 export type RecordOutcome =
   | { status: "duplicate" }
@@ -32,31 +26,21 @@ type JobError = StepError & { step?: StepName };
 
 export async function recordEvent(db: Kysely<Database>, event: JobEvent, metrics?: JobMetrics): Promise<RecordOutcome> {
   return db.transaction().execute(async (tx): Promise<RecordOutcome> => {
-    const inserted = await tx
-      .insertInto("processed_events")
-      .values({ event_id: event.eventId })
-      .onConflict((oc) => oc.column("event_id").doNothing())
-      .returning("event_id")
-      .executeTakeFirst();
-    if (!inserted) return { status: "duplicate" };
+    if (!(await new ProcessedEventsRepository(tx).markProcessed(event.eventId))) return { status: "duplicate" };
 
-    const job = await lockJob(tx, event.jobId);
+    const jobs = new JobsRepository(tx);
+    const job = await jobs.lock(event.jobId);
     if (!job) return { status: "unknown_job" };
     if (job.attempt !== event.attempt || isTerminal(job.state)) return { status: "stale", job };
 
     switch (event.type) {
       case "job_started": {
-        const updated = await tx
-          .updateTable("jobs")
-          .set({ state: "running", started_at: job.started_at ?? event.at })
-          .where("id", "=", job.id)
-          .returningAll()
-          .executeTakeFirstOrThrow();
-        if (job.kind === "train_profile") await setProfileTrainState(tx, job.profile_id, job.id, "training");
+        const updated = await jobs.markRunning(job, event.at);
+        if (job.kind === "train_profile") await new ProfilesRepository(tx).setTrainState(job.profile_id, job.id, "training");
         return { status: "applied", job: updated };
       }
       case "step_started": {
-        await updateStep(tx, job.id, event.step, {
+        await jobs.updateStep(job.id, event.step, {
           state: "running",
           engine: event.engine,
           attempt: event.attempt,
@@ -65,12 +49,11 @@ export async function recordEvent(db: Kysely<Database>, event: JobEvent, metrics
           duration_ms: null,
           error: null,
         });
-        const updated = await markRunning(tx, job, event.at);
-        return { status: "applied", job: updated };
+        return { status: "applied", job: await jobs.markRunning(job, event.at) };
       }
       case "step_succeeded": {
-        const step = await findStep(tx, job.id, event.step);
-        await updateStep(tx, job.id, event.step, {
+        const step = await jobs.findStep(job.id, event.step);
+        await jobs.updateStep(job.id, event.step, {
           state: "succeeded",
           engine: event.engine,
           attempt: event.attempt,
@@ -81,7 +64,7 @@ export async function recordEvent(db: Kysely<Database>, event: JobEvent, metrics
           error: null,
         });
         for (const a of event.artifacts) {
-          await upsertArtifact(tx, {
+          await jobs.upsertArtifact({
             userId: job.user_id,
             jobId: job.id,
             step: event.step,
@@ -97,11 +80,11 @@ export async function recordEvent(db: Kysely<Database>, event: JobEvent, metrics
           { step: event.step, engine: event.engine, outcome: "succeeded", reused: String(event.reused) },
           event.durationMs / 1000,
         );
-        return { status: "applied", job: await markRunning(tx, job, event.at) };
+        return { status: "applied", job: await jobs.markRunning(job, event.at) };
       }
       case "step_failed": {
-        const step = await findStep(tx, job.id, event.step);
-        await updateStep(tx, job.id, event.step, {
+        const step = await jobs.findStep(job.id, event.step);
+        await jobs.updateStep(job.id, event.step, {
           state: event.error.code === "cancelled" ? "cancelled" : "failed",
           engine: event.engine,
           attempt: event.attempt,
@@ -115,7 +98,7 @@ export async function recordEvent(db: Kysely<Database>, event: JobEvent, metrics
           { step: event.step, engine: event.engine, outcome: "failed", reused: "false" },
           event.durationMs / 1000,
         );
-        return { status: "applied", job: await markRunning(tx, job, event.at) };
+        return { status: "applied", job: await jobs.markRunning(job, event.at) };
       }
       case "job_finished": {
         let state = event.state;
@@ -143,13 +126,13 @@ export async function recordEvent(db: Kysely<Database>, event: JobEvent, metrics
         }
 
         if (state !== "succeeded") {
-          await closeOpenSteps(tx, job.id, state, event.at);
+          await jobs.closeOpenSteps(job.id, state, event.at);
           if (error?.step) {
             // The failing step carries the error even when no step_failed event preceded it.
-            const step = await findStep(tx, job.id, error.step);
+            const step = await jobs.findStep(job.id, error.step);
             if (step && step.state !== "succeeded" && !step.error) {
               const { step: _name, ...stepError } = error;
-              await updateStep(tx, job.id, error.step, {
+              await jobs.updateStep(job.id, error.step, {
                 state: state === "cancelled" ? "cancelled" : "failed",
                 finished_at: event.at,
                 error: json(stepError),
@@ -157,30 +140,8 @@ export async function recordEvent(db: Kysely<Database>, event: JobEvent, metrics
             }
           }
         }
-        const updated = await tx
-          .updateTable("jobs")
-          .set({
-            state,
-            result: result === null ? null : json(result),
-            error: error === null ? null : json(error),
-            started_at: job.started_at ?? event.at,
-            finished_at: event.at,
-          })
-          .where("id", "=", job.id)
-          .returningAll()
-          .executeTakeFirstOrThrow();
-        return { status: "applied", job: updated };
+        return { status: "applied", job: await jobs.finish(job, { state, result, error, at: event.at }) };
       }
     }
   });
-}
-
-async function markRunning(tx: Kysely<Database>, job: JobRow, at: string): Promise<JobRow> {
-  if (job.state === "running") return job;
-  return tx
-    .updateTable("jobs")
-    .set({ state: "running", started_at: job.started_at ?? at })
-    .where("id", "=", job.id)
-    .returningAll()
-    .executeTakeFirstOrThrow();
 }

@@ -6,6 +6,9 @@ import { migrations } from "./migrations/index.js";
 
 export type Db = Kysely<Database>;
 
+/** A value for a jsonb column: Kysely writes jsonb as a JSON string (see types.ts). */
+export const json = (v: unknown): string => JSON.stringify(v);
+
 const INT8_OID = 20;
 
 /** A Kysely instance on its own pool. bigint columns come back as numbers (sizes, not money). */

@@ -16,7 +16,7 @@ export type NullableJson = ColumnType<JsonValue | null, string | null | undefine
 
 export type ProfileStateValue = "draft" | "queued" | "training" | "trained" | "failed";
 export type JobKindValue = "train_profile" | "generate_video";
-export type JobStateValue = "queued" | "running" | "succeeded" | "failed" | "cancelled";
+export type JobStateValue = "queued" | "running" | "cancelling" | "succeeded" | "failed" | "cancelled";
 export type StepStateValue = "pending" | "running" | "succeeded" | "failed" | "cancelled";
 
 export interface UsersTable {

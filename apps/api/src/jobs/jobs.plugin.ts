@@ -2,7 +2,6 @@
 // `{prefix}:events` consumer. buildApp registers this with the app's deps.
 import type { FastifyInstance } from "fastify";
 import fastifyWebsocket from "@fastify/websocket";
-import { z } from "zod";
 import { JobKind, redisKeys } from "@likeness/contracts";
 import type { AppDeps } from "../app.js";
 import { JobStreamProducer } from "../bus/job-stream.repository.js";
@@ -15,14 +14,6 @@ import { videosRoutes } from "../videos/videos.routes.js";
 import { createJobMetrics, registerStreamLengthGauge } from "./jobs.metrics.js";
 import { JobsService, type JobsRuntime } from "./jobs.service.js";
 import { jobsRoutes } from "./jobs.routes.js";
-
-/** Job-side settings not (yet) in config.ts; read once when the plugin starts. */
-const JobsEnv = z.object({
-  /** Stable consumer name of this replica in group `api` (default api-<host>-<pid>). */
-  API_CONSUMER_NAME: z.string().regex(/^[A-Za-z0-9_\-.:]{1,100}$/).optional(),
-  /** An events entry pending this long on another (dead) api replica is taken over. */
-  API_RECLAIM_IDLE_MS: z.coerce.number().int().min(10).default(30_000),
-});
 
 export interface JobsHandle {
   runtime: JobsRuntime;
@@ -39,7 +30,6 @@ export function jobsHandle(deps: AppDeps): JobsHandle | undefined {
 }
 
 export default async function jobsPlugin(app: FastifyInstance, deps: AppDeps): Promise<void> {
-  const env = JobsEnv.parse(Object.fromEntries(Object.entries(process.env).filter(([, v]) => v !== "")));
   const prefix = deps.config.redisKeyPrefix;
   const keys = redisKeys(prefix);
 
@@ -53,13 +43,15 @@ export default async function jobsPlugin(app: FastifyInstance, deps: AppDeps): P
   );
   const consumer = new EventsConsumer(
     { db: deps.db, redis: deps.redis, prefix, runner, log: app.log, metrics },
-    { consumerName: env.API_CONSUMER_NAME ?? defaultConsumerName(), reclaimIdleMs: env.API_RECLAIM_IDLE_MS },
+    { consumerName: deps.config.events.consumerName ?? defaultConsumerName(), reclaimIdleMs: deps.config.events.reclaimIdleMs },
   );
   const runtime: JobsRuntime = { db: deps.db, redis: deps.redis, prefix, runner, consumer, metrics, log: app.log };
   const jobs = new JobsService(runtime);
   const videos = new VideosService(runtime, jobs, deps.storage);
   const hub = new JobUpdatesHub(deps.redis, app.log);
   handles.set(deps, { runtime, jobs, videos, consumer, runner });
+  // A profile is deleted with its jobs: not while one runs; their outputs go with the rows.
+  app.profileDeleteHooks.push(({ userId, profileId }) => jobs.prefixesForProfileDelete(userId, profileId));
 
   await app.register(fastifyWebsocket, { options: { maxPayload: 64 * 1024 } });
   await app.register(jobsRoutes, { jobs });

@@ -1,23 +1,19 @@
 // Decisions about jobs: who may train, retry and cancel what, and in which order the rows, the
 // workflow and Redis are touched. Routes call this; SQL lives in the repositories.
-import { randomUUID } from "node:crypto";
 import type { Kysely } from "kysely";
 import type { Redis } from "ioredis";
 import type { FastifyBaseLogger } from "fastify";
-import {
-  PROTOCOL_VERSION,
-  TRAIN_PROFILE_STEPS,
-  redisKeys,
-  type Job,
-  type JobEvent,
-} from "@likeness/contracts";
+import { TRAIN_PROFILE_STEPS, redisKeys, type Job } from "@likeness/contracts";
 import type { Database, JobRow } from "../db/types.js";
 import { conflict, notFound } from "../http/errors.js";
-import { findJob, insertJob, isTerminal, loadJobView, lockJob, resetForRetry } from "./jobs.repository.js";
-import { findProfile, findProfileInputs, markProfileQueued, setProfileTrainState } from "./job-profiles.repository.js";
-import type { JobMetrics } from "./jobs.metrics.js";
-import type { WorkflowRunner } from "../workflows/workflow.runner.js";
+import { ProfilesRepository } from "../profiles/profiles.repository.js";
+import { ProfileInputsRepository } from "../profiles/profile-inputs.repository.js";
+import { jobFinishedEvent } from "../bus/job-finished.js";
 import type { EventsConsumer } from "../bus/events.consumer.js";
+import type { WorkflowRunner } from "../workflows/workflow.runner.js";
+import { isTerminal, JobsRepository } from "./jobs.repository.js";
+import { loadJobView } from "./job-view.js";
+import type { JobMetrics } from "./jobs.metrics.js";
 
 /** The cancel flag lives this long; the worker checks it before and inside each step. */
 export const CANCEL_TTL_SECONDS = 24 * 60 * 60;
@@ -32,13 +28,15 @@ export interface JobsRuntime {
   log: FastifyBaseLogger;
 }
 
-type JobFinished = Extract<JobEvent, { type: "job_finished" }>;
-
 export class JobsService {
   private readonly keys;
+  private readonly jobs: JobsRepository;
+  private readonly profiles: ProfilesRepository;
 
   constructor(private readonly rt: JobsRuntime) {
     this.keys = redisKeys(rt.prefix);
+    this.jobs = new JobsRepository(rt.db);
+    this.profiles = new ProfilesRepository(rt.db);
   }
 
   async getJob(userId: string, jobId: string): Promise<Job> {
@@ -48,9 +46,9 @@ export class JobsService {
   }
 
   async trainProfile(userId: string, profileId: string): Promise<Job> {
-    const profile = await findProfile(this.rt.db, profileId, userId);
+    const profile = await this.profiles.findForUser(userId, profileId);
     if (!profile) throw notFound("profile");
-    const inputs = await findProfileInputs(this.rt.db, profile.id);
+    const inputs = await new ProfileInputsRepository(this.rt.db).listForProfiles([profile.id]);
     if (!inputs.some((i) => i.kind === "image") || !inputs.some((i) => i.kind === "voice")) {
       throw conflict("the profile needs at least one photo and a voice sample before it can be trained");
     }
@@ -58,14 +56,14 @@ export class JobsService {
       throw conflict(`the profile is already being trained (job ${profile.train_job_id})`);
     }
     const job = await this.rt.db.transaction().execute(async (tx) => {
-      const row = await insertJob(tx, {
+      const row = await new JobsRepository(tx).insert({
         userId,
         kind: "train_profile",
         profileId: profile.id,
         request: { profileId: profile.id },
         steps: TRAIN_PROFILE_STEPS,
       });
-      await markProfileQueued(tx, profile.id, row.id);
+      await new ProfilesRepository(tx).markQueued(profile.id, row.id);
       return row;
     });
     await this.startWorkflow(job);
@@ -79,30 +77,30 @@ export class JobsService {
     } catch (err) {
       this.rt.log.error({ err, jobId: job.id }, "could not start the job's workflow");
       await this.rt.consumer.ingest(
-        this.finishedEvent(job, "failed", {
-          code: "internal",
-          message: "the job could not be queued; retry it",
-          retryable: true,
+        jobFinishedEvent(job, {
+          state: "failed",
+          error: { code: "internal", message: "the job could not be queued; retry it", retryable: true },
         }),
       );
-      if (job.kind === "train_profile") await setProfileTrainState(this.rt.db, job.profile_id, job.id, "failed");
+      if (job.kind === "train_profile") await this.profiles.setTrainState(job.profile_id, job.id, "failed");
     }
   }
 
   /** A failed or cancelled job runs again as attempt + 1; steps that succeeded are reused. */
   async retry(userId: string, jobId: string): Promise<Job> {
-    const job = await findJob(this.rt.db, jobId, userId);
+    const job = await this.jobs.find(jobId, userId);
     if (!job) throw notFound("job");
     if (job.state !== "failed" && job.state !== "cancelled") {
       throw conflict(`only a failed or cancelled job can be retried; this one is ${job.state}`);
     }
     const next = await this.rt.db.transaction().execute(async (tx) => {
-      const locked = await lockJob(tx, job.id);
+      const jobs = new JobsRepository(tx);
+      const locked = await jobs.lock(job.id);
       if (!locked || locked.attempt !== job.attempt || (locked.state !== "failed" && locked.state !== "cancelled")) {
         throw conflict("the job changed meanwhile; reload it");
       }
-      const row = await resetForRetry(tx, locked);
-      if (row.kind === "train_profile") await markProfileQueued(tx, row.profile_id, row.id);
+      const row = await jobs.resetForRetry(locked);
+      if (row.kind === "train_profile") await new ProfilesRepository(tx).markQueued(row.profile_id, row.id);
       return row;
     });
     await this.rt.redis.del(this.keys.cancel(job.id)); // the new attempt must not see the old cancel
@@ -114,34 +112,34 @@ export class JobsService {
   /**
    * Sets the cancel flag the worker checks. A job no worker has started yet (still queued) is
    * cancelled at once: the api records its own job_finished(cancelled), which ends the workflow.
+   * A running job shows `cancelling` until the worker reports how it ended.
    */
   async cancel(userId: string, jobId: string): Promise<Job> {
-    const job = await findJob(this.rt.db, jobId, userId);
+    const job = await this.jobs.find(jobId, userId);
     if (!job) throw notFound("job");
     if (isTerminal(job.state)) throw conflict(`the job has already ended (${job.state})`);
     await this.rt.redis.set(this.keys.cancel(job.id), String(job.attempt), "EX", CANCEL_TTL_SECONDS);
     if (job.state === "queued") {
       await this.rt.consumer.ingest(
-        this.finishedEvent(job, "cancelled", {
-          code: "cancelled",
-          message: "cancelled before a worker started it",
-          retryable: true,
+        jobFinishedEvent(job, {
+          state: "cancelled",
+          error: { code: "cancelled", message: "cancelled before a worker started it", retryable: true },
         }),
       );
+    } else if (job.state === "running") {
+      await this.jobs.markCancelling(job.id, job.attempt);
     }
     return this.getJob(userId, job.id);
   }
 
-  private finishedEvent(job: JobRow, state: "failed" | "cancelled", error: NonNullable<JobFinished["error"]>): JobFinished {
-    return {
-      v: PROTOCOL_VERSION,
-      type: "job_finished",
-      eventId: randomUUID(),
-      jobId: job.id,
-      attempt: job.attempt,
-      at: new Date().toISOString(),
-      state,
-      error,
-    };
+  /**
+   * Profile delete hook: refuses (409) while one of the profile's jobs may still be worked on,
+   * else names the storage prefix of each of its jobs (`jobs/<jobId>/`) so their outputs go too.
+   */
+  async prefixesForProfileDelete(userId: string, profileId: string): Promise<string[]> {
+    const jobs = await this.jobs.listForProfile(userId, profileId);
+    const active = jobs.find((j) => !isTerminal(j.state));
+    if (active) throw conflict(`a job of this profile is ${active.state} (job ${active.id}): cancel it first`);
+    return jobs.map((j) => `jobs/${j.id}/`);
   }
 }

@@ -1,6 +1,7 @@
 // All SQL on `profiles`. Reads of a user's profile filter by user_id.
 import type { Kysely } from "kysely";
-import type { Database, NewProfile, ProfileRow } from "../db/types.js";
+import { json } from "../db/db.js";
+import type { Database, NewProfile, ProfileRow, ProfileStateValue } from "../db/types.js";
 
 export class ProfilesRepository {
   constructor(private readonly db: Kysely<Database>) {}
@@ -11,6 +12,11 @@ export class ProfilesRepository {
 
   findForUser(userId: string, id: string): Promise<ProfileRow | undefined> {
     return this.db.selectFrom("profiles").selectAll().where("id", "=", id).where("user_id", "=", userId).executeTakeFirst();
+  }
+
+  /** Not scoped to a user: for the job side, which already holds the owner's job. */
+  findById(id: string): Promise<ProfileRow | undefined> {
+    return this.db.selectFrom("profiles").selectAll().where("id", "=", id).executeTakeFirst();
   }
 
   listForUser(userId: string): Promise<ProfileRow[]> {
@@ -32,6 +38,25 @@ export class ProfilesRepository {
       .where("trigger_word", "like", `${base.replace(/[%_\\]/g, "\\$&")}%`)
       .execute();
     return new Set(rows.map((r) => r.trigger_word));
+  }
+
+  /** A training job was queued for the profile: it becomes its latest training job. */
+  async markQueued(id: string, trainJobId: string): Promise<void> {
+    await this.db
+      .updateTable("profiles")
+      .set({ state: "queued", train_job_id: trainJobId, updated_at: new Date() })
+      .where("id", "=", id)
+      .execute();
+  }
+
+  /** Updates the profile only while `trainJobId` is still its latest training job. */
+  async setTrainState(id: string, trainJobId: string, state: ProfileStateValue, assets?: unknown): Promise<void> {
+    await this.db
+      .updateTable("profiles")
+      .set({ state, updated_at: new Date(), ...(assets !== undefined ? { assets: json(assets) } : {}) })
+      .where("id", "=", id)
+      .where("train_job_id", "=", trainJobId)
+      .execute();
   }
 
   /** Deletes the profile (its inputs, jobs, steps, artifacts and videos cascade). */

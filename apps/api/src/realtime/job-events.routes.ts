@@ -7,7 +7,8 @@ import type { WebSocket } from "ws";
 import { z } from "zod";
 import { JobUpdate, Progress, redisKeys, type Job } from "@likeness/contracts";
 import { notFound } from "../http/errors.js";
-import { findJob, isTerminal, loadJobView } from "../jobs/jobs.repository.js";
+import { isTerminal, JobsRepository } from "../jobs/jobs.repository.js";
+import { loadJobView } from "../jobs/job-view.js";
 import type { JobsRuntime } from "../jobs/jobs.service.js";
 import type { JobUpdatesHub } from "./job-updates.hub.js";
 
@@ -19,6 +20,7 @@ const Query = z.object({ token: z.string().max(512).optional() });
 
 export function jobEventsRoutes(app: FastifyInstance, rt: JobsRuntime, hub: JobUpdatesHub): void {
   const keys = redisKeys(rt.prefix);
+  const jobs = new JobsRepository(rt.db);
 
   app.route({
     method: "GET",
@@ -38,7 +40,7 @@ export function jobEventsRoutes(app: FastifyInstance, rt: JobsRuntime, hub: JobU
       app.authenticate,
       async (request: FastifyRequest) => {
         const { id } = request.params as { id: string };
-        if (!(await findJob(rt.db, id, request.user.id))) throw notFound("job");
+        if (!(await jobs.find(id, request.user.id))) throw notFound("job");
       },
     ],
     wsHandler: (socket: WebSocket, request: FastifyRequest) => {
@@ -63,7 +65,7 @@ export function jobEventsRoutes(app: FastifyInstance, rt: JobsRuntime, hub: JobU
         if (u.type === "job" && isTerminal(u.job.state)) finish();
         else if (u.type === "event" && u.event.type === "job_finished" && !finalTimer) {
           // The finalized snapshot normally follows within milliseconds; do not wait forever.
-          finalTimer = setTimeout(() => void snapshot().then((job) => job && send({ type: "job", job: { ...job } })), FINAL_SNAPSHOT_WAIT_MS);
+          finalTimer = setTimeout(() => void snapshot().then((job) => job && send({ type: "job", job })), FINAL_SNAPSHOT_WAIT_MS);
         }
       };
       const snapshot = (): Promise<Job | undefined> => loadJobView(rt.db, jobId, userId);

@@ -12,6 +12,7 @@ import { pipeline } from "node:stream/promises";
 import {
   assertKey,
   assertPrefix,
+  existsByStat,
   ObjectNotFoundError,
   resolveRange,
   type ByteRange,
@@ -90,14 +91,8 @@ export class LocalStorage implements ObjectStorage {
     return { key, size: st.size, contentType: contentTypeForKey(key), lastModified: st.mtime };
   }
 
-  async exists(key: string): Promise<boolean> {
-    try {
-      await this.stat(key);
-      return true;
-    } catch (err) {
-      if (err instanceof ObjectNotFoundError) return false;
-      throw err;
-    }
+  exists(key: string): Promise<boolean> {
+    return existsByStat(this, key);
   }
 
   async getStream(key: string, range?: ByteRange): Promise<ObjectStream> {

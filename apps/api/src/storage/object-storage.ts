@@ -72,6 +72,17 @@ export function assertPrefix(prefix: string, allowEmpty = true): void {
   assertKey(prefix.slice(0, -1));
 }
 
+/** `exists` of every driver: a stat that answers false instead of ObjectNotFoundError. */
+export async function existsByStat(storage: Pick<ObjectStorage, "stat">, key: string): Promise<boolean> {
+  try {
+    await storage.stat(key);
+    return true;
+  } catch (err) {
+    if (err instanceof ObjectNotFoundError) return false;
+    throw err;
+  }
+}
+
 export function resolveRange(range: ByteRange | undefined, total: number): { start: number; end: number } {
   if (!range) return { start: 0, end: Math.max(total - 1, -1) };
   const end = Math.min(range.end ?? total - 1, total - 1);

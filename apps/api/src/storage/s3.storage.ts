@@ -15,6 +15,7 @@ import type { S3Config } from "../config.js";
 import {
   assertKey,
   assertPrefix,
+  existsByStat,
   ObjectNotFoundError,
   resolveRange,
   type ByteRange,
@@ -70,14 +71,8 @@ export class S3Storage implements ObjectStorage {
     }
   }
 
-  async exists(key: string): Promise<boolean> {
-    try {
-      await this.stat(key);
-      return true;
-    } catch (err) {
-      if (err instanceof ObjectNotFoundError) return false;
-      throw err;
-    }
+  exists(key: string): Promise<boolean> {
+    return existsByStat(this, key);
   }
 
   async getStream(key: string, range?: ByteRange): Promise<ObjectStream> {

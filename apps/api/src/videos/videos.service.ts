@@ -9,17 +9,22 @@ import {
 } from "@likeness/contracts";
 import type { ObjectStorage, ObjectStream } from "../storage/object-storage.js";
 import { HttpError, badRequest, conflict, notFound } from "../http/errors.js";
-import { insertJob } from "../jobs/jobs.repository.js";
-import { findProfile } from "../jobs/job-profiles.repository.js";
+import { JobsRepository } from "../jobs/jobs.repository.js";
+import { ProfilesRepository } from "../profiles/profiles.repository.js";
 import type { JobsRuntime, JobsService } from "../jobs/jobs.service.js";
-import { findVideo, insertVideo, listVideos, toVideo } from "./videos.repository.js";
+import { VideosRepository } from "./videos.repository.js";
+import { toVideo } from "./video.mapper.js";
 
 export class VideosService {
+  private readonly videos: VideosRepository;
+
   constructor(
     private readonly rt: JobsRuntime,
     private readonly jobs: JobsService,
     private readonly storage: ObjectStorage,
-  ) {}
+  ) {
+    this.videos = new VideosRepository(rt.db);
+  }
 
   async create(userId: string, req: CreateVideoRequest): Promise<{ video: Video; job: Job }> {
     if (req.topic !== undefined) {
@@ -27,7 +32,7 @@ export class VideosService {
       // needs an LLM engine, and none is configured.
       throw badRequest("a topic needs an LLM to write the narration and none is configured; send `narration` instead", "topic");
     }
-    const profile = await findProfile(this.rt.db, req.profileId, userId);
+    const profile = await new ProfilesRepository(this.rt.db).findForUser(userId, req.profileId);
     if (!profile) throw notFound("profile");
     if (profile.state !== "trained") {
       throw conflict(`profile "${profile.name}" is not trained (state: ${profile.state}); train it first`, "profileId");
@@ -36,14 +41,14 @@ export class VideosService {
       throw conflict(`profile "${profile.name}" has no usable training result; train it again`, "profileId");
     }
     const { job, video } = await this.rt.db.transaction().execute(async (tx) => {
-      const job = await insertJob(tx, {
+      const job = await new JobsRepository(tx).insert({
         userId,
         kind: "generate_video",
         profileId: profile.id,
         request: req,
         steps: GENERATE_VIDEO_STEPS[req.pipeline],
       });
-      const video = await insertVideo(tx, {
+      const video = await new VideosRepository(tx).insert({
         userId,
         profileId: profile.id,
         jobId: job.id,
@@ -58,13 +63,13 @@ export class VideosService {
   }
 
   async get(userId: string, videoId: string): Promise<Video> {
-    const v = await findVideo(this.rt.db, videoId, userId);
+    const v = await this.videos.find(videoId, userId);
     if (!v) throw notFound("video");
     return toVideo(v);
   }
 
   async list(userId: string): Promise<Video[]> {
-    return (await listVideos(this.rt.db, userId)).map(toVideo);
+    return (await this.videos.listForUser(userId)).map(toVideo);
   }
 
   /**
@@ -76,7 +81,7 @@ export class VideosService {
     videoId: string,
     rangeHeader: string | undefined,
   ): Promise<{ file: ObjectStream; range: { start: number; end: number } | null }> {
-    const v = await findVideo(this.rt.db, videoId, userId);
+    const v = await this.videos.find(videoId, userId);
     if (!v) throw notFound("video");
     if (!v.video_key) throw conflict(`the video is not ready (job ${v.state})`);
     const info = await this.storage.stat(v.video_key);

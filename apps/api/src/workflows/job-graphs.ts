@@ -21,9 +21,11 @@ import {
 import type { FastifyBaseLogger } from "fastify";
 import type { Database, JobRow } from "../db/types.js";
 import type { JobStreamProducer } from "../bus/job-stream.repository.js";
-import { findJob, findStep, isTerminal, loadJobView, markDispatched, updateStep } from "../jobs/jobs.repository.js";
-import { findProfile, findProfileInputs, setProfileTrainState } from "../jobs/job-profiles.repository.js";
-import { findVideoByJob, setVideoResult, setVideoScript } from "../videos/videos.repository.js";
+import { isTerminal, JobsRepository } from "../jobs/jobs.repository.js";
+import { loadJobView } from "../jobs/job-view.js";
+import { ProfilesRepository } from "../profiles/profiles.repository.js";
+import { ProfileInputsRepository } from "../profiles/profile-inputs.repository.js";
+import { VideosRepository } from "../videos/videos.repository.js";
 import type { JobMetrics } from "../jobs/jobs.metrics.js";
 import { SCRIPT_ENGINE, scriptFromNarration } from "./script.js";
 
@@ -56,7 +58,7 @@ class JobGone extends Error {}
 
 /** The job row of this thread, while it still belongs to this attempt. */
 async function currentJob(d: WorkflowDeps, s: JobWorkflowStateT): Promise<JobRow> {
-  const job = await findJob(d.db, s.jobId);
+  const job = await new JobsRepository(d.db).find(s.jobId);
   if (!job || job.attempt !== s.attempt) throw new JobGone(`job ${s.jobId} attempt ${s.attempt} is gone`);
   return job;
 }
@@ -66,7 +68,7 @@ async function dispatch(d: WorkflowDeps, s: JobWorkflowStateT, build: (job: JobR
   const job = await currentJob(d, s);
   if (isTerminal(job.state)) return { dispatched: false, commandId: null };
   const command = await build(job);
-  const row = await markDispatched(d.db, job.id, s.attempt);
+  const row = await new JobsRepository(d.db).markDispatched(job.id, s.attempt);
   if (!row) return { dispatched: false, commandId: null };
   const commandId = await d.producer.enqueue(command);
   d.log.info({ jobId: job.id, attempt: s.attempt, kind: job.kind, commandId }, "job dispatched");
@@ -102,12 +104,13 @@ function commandBase(job: JobRow) {
 }
 
 export function buildTrainProfileGraph(d: WorkflowDeps, checkpointer: BaseCheckpointSaver) {
+  const profiles = new ProfilesRepository(d.db);
   return new StateGraph(JobWorkflowState)
     .addNode("dispatch", (s) =>
       dispatch(d, s, async (job) => {
-        const profile = await findProfile(d.db, job.profile_id, job.user_id);
+        const profile = await profiles.findForUser(job.user_id, job.profile_id);
         if (!profile) throw new JobGone(`profile ${job.profile_id} is gone`);
-        const inputs = await findProfileInputs(d.db, profile.id);
+        const inputs = await new ProfileInputsRepository(d.db).listForProfiles([profile.id]);
         const voice = inputs.find((i) => i.kind === "voice");
         const payload = TrainProfilePayload.parse({
           profileId: profile.id,
@@ -123,12 +126,12 @@ export function buildTrainProfileGraph(d: WorkflowDeps, checkpointer: BaseCheckp
       const job = await currentJob(d, s);
       if (job.state === "succeeded") {
         const assets = ProfileAssets.parse(job.result);
-        await setProfileTrainState(d.db, job.profile_id, job.id, "trained", assets);
+        await profiles.setTrainState(job.profile_id, job.id, "trained", assets);
       } else if (job.state === "failed") {
-        await setProfileTrainState(d.db, job.profile_id, job.id, "failed");
+        await profiles.setTrainState(job.profile_id, job.id, "failed");
       } else {
-        const profile = await findProfile(d.db, job.profile_id);
-        await setProfileTrainState(d.db, job.profile_id, job.id, profile?.assets ? "trained" : "draft");
+        const profile = await profiles.findById(job.profile_id);
+        await profiles.setTrainState(job.profile_id, job.id, profile?.assets ? "trained" : "draft");
       }
       d.metrics.jobsFinalized.inc({ kind: job.kind, state: job.state });
       await publishSnapshot(d, job.id);
@@ -143,16 +146,19 @@ export function buildTrainProfileGraph(d: WorkflowDeps, checkpointer: BaseCheckp
 }
 
 export function buildGenerateVideoGraph(d: WorkflowDeps, checkpointer: BaseCheckpointSaver) {
+  const jobs = new JobsRepository(d.db);
+  const profiles = new ProfilesRepository(d.db);
+  const videos = new VideosRepository(d.db);
   return new StateGraph(JobWorkflowState)
     .addNode("script", async (s) => {
       const job = await currentJob(d, s);
       if (isTerminal(job.state)) return {};
-      const video = await findVideoByJob(d.db, job.id);
+      const video = await videos.findByJob(job.id);
       if (!video) throw new JobGone(`video of job ${job.id} is gone`);
-      const step = await findStep(d.db, job.id, "script");
+      const step = await jobs.findStep(job.id, "script");
       if (step?.state === "succeeded" && video.script) return {}; // an earlier attempt wrote it
       const request = job.request as CreateVideoRequest;
-      const profile = await findProfile(d.db, job.profile_id);
+      const profile = await profiles.findById(job.profile_id);
       const startedAt = new Date();
       // The api refuses a topic without an LLM before queueing; the built-in engine needs narration.
       const script = Script.parse(
@@ -162,10 +168,10 @@ export function buildGenerateVideoGraph(d: WorkflowDeps, checkpointer: BaseCheck
           pipeline: video.pipeline as Pipeline,
         }),
       );
-      await setVideoScript(d.db, video.id, script);
+      await videos.setScript(video.id, script);
       const finishedAt = new Date();
       const durationMs = finishedAt.getTime() - startedAt.getTime();
-      await updateStep(d.db, job.id, "script", {
+      await jobs.updateStep(job.id, "script", {
         state: "succeeded",
         engine: SCRIPT_ENGINE,
         attempt: s.attempt,
@@ -180,8 +186,8 @@ export function buildGenerateVideoGraph(d: WorkflowDeps, checkpointer: BaseCheck
     })
     .addNode("dispatch", (s) =>
       dispatch(d, s, async (job) => {
-        const video = await findVideoByJob(d.db, job.id);
-        const profile = await findProfile(d.db, job.profile_id, job.user_id);
+        const video = await videos.findByJob(job.id);
+        const profile = await profiles.findForUser(job.user_id, job.profile_id);
         if (!video || !profile) throw new JobGone(`video or profile of job ${job.id} is gone`);
         const request = job.request as CreateVideoRequest;
         const payload = GenerateVideoPayload.parse({
@@ -202,8 +208,8 @@ export function buildGenerateVideoGraph(d: WorkflowDeps, checkpointer: BaseCheck
       const job = await currentJob(d, s);
       if (job.state === "succeeded") {
         const result = VideoResult.parse(job.result);
-        const video = await findVideoByJob(d.db, job.id);
-        if (video) await setVideoResult(d.db, video.id, result);
+        const video = await videos.findByJob(job.id);
+        if (video) await videos.setResult(video.id, result);
       }
       d.metrics.jobsFinalized.inc({ kind: job.kind, state: job.state });
       await publishSnapshot(d, job.id);

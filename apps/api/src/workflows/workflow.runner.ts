@@ -1,13 +1,13 @@
 // Runs the job workflows: starts a thread per job attempt, resumes it when job_finished arrives,
 // and after a restart re-drives every thread that was left mid-way. Invocations of one thread are
 // serialised in this process; resuming is idempotent (a thread not waiting on the worker is left).
-import { randomUUID } from "node:crypto";
 import { Command } from "@langchain/langgraph";
 import pg from "pg";
 import { PostgresSaver } from "@langchain/langgraph-checkpoint-postgres";
-import { PROTOCOL_VERSION, type JobEvent, type JobKind } from "@likeness/contracts";
+import type { JobKind } from "@likeness/contracts";
 import type { JobRow } from "../db/types.js";
-import { findJob, findJobsToRecover, isTerminal } from "../jobs/jobs.repository.js";
+import { isTerminal, JobsRepository } from "../jobs/jobs.repository.js";
+import { jobFinishedEvent, type JobFinished } from "../bus/job-finished.js";
 import {
   buildGenerateVideoGraph,
   buildTrainProfileGraph,
@@ -17,12 +17,12 @@ import {
 
 export const CHECKPOINT_SCHEMA = "lg_api";
 
-type JobFinished = Extract<JobEvent, { type: "job_finished" }>;
 type Graph = ReturnType<typeof buildTrainProfileGraph> | ReturnType<typeof buildGenerateVideoGraph>;
 
 export class WorkflowRunner {
   private readonly graphs: Record<JobKind, Graph>;
   private readonly chains = new Map<string, Promise<unknown>>();
+  private readonly jobs: JobsRepository;
   private closed = false;
 
   private constructor(
@@ -30,6 +30,7 @@ export class WorkflowRunner {
     private readonly saver: PostgresSaver,
     private readonly locks: pg.Pool,
   ) {
+    this.jobs = new JobsRepository(d.db);
     this.graphs = {
       train_profile: buildTrainProfileGraph(d, saver),
       generate_video: buildGenerateVideoGraph(d, saver),
@@ -70,7 +71,7 @@ export class WorkflowRunner {
    */
   async recover(finishedWithinHours = 24): Promise<{ started: number; continued: number; resumed: number }> {
     const counts = { started: 0, continued: 0, resumed: 0 };
-    for (const job of await findJobsToRecover(this.d.db, finishedWithinHours)) {
+    for (const job of await this.jobs.findToRecover(finishedWithinHours)) {
       if (this.closed) break;
       try {
         const thread = threadId(job.id, job.attempt);
@@ -79,7 +80,7 @@ export class WorkflowRunner {
         const peek = await graph.getState(this.config(thread));
         if (isTerminal(job.state) ? !peek.next.includes("await_worker") : peek.next.includes("await_worker")) continue;
         const what = await this.serial(thread, async () => {
-          const current = await findJob(this.d.db, job.id);
+          const current = await this.jobs.find(job.id);
           if (!current || current.attempt !== job.attempt) return null;
           const state = await graph.getState(this.config(thread));
           if (!isTerminal(current.state)) {
@@ -113,7 +114,7 @@ export class WorkflowRunner {
 
   private async doResume(event: JobFinished, kind?: JobKind): Promise<boolean> {
     const thread = threadId(event.jobId, event.attempt);
-    const k = kind ?? (await findJob(this.d.db, event.jobId))?.kind;
+    const k = kind ?? (await this.jobs.find(event.jobId))?.kind;
     if (!k) return false;
     const graph = this.graphs[k];
     const state = await graph.getState(this.config(thread));
@@ -136,18 +137,14 @@ export class WorkflowRunner {
     await this.locks.end();
   }
 
+  /** The job_finished a finished job's row stands for (its own event was recorded earlier). */
   private finishedFromRow(job: JobRow): JobFinished {
-    return {
-      v: PROTOCOL_VERSION,
-      type: "job_finished",
-      eventId: randomUUID(),
-      jobId: job.id,
-      attempt: job.attempt,
-      at: (job.finished_at ?? new Date()).toISOString(),
+    return jobFinishedEvent(job, {
       state: job.state as JobFinished["state"],
+      at: job.finished_at ?? new Date(),
       ...(job.result ? { result: job.result as Record<string, unknown> } : {}),
       ...(job.error ? { error: job.error as JobFinished["error"] } : {}),
-    };
+    });
   }
 
   private config(thread: string) {

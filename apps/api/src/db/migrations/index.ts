@@ -2,7 +2,9 @@
 // works the same from src/ under vitest and from dist/ in production; no directory scanning).
 import type { Migration } from "kysely";
 import * as m0001 from "./0001-initial.js";
+import * as m0002 from "./0002-job-cancelling.js";
 
 export const migrations: Record<string, Migration> = {
   "0001-initial": m0001,
+  "0002-job-cancelling": m0002,
 };
