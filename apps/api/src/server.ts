@@ -18,7 +18,7 @@ async function main(): Promise<void> {
     throw err;
   }
   const log = createLogger(config.logLevel);
-  const db = createDb(config.databaseUrl);
+  const db = createDb(config.databaseUrl, { onError: (err) => log.warn({ err }, "postgres connection error") });
   const applied = await migrateToLatest(db);
   if (applied.length) log.info({ applied }, "database migrated");
   const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: 3, lazyConnect: false });

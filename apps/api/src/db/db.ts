@@ -11,8 +11,11 @@ export const json = (v: unknown): string => JSON.stringify(v);
 
 const INT8_OID = 20;
 
-/** A Kysely instance on its own pool. bigint columns come back as numbers (sizes, not money). */
-export function createDb(url: string, opts: { max?: number } = {}): Db {
+/**
+ * A pg Pool whose idle-connection errors (Postgres restarted, connection killed) are reported
+ * instead of crashing the process: pg emits them on the pool, and an unhandled 'error' is fatal.
+ */
+export function createPool(url: string, opts: { max?: number; onError?: (err: Error) => void } = {}): pg.Pool {
   const pool = new pg.Pool({
     connectionString: url,
     max: opts.max ?? 10,
@@ -21,7 +24,13 @@ export function createDb(url: string, opts: { max?: number } = {}): Db {
         oid === INT8_OID ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format as "text")) as typeof pg.types.getTypeParser,
     },
   });
-  return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  pool.on("error", opts.onError ?? ((err) => console.error(`postgres pool: ${err.message}`)));
+  return pool;
+}
+
+/** A Kysely instance on its own pool. bigint columns come back as numbers (sizes, not money). */
+export function createDb(url: string, opts: { max?: number; onError?: (err: Error) => void } = {}): Db {
+  return new Kysely<Database>({ dialect: new PostgresDialect({ pool: createPool(url, opts) }) });
 }
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

@@ -156,7 +156,11 @@ export function buildGenerateVideoGraph(d: WorkflowDeps, checkpointer: BaseCheck
       const video = await videos.findByJob(job.id);
       if (!video) throw new JobGone(`video of job ${job.id} is gone`);
       const step = await jobs.findStep(job.id, "script");
-      if (step?.state === "succeeded" && video.script) return {}; // an earlier attempt wrote it
+      if (step?.state === "succeeded" && video.script) {
+        // An earlier attempt wrote it: this attempt reuses it, as the worker reports its reused steps.
+        if (step.attempt !== s.attempt) await jobs.updateStep(job.id, "script", { attempt: s.attempt, reused: true });
+        return {};
+      }
       const request = job.request as CreateVideoRequest;
       const profile = await profiles.findById(job.profile_id);
       const startedAt = new Date();

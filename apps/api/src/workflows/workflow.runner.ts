@@ -5,6 +5,7 @@ import { Command } from "@langchain/langgraph";
 import pg from "pg";
 import { PostgresSaver } from "@langchain/langgraph-checkpoint-postgres";
 import type { JobKind } from "@likeness/contracts";
+import { createPool } from "../db/db.js";
 import type { JobRow } from "../db/types.js";
 import { isTerminal, JobsRepository } from "../jobs/jobs.repository.js";
 import { jobFinishedEvent, type JobFinished } from "../bus/job-finished.js";
@@ -38,7 +39,8 @@ export class WorkflowRunner {
   }
 
   static async create(d: WorkflowDeps, databaseUrl: string): Promise<WorkflowRunner> {
-    const saver = PostgresSaver.fromConnString(databaseUrl, { schema: CHECKPOINT_SCHEMA });
+    const onError = (err: Error) => d.log.warn({ err }, "workflow postgres connection error");
+    const saver = new PostgresSaver(createPool(databaseUrl, { onError }), undefined, { schema: CHECKPOINT_SCHEMA });
     // setup() is idempotent, but two processes creating the schema at once can collide: retry.
     for (let i = 0; ; i++) {
       try {
@@ -49,8 +51,7 @@ export class WorkflowRunner {
         await new Promise((r) => setTimeout(r, 100 * (i + 1)));
       }
     }
-    const locks = new pg.Pool({ connectionString: databaseUrl, max: 8 });
-    locks.on("error", (err) => d.log.warn({ err }, "workflow lock connection error"));
+    const locks = createPool(databaseUrl, { max: 8, onError });
     return new WorkflowRunner(d, saver, locks);
   }
 
