@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Both suites, always both; a summary line each; non-zero when either fails. Expects
+# Every suite (typecheck, vitest, pytest), always all; a summary line each; non-zero when either fails. Expects
 # DATABASE_URL and REDIS_URL (scripts/test.sh provides them).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -7,6 +7,12 @@ now() { date +%s.%N; }
 took() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f s", b - a }'; }
 summary=()
 status=0
+
+echo "== typecheck (TypeScript sources and tests, strict) =="
+t=$(now)
+npm run --silent typecheck
+rc=$?
+[ $rc -eq 0 ] && summary+=("tsc     passed  ($(took "$t"))") || { summary+=("tsc     FAILED (exit $rc, $(took "$t"))"); status=1; }
 
 echo "== vitest (packages/contracts, apps/api, apps/cli, e2e) =="
 t=$(now)
