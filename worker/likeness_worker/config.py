@@ -53,7 +53,9 @@ class Settings(BaseModel):
     worker_heartbeat_timeout_ms: int = Field(15_000, ge=500)
     worker_dead_message_ttl_ms: int = Field(7 * 86_400_000, ge=1_000)
     worker_maintenance_chance: int = Field(1_000, ge=1, le=1_000_000)
-    worker_step_timeout_s: int = Field(3_600, ge=1)
+    worker_step_timeout_s: int = Field(3_600, ge=1)  # from the moment an actor starts the step
+    worker_queue_wait_s: int = Field(6 * 3_600, ge=1)  # how long a step may wait for an actor
+    worker_shutdown_grace_s: float = Field(30.0, ge=0)  # SIGTERM: how long running jobs may go on
     worker_work_dir: Path = Path(tempfile.gettempdir()) / "likeness-worker"
     worker_engine_plugins: tuple[str, ...] = ()
     likeness_contracts_dir: Path | None = None
@@ -67,23 +69,21 @@ class Settings(BaseModel):
             raise ValueError("letters, digits, '_', '-', '.' only (1-64 characters)")
         return v
 
-    @field_validator("worker_queues", mode="before")
+    @field_validator("worker_queues", "worker_engine_plugins", mode="before")
     @classmethod
-    def _queues(cls, v: object) -> object:
+    def _comma_list(cls, v: object) -> object:
         if isinstance(v, str):
-            v = tuple(q.strip() for q in v.split(",") if q.strip())
-        for q in v:  # type: ignore[union-attr]
+            return tuple(item.strip() for item in v.split(",") if item.strip())
+        return v
+
+    @field_validator("worker_queues")
+    @classmethod
+    def _queues(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for q in v:
             if not _QUEUE_RE.match(q):
                 raise ValueError(f"unknown queue {q!r}: use cpu, gpu0, gpu1, ...")
         if not v:
             raise ValueError("at least one queue")
-        return v
-
-    @field_validator("worker_engine_plugins", mode="before")
-    @classmethod
-    def _plugins(cls, v: object) -> object:
-        if isinstance(v, str):
-            return tuple(p.strip() for p in v.split(",") if p.strip())
         return v
 
     @field_validator("database_url")
@@ -102,10 +102,8 @@ class Settings(BaseModel):
 
     @model_validator(mode="after")
     def _s3(self) -> "Settings":
-        if self.storage_driver == "s3":
-            missing = [n for n in ("s3_bucket",) if not getattr(self, n)]
-            if missing:
-                raise ValueError("STORAGE_DRIVER=s3 needs " + ", ".join(m.upper() for m in missing))
+        if self.storage_driver == "s3" and not self.s3_bucket:
+            raise ValueError("STORAGE_DRIVER=s3 needs S3_BUCKET")
         return self
 
 

@@ -150,14 +150,12 @@ class RedisKeys:
     def results_namespace(self) -> str:
         return f"{self.prefix}:dramatiq-results"
 
+    def step_started(self, message_id: str) -> str:
+        """Set by an actor when it picks a step's message up (see graphs/nodes.py, _await)."""
+        return f"{self.prefix}:dramatiq-started:{message_id}"
+
 
 JOB_KINDS = ("train_profile", "generate_video")
-
-
-def steps_for(command: dict) -> tuple[str, ...]:
-    if command["kind"] == "train_profile":
-        return TRAIN_PROFILE_STEPS
-    return GENERATE_VIDEO_STEPS[command["payload"]["pipeline"]]
 
 
 __all__ = [

@@ -40,9 +40,6 @@ class FaultPlan:
                 plan.fail_until_attempt[step] = int(what)
         return plan
 
-    def __bool__(self) -> bool:
-        return bool(self.fail_until_attempt or self.sleep_s or self.exit_until_attempt)
-
     def before_step(self, step: str, attempt: int, cancelled: Callable[[], bool]) -> None:
         if step in self.sleep_s:
             log.warning("TEST FAULT: %s sleeps %.1fs", step, self.sleep_s[step])

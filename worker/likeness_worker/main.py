@@ -2,8 +2,9 @@
 
 One process. Each queue gets one Dramatiq worker with ONE thread (GPU rule: one model per card,
 no thread pool fighting over VRAM). The bridge runs in its own thread; the main thread waits for
-a signal. SIGTERM stops the bridge taking new jobs, lets running steps finish for a grace
-period, then exits; a job still running then stays pending and another worker reclaims it.
+a signal. SIGTERM stops the bridge taking new jobs, lets running jobs go on for
+WORKER_SHUTDOWN_GRACE_S, then exits 0; a job still running then stays pending (its command is
+not acked) and another worker reclaims it, reusing the steps that finished.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import os
 import signal
 import sys
 import threading
+import time
 
 from .config import ConfigError, load_settings
 from .contracts import WORKER_TASK_KINDS, load_schemas
@@ -21,26 +23,58 @@ from .log import setup_logging
 
 log = logging.getLogger("likeness_worker")
 
-SHUTDOWN_GRACE_S = 30.0
+CONNECT_TIMEOUT_S = 10
+
+
+def _refuse(message: str) -> int:
+    print(f"likeness-worker: {message}", file=sys.stderr)
+    return 2
+
+
+def _without(secret: str | None, text: str) -> str:
+    return text.replace(secret, "***") if secret else text
+
+
+def check_services(settings) -> str | None:
+    """Reach Redis and Postgres once before anything starts; a message naming the variable if not.
+
+    Driver messages name host, port and user, never the password (removed here all the same).
+    """
+    from urllib.parse import urlsplit
+
+    import psycopg
+    import redis
+
+    url = settings.redis_url.get_secret_value()
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=CONNECT_TIMEOUT_S, socket_timeout=CONNECT_TIMEOUT_S).ping()
+    except (redis.RedisError, ValueError, OSError) as exc:
+        return _without(urlsplit(url).password, f"REDIS_URL: cannot use Redis: {exc}")
+    url = settings.database_url.get_secret_value()
+    try:
+        psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT_S).close()
+    except (psycopg.Error, ValueError, OSError) as exc:
+        return _without(urlsplit(url).password, f"DATABASE_URL: cannot use Postgres: {str(exc).strip()}")
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings()
     except ConfigError as exc:
-        print(f"likeness-worker: {exc}", file=sys.stderr)
-        return 2
+        return _refuse(str(exc))
     setup_logging(settings.log_level)
     try:
         load_schemas()
         registry = load_engines(settings.worker_engine_plugins)
     except (FileNotFoundError, ImportError) as exc:
-        print(f"likeness-worker: {exc}", file=sys.stderr)
-        return 2
+        return _refuse(str(exc))
     missing = registry.missing_defaults(WORKER_TASK_KINDS)
     if missing:
-        print(f"likeness-worker: no default engine registered for task kind(s): {', '.join(missing)}", file=sys.stderr)
-        return 2
+        return _refuse(f"no default engine registered for task kind(s): {', '.join(missing)}")
+    problem = check_services(settings)
+    if problem:
+        return _refuse(problem)
     if settings.likeness_test_faults:
         log.warning("LIKENESS_TEST_FAULTS is set (%s): TEST-ONLY fault injection is active", settings.likeness_test_faults)
 
@@ -87,9 +121,11 @@ def main(argv: list[str] | None = None) -> int:
             log.error("bridge thread died; exiting")
             break
 
-    bridge.stop(SHUTDOWN_GRACE_S)
+    # One grace period for everything: jobs first, then the step an actor may still be running.
+    deadline = time.monotonic() + settings.worker_shutdown_grace_s
+    bridge.stop(settings.worker_shutdown_grace_s)
     for w in workers:
-        w.stop(timeout=int(SHUTDOWN_GRACE_S * 1000))
+        w.stop(timeout=max(100, int((deadline - time.monotonic()) * 1000)))
     rt.broker.close()
     pg_pool.close()
     if bridge.inflight:

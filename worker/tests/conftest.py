@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -30,11 +31,27 @@ REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 DATABASE_URL = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 
-def _unavailable(what: str, exc: Exception) -> None:
-    msg = f"{what} unavailable: {exc}"
+MEDIA_TOOLS = ("ffmpeg", "ffprobe", "espeak-ng")
+ASTRONAUT_FACE = {"x": 174, "y": 68, "w": 104, "h": 104}  # MediaPipe's box on skimage's astronaut
+
+
+def skip_or_fail(msg: str) -> None:
+    """A missing service or tool: skip on a laptop, fail when CI is set."""
     if os.environ.get("CI"):
         pytest.fail(msg)
     pytest.skip(msg)
+
+
+def _unavailable(what: str, exc: Exception) -> None:
+    skip_or_fail(f"{what} unavailable: {exc}")
+
+
+@pytest.fixture(scope="session")
+def tools() -> None:
+    """The command-line tools the built-in engines run."""
+    missing = [t for t in MEDIA_TOOLS if shutil.which(t) is None]
+    if missing:
+        skip_or_fail(f"missing tools: {', '.join(missing)} (apt-get install ffmpeg espeak-ng)")
 
 
 @pytest.fixture(scope="session")
@@ -218,6 +235,21 @@ class Bus:
 
     def pending(self, kind: str) -> int:
         return int(self.r.xpending(self.keys.job_stream(kind), self.keys.worker_group)["pending"])
+
+
+def read_frames(path) -> list:
+    """Every decoded frame of a video (BGR arrays)."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    out = []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        out.append(frame)
+    cap.release()
+    return out
 
 
 def new_id() -> str:

@@ -72,3 +72,19 @@ def test_unknown_engine_is_named():
 
     with pytest.raises(UnknownEngine, match="'whisper' for task kind 'tts'"):
         load_engines().resolve("tts", {"tts": "whisper"})
+
+
+@pytest.mark.parametrize(
+    "bad, named",
+    [
+        ({"REDIS_URL": "redis://:s3cret-pw@127.0.0.1:1/0"}, "REDIS_URL"),
+        ({"DATABASE_URL": "postgresql://u:s3cret-pw@127.0.0.1:1/db"}, "DATABASE_URL"),
+        ({"DATABASE_URL": "postgresql://u:s3cret-pw@127.0.0.1:notaport/db"}, "DATABASE_URL"),
+    ],
+)
+def test_worker_refuses_unreachable_services_by_name(worker_env, bad, named):
+    exe = Path(sys.executable).parent / "likeness-worker"
+    proc = subprocess.run([str(exe)], env={**worker_env, **bad}, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.startswith(f"likeness-worker: {named}: cannot use"), proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr and "s3cret" not in proc.stderr

@@ -5,7 +5,6 @@ ffprobe (H.264 25 fps + AAC, as long as the speech within one frame)."""
 from __future__ import annotations
 
 import json
-import shutil
 import socket
 import subprocess
 import threading
@@ -15,18 +14,9 @@ import wave
 import pytest
 from conftest import FIXTURES, new_id, now_iso
 
-pytestmark = pytest.mark.usefixtures("redis_url", "database_url")
+pytestmark = pytest.mark.usefixtures("redis_url", "database_url", "tools")
 
 FRAME = 1 / 25
-
-
-@pytest.fixture(scope="module", autouse=True)
-def tools():
-    missing = [t for t in ("ffmpeg", "ffprobe", "espeak-ng") if shutil.which(t) is None]
-    if missing:
-        import os
-
-        (pytest.fail if os.environ.get("CI") else pytest.skip)(f"missing tools: {', '.join(missing)}")
 
 
 def _free_port() -> int:

@@ -211,3 +211,27 @@ def test_steps_go_to_the_queue_of_their_engines_device(bus, tiny_worker):
     assert queues.pop("upscale") == "gpu0"
     assert set(queues.values()) == {"cpu"}
     assert of_type(events, "job_finished")[0]["state"] == "succeeded"
+
+
+def test_sigterm_mid_step_exits_cleanly_and_another_worker_takes_the_job(bus, tiny_worker):
+    a = tiny_worker(LIKENESS_TEST_FAULTS="upscale:sleep=120", WORKER_SHUTDOWN_GRACE_S="1")
+    cmd = command("generate_video", pipeline="sadtalker")
+    bus.send(cmd)
+    bus.wait_for(cmd["jobId"], lambda e: e["type"] == "step_started" and e["step"] == "upscale", 60, a)
+    t0 = time.monotonic()
+    assert a.stop(timeout=20) == 0  # SIGTERM in the middle of the (120 s) step
+    assert time.monotonic() - t0 < 10
+    log = a.log()
+    assert "jobs left for other workers" in log and "Traceback" not in log, log[-3000:]
+    # Not lost: the command is still pending, nothing was reported as finished.
+    assert bus.pending("generate_video") == 1
+    assert not of_type(bus.events(cmd["jobId"]), "job_finished")
+
+    b = tiny_worker()
+    events = bus.wait_finished(cmd["jobId"], timeout=60, worker=b)
+    finished = of_type(events, "job_finished")
+    assert len(finished) == 1 and finished[0]["state"] == "succeeded"
+    assert len(of_type(events, "job_started")) == 2
+    for step in ("image", "tts", "talking_head"):
+        assert step_events(events, step) == ["step_started", "step_succeeded"], step  # reused, not re-run
+    assert bus.pending("generate_video") == 0

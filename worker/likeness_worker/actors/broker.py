@@ -11,7 +11,7 @@ from dramatiq.results.backends import RedisBackend
 from ..config import Settings
 from ..contracts import RedisKeys
 from ..errors import RETRY_POLICY
-from .middleware import BrokerHeartbeat, StepMetrics, StepProgress
+from .middleware import BrokerHeartbeat, StepMetrics, StepProgress, StepStarted
 
 
 class RetryStep(Exception):
@@ -45,6 +45,7 @@ def build_broker(settings: Settings, keys: RedisKeys, publish_progress) -> tuple
         CurrentMessage(),
         Results(backend=backend, store_results=True, result_ttl=24 * 3600 * 1000),
         StepMetrics(),
+        StepStarted(keys.step_started, ttl_s=settings.worker_step_timeout_s + 300),
         StepProgress(publish_progress),
         BrokerHeartbeat(interval_s=max(0.2, settings.worker_heartbeat_timeout_ms / 4000)),
     ]

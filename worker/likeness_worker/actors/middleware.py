@@ -47,6 +47,21 @@ class StepMetrics(Middleware):
         self._started.pop(message.message_id, None)
 
 
+class StepStarted(Middleware):
+    """Marks a step's message as picked up, so the waiting graph node counts the step time limit
+    from here, not from when the message was queued. A retry or a redelivery marks it again."""
+
+    def __init__(self, started_key, ttl_s: int) -> None:
+        self._key = started_key  # message_id -> Redis key
+        self._ttl_s = ttl_s
+
+    def before_process_message(self, broker, message):
+        try:
+            broker.client.set(self._key(message.message_id), f"{time.time():.3f}", ex=self._ttl_s)
+        except Exception as exc:  # the node then only sees the queue-wait limit
+            log.warning("could not mark step message %s as started: %s", message.message_id, exc)
+
+
 class StepProgress(Middleware):
     """Publishes 0 % when an actor picks a step up and 100 % when it is done (lossy, Pub/Sub)."""
 

@@ -40,7 +40,8 @@ def execute_step(rt: "Runtime", request: dict[str, Any]) -> dict[str, Any]:
     if marker is not None:
         return {"ok": True, "done": marker, "reused": True}
 
-    work_dir = rt.settings.worker_work_dir / job_id / f"{step}-{uuid.uuid4().hex[:8]}"
+    # One flat scratch folder per run of a step, removed afterwards (nothing per job is left behind).
+    work_dir = rt.settings.worker_work_dir / f"{job_id}-{step}-{uuid.uuid4().hex[:8]}"
     try:
         try:
             cls = rt.registry.resolve(task_kind, {task_kind: engine_name})[1]

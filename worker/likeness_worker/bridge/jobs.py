@@ -79,12 +79,16 @@ class JobRunner:
         else:
             result = final["steps"]["publish"]["outputs"]["result"]
             fields = {"state": "succeeded", "result": result}
+        self._report_finished(job_id, attempt, command["kind"], fields)
+        log.info("job %s attempt %s %s", job_id, attempt, fields["state"])
+
+    def _report_finished(self, job_id: str, attempt: int, kind: str, fields: dict[str, Any]) -> None:
+        """job_finished on the events stream, THEN the attempt marker (see the module docstring)."""
         event = self.rt.events.emit(
             job_id, attempt, "job_finished", event_id=job_finished_event_id(job_id, attempt), **fields
         )
         self.rt.storage.put_json(attempt_key(job_id, attempt), event)
-        metrics.JOBS_FINISHED.labels(command["kind"], fields["state"]).inc()
-        log.info("job %s attempt %s %s", job_id, attempt, fields["state"])
+        metrics.JOBS_FINISHED.labels(kind, fields["state"]).inc()
 
     def _refuse(self, command: dict | None, reason: str) -> None:
         """An invalid command: tell the api (job_finished failed, bad_input) when it names a job."""
@@ -97,11 +101,8 @@ class JobRunner:
         attempt = attempt if isinstance(attempt, int) and not isinstance(attempt, bool) and attempt >= 1 else 1
         log.warning("job %s refused: %s", job_id, reason)
         error = {"code": "bad_input", "message": reason[:4000], "retryable": False}
-        event = self.rt.events.emit(
-            job_id, attempt, "job_finished", event_id=job_finished_event_id(job_id, attempt), state="failed", error=error
-        )
-        self.rt.storage.put_json(attempt_key(job_id, attempt), event)
-        metrics.JOBS_FINISHED.labels(str((command or {}).get("kind", "unknown"))[:32], "failed").inc()
+        kind = str(command.get("kind", "unknown"))[:32]  # type: ignore[union-attr]
+        self._report_finished(job_id, attempt, kind, {"state": "failed", "error": error})
 
     def _ack(self, stream: str, entry_id: str) -> None:
         self.rt.redis.xack(stream, self.rt.keys.worker_group, entry_id)

@@ -59,15 +59,16 @@ class TaskContext:
         """Download an object into the work dir (under inputs/) and return its path."""
         return self.storage.get_file(key, self.path("inputs/" + (name or key.rsplit("/", 1)[-1])))
 
-    def upstream_outputs(self, step: str) -> dict[str, Any]:
+    def _upstream(self, step: str) -> dict[str, Any]:
         if step not in self.upstream:
             raise KeyError(f"step {self.step} needs the outputs of {step}, which did not run")
-        return self.upstream[step].get("outputs", {})
+        return self.upstream[step]
+
+    def upstream_outputs(self, step: str) -> dict[str, Any]:
+        return self._upstream(step).get("outputs", {})
 
     def upstream_artifact(self, step: str, kind: str) -> dict[str, Any]:
-        if step not in self.upstream:
-            raise KeyError(f"step {self.step} needs the outputs of {step}, which did not run")
-        for a in self.upstream[step].get("artifacts", []):
+        for a in self._upstream(step).get("artifacts", []):
             if a["kind"] == kind:
                 return a
         raise KeyError(f"step {step} produced no {kind!r} artifact")

@@ -45,17 +45,14 @@ class EngineRegistry:
 
         return deco
 
-    def default_name(self, task_kind: str) -> str:
-        return self._defaults[task_kind]
-
     def resolve(self, task_kind: str, overrides: dict[str, str] | None = None) -> tuple[str, type[Engine]]:
         name = (overrides or {}).get(task_kind) or self._defaults.get(task_kind)
         if name is None:
             raise UnknownEngine(f"no default engine for task kind {task_kind!r}")
         cls = self._engines.get((task_kind, name))
         if cls is None:
-            known = sorted(n for k, n in self._engines if k == task_kind)
-            raise UnknownEngine(f"unknown engine {name!r} for task kind {task_kind!r} (known: {', '.join(known)})")
+            known = ", ".join(self.names(task_kind))
+            raise UnknownEngine(f"unknown engine {name!r} for task kind {task_kind!r} (known: {known})")
         return name, cls
 
     def names(self, task_kind: str) -> list[str]:

@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 WAIT_SLICE_MS = 1_000  # how often a waiting node looks at the cancel key
 CANCEL_GRACE_S = 15.0  # after a cancel, how long to wait for the actor to stop by itself
+RESULT_MARGIN_S = 60.0  # past the step time limit, how long the actor has to report it
 
 
 class StepNode:
@@ -92,8 +93,19 @@ class StepNode:
         return {"steps": {self.step: done}}
 
     def _await(self, message, job_id: str) -> dict[str, Any]:
-        """Block on the actor's result, looking at the cancel key and the step time limit."""
-        deadline = time.monotonic() + self.rt.settings.worker_step_timeout_s + 60
+        """Block on the actor's result, looking at the cancel key and two time limits.
+
+        A step may wait WORKER_QUEUE_WAIT_S for an actor to pick it up (jobs piling up on one
+        queue is not a step timing out); from then on (the actor marks the message started,
+        see actors/middleware.py StepStarted) it has WORKER_STEP_TIMEOUT_S, the actor's own
+        time limit, plus a margin for the actor to report that itself. A retry or a redelivery
+        marks the message again and restarts the step's clock.
+        """
+        settings = self.rt.settings
+        started_key = self.rt.keys.step_started(message.message_id)
+        queued_at = time.monotonic()
+        started_at: float | None = None
+        last_mark = None
         cancelled_at: float | None = None
         while True:
             try:
@@ -103,12 +115,21 @@ class StepNode:
             except ResultFailure as exc:  # an exception escaped the actor (should not happen)
                 return {"ok": False, "error": {"code": "internal", "message": str(exc)[:4000], "retryable": True}}
             now = time.monotonic()
-            if cancelled_at is None and self.rt.cancel_requested(job_id):
+            cancel, mark = self.rt.redis.mget(self.rt.keys.cancel(job_id), started_key)
+            if cancelled_at is None and cancel is not None:
                 cancelled_at = now  # the actor sees the key too and stops its tool; give it a moment
             if cancelled_at is not None and now - cancelled_at > CANCEL_GRACE_S:
                 return {"ok": False, "error": {"code": "cancelled", "message": "cancelled while running", "retryable": False}}
-            if now > deadline:
-                return {
-                    "ok": False,
-                    "error": {"code": "timeout", "message": f"step {self.step} got no result in time", "retryable": True},
-                }
+            if mark is not None and mark != last_mark:
+                started_at, last_mark = now, mark
+            if started_at is None and now - queued_at > settings.worker_queue_wait_s:
+                return self._timeout(
+                    f"step {self.step} waited {settings.worker_queue_wait_s} s on queue "
+                    f"{message.queue_name} and no worker picked it up"
+                )
+            if started_at is not None and now - started_at > settings.worker_step_timeout_s + RESULT_MARGIN_S:
+                return self._timeout(f"step {self.step} got no result within its time limit")
+
+    @staticmethod
+    def _timeout(message: str) -> dict[str, Any]:
+        return {"ok": False, "error": {"code": "timeout", "message": message, "retryable": True}}

@@ -1,12 +1,17 @@
 """Run external tools so that they can be stopped.
 
 A Python time limit cannot stop ffmpeg: every tool runs in its own process group, and on
-timeout or cancel the whole group gets SIGKILL (ffmpeg's own children included).
+timeout or cancel the whole group gets SIGKILL (ffmpeg's own children included). On Linux a tool
+also gets SIGKILL when the worker dies (``PR_SET_PDEATHSIG``), so a SIGKILLed worker leaves no
+orphaned ffmpeg or espeak-ng behind.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
+import sys
 import signal
 import subprocess
 import tempfile
@@ -19,6 +24,49 @@ from .errors import Cancelled, ToolFailed, ToolTimeout
 
 POLL_S = 0.1
 STDERR_TAIL = 2000
+_PR_SET_PDEATHSIG = 1
+
+
+def _pdeathsig_preexec() -> Callable[[], None] | None:
+    """A preexec_fn asking the kernel to SIGKILL the child when its parent dies (Linux only).
+
+    The kernel sends the signal when the *thread* that forked the child ends; the callers here
+    block in that thread until the tool is done, so that is the worker's death. The libc function
+    is looked up once, here: between fork and exec the child only makes this one C call.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+    prctl.restype = ctypes.c_int
+
+    def preexec() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+    return preexec
+
+
+_PREEXEC = _pdeathsig_preexec()
+
+
+def _spawn(cmd: list[str], **kwargs) -> subprocess.Popen:
+    """Popen in a new process group (the unit a timeout or cancel kills) that dies with us."""
+    parent = os.getpid()
+    preexec = None
+    if _PREEXEC is not None:
+
+        def preexec() -> None:
+            _PREEXEC()
+            if os.getppid() != parent:  # the parent died before prctl: the signal was missed
+                os._exit(137)
+
+    try:
+        return subprocess.Popen(cmd, start_new_session=True, preexec_fn=preexec, **kwargs)
+    except FileNotFoundError as exc:
+        raise ToolFailed(f"{cmd[0]} is not installed") from exc
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
@@ -51,17 +99,13 @@ def run(
     """
     if cancelled is not None and cancelled():
         raise Cancelled(f"cancelled before {cmd[0]} started")
-    try:
-        proc = subprocess.Popen(
-            cmd,
-            stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-            cwd=cwd,
-        )
-    except FileNotFoundError as exc:
-        raise ToolFailed(f"{cmd[0]} is not installed") from exc
+    proc = _spawn(
+        cmd,
+        stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=cwd,
+    )
     deadline = time.monotonic() + timeout
     pending_input = input
     try:
@@ -136,13 +180,7 @@ def pipe(
         raise Cancelled(f"cancelled before {cmd[0]} started")
     # stderr goes to a temporary file: a pipe nobody reads could fill up and stall ffmpeg.
     with tempfile.TemporaryFile() as errf:
-        try:
-            proc = subprocess.Popen(
-                cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=errf,
-                start_new_session=True,
-            )
-        except FileNotFoundError as exc:
-            raise ToolFailed(f"{cmd[0]} is not installed") from exc
+        proc = _spawn(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=errf)
         deadline = time.monotonic() + timeout
         p = Pipe(proc, cmd, deadline, cancelled, errf)
         try:

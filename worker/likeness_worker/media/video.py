@@ -128,9 +128,11 @@ def ken_burns(
     """Slow eased zoom with a slight pan; exactly round(duration_sec * fps) frames, H.264.
 
     Frames are rendered with sub-pixel affine warps (no integer-rounding jitter, unlike
-    ffmpeg zoompan) and piped to ffmpeg. ``focus``: point (fractions of the frame) the zoom
-    moves toward, e.g. the face centre; ``pan``: extra drift as fractions of the frame.
-    ``progress(fraction)`` is called as frames are written.
+    ffmpeg zoompan) and piped to ffmpeg. ``focus``: point (fractions of the frame), e.g. the
+    face centre, that the zoom is anchored on: it stays where it is while the picture grows
+    around it (default: the frame centre). ``pan``: extra drift as fractions of the frame, on
+    top of that (pass (0, 0) to keep the focus still). ``progress(fraction)`` is called as
+    frames are written.
     """
     _check_size(width, height)
     n = int(round(duration_sec * fps))
@@ -138,9 +140,10 @@ def ken_burns(
         raise ValueError(f"duration {duration_sec} s gives no frame at {fps} fps")
     img = _cover(_read_rgb(still), width, height)
     z0, z1 = zoom
-    c0 = np.array([width / 2, height / 2], np.float64)
-    fxy = np.array(focus if focus is not None else (0.5, 0.5), np.float64) * (width, height)
-    c1 = fxy + np.array(pan) * (width, height)
+    size = np.array([width, height], np.float64)
+    mid = size / 2
+    f = np.array(focus if focus is not None else (0.5, 0.5), np.float64) * size
+    drift = np.array(pan, np.float64) * size
     if timeout is None:
         timeout = 120.0 + n * width * height / 2.0e6
     out_mp4 = Path(out_mp4)
@@ -155,10 +158,12 @@ def ken_burns(
             for i in range(n):
                 e = _smoothstep(i / (n - 1)) if n > 1 else 0.0
                 z = z0 + (z1 - z0) * e
-                c = c0 + (c1 - c0) * e
-                half = np.array([width, height]) / (2 * z)
-                c = np.minimum(np.maximum(c, half), np.array([width, height]) - half)
-                m = np.float64([[z, 0, width / 2 - c[0] * z], [0, z, height / 2 - c[1] * z]])
+                # The view centre c that maps f onto itself at zoom z, plus the drift; kept
+                # inside the picture (a pure zoom about an inner point always is).
+                c = f - (f - mid) / z + drift * e
+                half = size / (2 * z)
+                c = np.minimum(np.maximum(c, half), size - half)
+                m = np.float64([[z, 0, mid[0] - c[0] * z], [0, z, mid[1] - c[1] * z]])
                 frame = cv2.warpAffine(img, m, (width, height), flags=cv2.INTER_CUBIC,
                                        borderMode=cv2.BORDER_REFLECT101)
                 p.write(frame.tobytes())

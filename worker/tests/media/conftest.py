@@ -1,31 +1,15 @@
-"""Shared fixtures for the media tests: real images (skimage's astronaut) and real speech."""
+"""Shared fixtures for the media tests: real images (skimage's astronaut) and real speech.
+
+``tools`` (ffmpeg, ffprobe, espeak-ng present) comes from ../conftest.py."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
-
-REQUIRED_TOOLS = ("ffmpeg", "ffprobe", "espeak-ng")
-
-
-def _require_tools() -> None:
-    missing = [t for t in REQUIRED_TOOLS if shutil.which(t) is None]
-    if missing:
-        msg = f"missing tools: {', '.join(missing)} (apt-get install ffmpeg espeak-ng)"
-        if os.environ.get("CI"):
-            pytest.fail(msg)
-        pytest.skip(msg)
-
-
-@pytest.fixture(scope="session")
-def tools() -> None:
-    _require_tools()
 
 
 @pytest.fixture(scope="session")

@@ -1,3 +1,7 @@
+import os
+import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -59,3 +63,45 @@ def test_pipe_feeds_stdin_and_cancel_kills(tmp_path):
             p.write(b"y")
             flag["stop"] = True
             p.write(b"z")
+
+
+def _alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie waiting for a reaper counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux only")
+def test_tool_dies_when_its_parent_is_sigkilled(tmp_path):
+    pid_file = tmp_path / "tool.pid"
+    # A Python parent (the worker) running a long tool through proc.run.
+    parent = subprocess.Popen([
+        sys.executable, "-c",
+        "import sys; from likeness_worker.media.proc import run; "
+        f"run(['sh', '-c', 'echo $$ > {pid_file}; exec sleep 60'], timeout=120)",
+    ])
+    tool = None
+    try:
+        deadline = time.monotonic() + 20
+        while tool is None and time.monotonic() < deadline:
+            text = pid_file.read_text().strip() if pid_file.exists() else ""
+            tool = int(text) if text.isdigit() else None
+            time.sleep(0.05)
+        assert tool is not None and _alive(tool), "the tool never started"
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(10)
+        deadline = time.monotonic() + 5
+        while _alive(tool) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _alive(tool), "the tool outlived its SIGKILLed parent"
+    finally:
+        parent.kill()
+        parent.wait()
+        if tool is not None:
+            try:
+                os.killpg(tool, signal.SIGKILL)
+            except ProcessLookupError:
+                pass

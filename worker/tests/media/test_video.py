@@ -12,21 +12,9 @@ from likeness_worker.media.video import (
 )
 from likeness_worker.media.voice import loudness
 
+from conftest import ASTRONAUT_FACE, read_frames
+
 from .conftest import write_rgb
-
-ASTRONAUT_FACE = {"x": 174, "y": 68, "w": 104, "h": 104}  # MediaPipe's box on skimage's astronaut
-
-
-def _frames(path):
-    cap = cv2.VideoCapture(str(path))
-    out = []
-    while True:
-        ok, f = cap.read()
-        if not ok:
-            break
-        out.append(f)
-    cap.release()
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +60,7 @@ def test_ken_burns_frame_count_and_visible_zoom(portrait, tmp_path):
     assert info["nb_frames"] == round(3.02 * 25) == 76
     assert info["streams"][0]["pix_fmt"] == "yuv420p"
     assert seen[-1] == 1.0 and seen == sorted(seen) and len(seen) >= 10
-    frames = _frames(out)
+    frames = read_frames(out)
     assert len(frames) == 76
     first, last = frames[0].astype(np.float32), frames[-1].astype(np.float32)
     assert np.abs(first - last).mean() > 3  # the picture moved

@@ -6,9 +6,15 @@ from __future__ import annotations
 import tarfile
 from pathlib import Path
 
+from ...errors import StepFailure
 from ..base import Engine, StepOutput, TaskContext
 from ..registry import REGISTRY
-from ._util import call, ext_of
+
+
+def ext_of(name: str, default: str = "bin") -> str:
+    """The extension of a storage key, letters and digits only (for the local copy's name)."""
+    tail = name.rsplit(".", 1)[-1].lower() if "." in name else default
+    return "".join(c for c in tail if c.isalnum())[:8] or default
 
 
 @REGISTRY.engine("prepare", "dataset", default=True)
@@ -24,15 +30,13 @@ class DatasetPrepare(Engine):
             images.append((img["name"], path))
         ctx.progress(0.05, f"{len(images)} photos downloaded")
         if ctx.cancelled():
-            from ...media.errors import Cancelled
+            raise StepFailure("cancelled", "cancelled after the downloads")
 
-            raise Cancelled("cancelled")
-
-        faces = call(prepare_faces, images, ctx.path("faces"), p["triggerWord"])
+        faces = prepare_faces(images, ctx.path("faces"), p["triggerWord"])
         ctx.progress(0.6, f"{len(faces.accepted)} faces accepted, {len(faces.rejected)} rejected")
 
         voice_src = ctx.fetch(p["voiceSample"]["key"], "voice-sample." + ext_of(p["voiceSample"]["key"], "wav"))
-        clip = call(prepare_voice, voice_src, ctx.path("out/voice_reference.wav"), 12.0, cancelled=ctx.cancelled)
+        clip = prepare_voice(voice_src, ctx.path("out/voice_reference.wav"), 12.0, cancelled=ctx.cancelled)
         ctx.progress(0.85, f"voice reference {clip.duration_sec:.1f} s")
 
         tar_path = ctx.path("out/dataset.tar")

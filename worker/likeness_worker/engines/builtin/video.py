@@ -4,13 +4,11 @@ none (lipsync), lanczos (upscale), ffmpeg (mux). Each step that makes a video re
 
 from __future__ import annotations
 
-import json
 import wave
 from pathlib import Path
 
 from ..base import Engine, StepOutput, TaskContext
 from ..registry import REGISTRY
-from ._util import call, progress_hook
 
 FPS = 25
 # Where the current video is, in pipeline order: the last of these that ran is the input.
@@ -39,7 +37,7 @@ class PortraitImage(Engine):
         p = ctx.payload
         src = ctx.fetch(p["profile"]["portraitKey"], "portrait.png")
         out = ctx.path("out/scene.png")
-        box = call(frame_portrait, src, p["profile"]["faceBox"], out, p["width"], p["height"])
+        box = frame_portrait(src, p["profile"]["faceBox"], out, p["width"], p["height"])
         ref = ctx.upload("scene.png", out, "scene", "image/png", {"faceBox": box, "width": p["width"], "height": p["height"]})
         return StepOutput([ref], {"faceBox": box})
 
@@ -52,12 +50,10 @@ class EspeakTts(Engine):
         from ...media.tts import synthesize_espeak
 
         p = ctx.payload
-        voice_profile = None
         key = p["profile"].get("voiceProfileKey")
-        if key and ctx.storage.exists(key):
-            voice_profile = json.loads(ctx.fetch(key, "voice_profile.json").read_text())
+        voice_profile = ctx.storage.get_json_or_none(key) if key else None  # none: espeak's own voice
         out = ctx.path("out/speech.wav")
-        words = call(synthesize_espeak, p["script"]["narration"], out, voice_profile, cancelled=ctx.cancelled)
+        words = synthesize_espeak(p["script"]["narration"], out, voice_profile, cancelled=ctx.cancelled)
         duration = wav_duration(out)
         timings = {"durationSec": duration, "words": words}
         artifacts = [
@@ -67,16 +63,26 @@ class EspeakTts(Engine):
         return StepOutput(artifacts, {"durationSec": duration, "words": len(words)})
 
 
+def face_focus(box: dict | None, width: int, height: int) -> tuple[float, float] | None:
+    """Centre of the framed face box (scene pixels) as fractions of the frame."""
+    if not box or box.get("w", 0) <= 0 or box.get("h", 0) <= 0:
+        return None
+    return ((box["x"] + box["w"] / 2) / width, (box["y"] + box["h"] / 2) / height)
+
+
 def _animate(ctx: TaskContext, name: str) -> StepOutput:
     from ...media.video import ken_burns
 
     p = ctx.payload
     still = ctx.fetch(ctx.upstream_artifact("image", "scene")["key"], "scene.png")
     duration = float(ctx.upstream_outputs("tts")["durationSec"])
+    focus = face_focus(ctx.upstream_outputs("image").get("faceBox"), p["width"], p["height"])
+    # A zoom anchored on the face, without pan: the face stays where the image step framed it.
+    on_face = {"focus": focus, "pan": (0.0, 0.0)} if focus else {}
     out = ctx.path(f"out/{name}")
-    call(
-        ken_burns, still, out, duration, p["width"], p["height"], FPS,
-        progress=progress_hook(ctx, "frame"), cancelled=ctx.cancelled,
+    ken_burns(
+        still, out, duration, p["width"], p["height"], FPS,
+        progress=lambda f: ctx.progress(f, "rendering frames"), cancelled=ctx.cancelled, **on_face,
     )
     ref = ctx.upload(name, out, "video_raw", "video/mp4", {"durationSec": round(duration, 3)})
     return StepOutput([ref], {"videoKey": ref["key"], "durationSec": duration})
@@ -115,7 +121,7 @@ class LanczosUpscale(Engine):
         p = ctx.payload
         src = upstream_video(ctx, VIDEO_STEPS[1:])
         out = ctx.path("out/upscaled.mp4")
-        call(upscale_lanczos, src, out, p["width"], p["height"], cancelled=ctx.cancelled)
+        upscale_lanczos(src, out, p["width"], p["height"], cancelled=ctx.cancelled)
         ref = ctx.upload("upscaled.mp4", out, "video_upscaled", "video/mp4", {"width": p["width"], "height": p["height"]})
         return StepOutput([ref], {"videoKey": ref["key"]})
 
@@ -133,22 +139,20 @@ class FfmpegMux(Engine):
         srt = None
         artifacts = []
         if p.get("subtitles"):
-            timings = json.loads(ctx.fetch(ctx.upstream_artifact("tts", "timings")["key"], "timings.json").read_text())
+            timings = ctx.storage.get_json(ctx.upstream_artifact("tts", "timings")["key"])
             srt = ctx.path("out/subtitles.srt")
             write_srt(timings["words"], srt)
         out = ctx.path("out/video.mp4")
-        info = call(mux, video, speech, out, srt, cancelled=ctx.cancelled)
-        meta = {k: info[k] for k in ("durationSec", "duration_sec", "width", "height", "fps") if k in info}
-        duration = float(info.get("duration_sec", info.get("durationSec", 0.0)))
-        video_ref = ctx.upload("video.mp4", out, "video", "video/mp4", {"durationSec": duration, **meta})
-        artifacts.append(video_ref)
+        info = mux(video, speech, out, srt, cancelled=ctx.cancelled)
         outputs = {
-            "videoKey": video_ref["key"],
-            "durationSec": duration,
-            "width": int(info.get("width", p["width"])),
-            "height": int(info.get("height", p["height"])),
-            "fps": float(info.get("fps", FPS)),
+            "durationSec": float(info["duration_sec"]),
+            "width": int(info["width"]),
+            "height": int(info["height"]),
+            "fps": float(info["fps"]),
         }
+        video_ref = ctx.upload("video.mp4", out, "video", "video/mp4", dict(outputs))
+        artifacts.append(video_ref)
+        outputs["videoKey"] = video_ref["key"]
         if srt is not None:
             sub_ref = ctx.upload("subtitles.srt", srt, "subtitles", "application/x-subrip")
             artifacts.append(sub_ref)
