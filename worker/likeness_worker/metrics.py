@@ -22,6 +22,9 @@ STEP_RETRIES = Counter("likeness_worker_step_retries_total", "In-process retries
 STEPS_REUSED = Counter("likeness_worker_steps_reused_total", "Steps whose outputs already existed", ["step"])
 JOBS_FINISHED = Counter("likeness_worker_jobs_finished_total", "Jobs finished by this worker", ["kind", "state"])
 JOBS_RECLAIMED = Counter("likeness_worker_jobs_reclaimed_total", "Job commands reclaimed from dead consumers", ["kind"])
+# Health is "read the job streams recently", not "process alive" (a wedged bridge keeps its pid).
+BRIDGE_LAST_READ = Gauge("likeness_worker_bridge_last_read_timestamp_seconds", "When the bridge last read the job streams")
+BRIDGE_LAST_JOB = Gauge("likeness_worker_bridge_last_job_timestamp_seconds", "When the bridge last took a job command")
 JOBS_RUNNING = Gauge("likeness_worker_jobs_running", "Jobs whose DAG this process is driving")
 REAL_TIME_FACTOR = Histogram(
     "likeness_worker_real_time_factor",

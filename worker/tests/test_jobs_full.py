@@ -8,6 +8,7 @@ import json
 import socket
 import subprocess
 import threading
+import time
 import urllib.request
 import wave
 
@@ -161,3 +162,7 @@ def test_train_profile_then_generate_videos(bus, start_worker, tmp_path, prefix,
     assert "likeness_worker_real_time_factor_count" in body
     assert 'likeness_worker_jobs_finished_total{kind="generate_video",state="succeeded"} 2.0' in body
     assert "likeness_worker_queue_depth" in body
+    # Health: the bridge read the job streams and took a job moments ago.
+    for gauge in ("bridge_last_read", "bridge_last_job"):
+        line = next(l for l in body.splitlines() if l.startswith(f"likeness_worker_{gauge}_timestamp_seconds "))
+        assert time.time() - float(line.split()[1]) < 120

@@ -48,7 +48,6 @@ class Bridge:
         idle = rt.settings.worker_reclaim_idle_ms
         self.touch_every_s = idle / 3000
         self.reclaim_every_s = max(0.2, idle / 2000)
-        self.last_consumed = time.time()  # health: "consumed recently", not "process alive"
 
     def ensure_groups(self) -> None:
         for stream in self.streams:
@@ -111,7 +110,7 @@ class Bridge:
         key = (stream, entry_id)
         if key in self.inflight:
             return
-        self.last_consumed = time.time()
+        metrics.BRIDGE_LAST_JOB.set_to_current_time()
         metrics.JOBS_RUNNING.inc()
         self.inflight[key] = self.pool.submit(self._run_one, stream, entry_id, fields)
 
@@ -129,6 +128,7 @@ class Bridge:
             del self.inflight[key]
 
     def _read(self) -> None:
+        metrics.BRIDGE_LAST_READ.set_to_current_time()
         resp = self.rt.redis.xreadgroup(
             self.group,
             self.rt.consumer_name,
