@@ -1,0 +1,42 @@
+# syntax=docker/dockerfile:1
+# The api image: Fastify server (apps/api) with the contracts package it imports.
+# Built from the repository root:  docker build -f deploy/api.Dockerfile .
+# (deploy/compose.yaml does that with context "..").
+
+# ---- build: every workspace's dependencies, the TypeScript build, then the dev dependencies pruned.
+FROM node:20.18.1-bookworm-slim AS build
+WORKDIR /app
+# Manifests first, so `npm ci` is cached until the lock file changes. npm ci needs every
+# workspace named in package.json (contracts, api, cli) to be present.
+COPY package.json package-lock.json tsconfig.json tsconfig.base.json ./
+COPY packages/contracts/package.json packages/contracts/
+COPY apps/api/package.json apps/api/
+COPY apps/cli/package.json apps/cli/
+RUN npm ci --no-audit --no-fund --loglevel=error
+COPY packages/contracts packages/contracts
+COPY apps/api apps/api
+COPY apps/cli apps/cli
+# `tsc -b` builds the project references of the root tsconfig.json (contracts, api, cli).
+RUN npx --no-install tsc -b \
+ && npm prune --omit=dev --no-audit --no-fund --loglevel=error \
+ && rm -rf apps/cli apps/api/src apps/api/test packages/contracts/src node_modules/@likeness/cli
+
+# ---- runtime: node + ffmpeg/ffprobe (the api measures voice samples with them), non-root.
+FROM node:20.18.1-bookworm-slim
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ffmpeg tini \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /app
+ENV NODE_ENV=production \
+    API_HOST=0.0.0.0 \
+    API_PORT=8080
+COPY --from=build --chown=root:root /app /app
+# The local storage driver's default folder (STORAGE_DIR), owned by the runtime user so a fresh
+# named volume mounted there inherits that owner. Same uid (1000) as the worker image.
+RUN mkdir -p /data/objects && chown -R node:node /data
+USER node
+EXPOSE 8080
+HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=5 \
+  CMD node -e "fetch('http://127.0.0.1:'+(process.env.API_PORT||8080)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
+ENTRYPOINT ["/usr/bin/tini", "--"]
+CMD ["node", "apps/api/dist/server.js"]
