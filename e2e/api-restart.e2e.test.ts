@@ -1,9 +1,10 @@
 // The api is SIGKILLed while a video job runs and a new api process starts on the same database,
 // Redis and storage: the job still finishes, succeeded, exactly once.
-import { afterAll, beforeAll, describe, expect, inject, test } from "vitest";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { GENERATE_VIDEO_STEPS, type Profile } from "@likeness/contracts";
 import { Client, describeUpdate, summarize } from "./harness/client.js";
 import { Stack, skipE2e } from "./harness/stack.js";
+import { startTrainedStack } from "./harness/trained-stack.js";
 import { expectPlayableVideo } from "./harness/video-checks.js";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -14,12 +15,8 @@ describe.skipIf(await skipE2e())("e2e: api restarted mid-job", () => {
   let profile: Profile;
 
   beforeAll(async () => {
-    const samples = inject("samples");
-    if ("error" in samples) throw new Error(`sample inputs: ${samples.error}`);
     // tts sleeps 3 s (test-only fault): the worker is surely mid-job while no api is running.
-    stack = await Stack.start({ name: "api-restart", workerEnv: { LIKENESS_TEST_FAULTS: "tts:sleep=3" } });
-    a = await stack.withLogs(() => Client.signup(stack.url, "alice"));
-    ({ profile } = await stack.withLogs(() => a.trainedProfile(samples)));
+    ({ stack, a, profile } = await startTrainedStack("api-restart", { LIKENESS_TEST_FAULTS: "tts:sleep=3" }));
   });
   afterAll(async () => {
     await stack?.close();

@@ -3,10 +3,11 @@
 // only what did not succeed before: the steps that succeeded in attempt 1 are reused, untouched.
 import fs from "node:fs";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, inject, test } from "vitest";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { GENERATE_VIDEO_STEPS, type Job, type Profile } from "@likeness/contracts";
 import { Client, summarize } from "./harness/client.js";
 import { Stack, skipE2e } from "./harness/stack.js";
+import { startTrainedStack } from "./harness/trained-stack.js";
 import { expectPlayableVideo } from "./harness/video-checks.js";
 
 const NARRATION = "Hello from Likeness. This video was made on a laptop.";
@@ -75,12 +76,8 @@ describe.skipIf(await skipE2e())("e2e: retry after an injected failure", () => {
   let profile: Profile;
 
   beforeAll(async () => {
-    const samples = inject("samples");
-    if ("error" in samples) throw new Error(`sample inputs: ${samples.error}`);
     // tts fails in attempt 1 (and in its in-process retries, which are still attempt 1).
-    stack = await Stack.start({ name: "retry", workerEnv: { LIKENESS_TEST_FAULTS: "tts:1" } });
-    a = await stack.withLogs(() => Client.signup(stack.url, "alice"));
-    ({ profile } = await stack.withLogs(() => a.trainedProfile(samples)));
+    ({ stack, a, profile } = await startTrainedStack("retry", { LIKENESS_TEST_FAULTS: "tts:1" }));
   });
   afterAll(async () => {
     await stack?.close();
