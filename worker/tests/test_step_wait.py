@@ -28,12 +28,19 @@ class FakeRuntime:
         self.t0 = time.monotonic()
         self.redis = self
         self.results = self
+        self.deleted: list[str] = []
 
     def mget(self, cancel_key, started_key):
         assert started_key == KEYS.step_started("m1")
         elapsed = time.monotonic() - self.t0
         seen = [value for at, value in self.marks if at <= elapsed]
         return None, (seen[-1] if seen else None)
+
+    def build_message_key(self, message):
+        return f"result-of-{message.message_id}"
+
+    def delete(self, *keys):
+        self.deleted.extend(keys)
 
     def get_result(self, message, block, timeout):
         elapsed = time.monotonic() - self.t0
@@ -61,6 +68,8 @@ def test_time_in_the_queue_does_not_count_against_the_step():
     rt = FakeRuntime(queue_wait_s=5, step_timeout_s=0.3, marks=[(0.6, b"1")], result_at=0.8)
     result, took = wait(rt)
     assert result["ok"] is True and took >= 0.8
+    # The result list and the started mark are removed once read, not left for their TTL.
+    assert rt.deleted == ["result-of-m1", KEYS.step_started("m1")]
 
 
 def test_a_step_nobody_picks_up_times_out_after_the_queue_wait():
@@ -68,6 +77,7 @@ def test_a_step_nobody_picks_up_times_out_after_the_queue_wait():
     result, took = wait(rt)
     assert result["error"]["code"] == "timeout" and "no worker picked it up" in result["error"]["message"]
     assert "gpu0" in result["error"]["message"] and 0.3 <= took < 2
+    assert "result-of-m1" in rt.deleted
 
 
 def test_a_started_step_times_out_after_the_step_limit():

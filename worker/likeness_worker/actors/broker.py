@@ -30,7 +30,8 @@ def _retry_when(retries: int, exc: BaseException) -> bool:
 
 def build_broker(settings: Settings, keys: RedisKeys, publish_progress) -> tuple[RedisBroker, RedisBackend]:
     url = settings.redis_url.get_secret_value()
-    backend = RedisBackend(url=url, namespace=keys.results_namespace)
+    # Result keys under our prefix (not md5 hashes), so a deployment's or a test's keys stay together.
+    backend = RedisBackend(url=url, namespace=keys.results_namespace, use_namespace_prefix_keys=True)
     middleware = [
         AgeLimit(),
         TimeLimit(time_limit=settings.worker_step_timeout_s * 1000),

@@ -93,6 +93,16 @@ class StepNode:
         return {"steps": {self.step: done}}
 
     def _await(self, message, job_id: str) -> dict[str, Any]:
+        try:
+            return self._wait_for_result(message, job_id)
+        finally:
+            # Read or given up on, the result has served: without this its list (a key outside
+            # our prefix, named by a hash) would sit in Redis for the whole result TTL.
+            self.rt.redis.delete(
+                self.rt.results.build_message_key(message), self.rt.keys.step_started(message.message_id)
+            )
+
+    def _wait_for_result(self, message, job_id: str) -> dict[str, Any]:
         """Block on the actor's result, looking at the cancel key and two time limits.
 
         A step may wait WORKER_QUEUE_WAIT_S for an actor to pick it up (jobs piling up on one
