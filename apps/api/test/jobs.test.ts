@@ -343,6 +343,67 @@ describeWithServices("jobs", () => {
     }
   });
 
+  it("records no key from the worker outside the job's folder: artifacts, video and profile results", async () => {
+    // A hostile or buggy worker points user A's job at user B's voice sample.
+    const victim = await makeProfile(t.db, b.userId);
+    const foreignKey = `uploads/${b.userId}/${victim.id}/voice/sample.wav`;
+    await t.storage.put(foreignKey, randomBytes(1000), "audio/wav");
+    const otherJobKey = `jobs/${randomUUID()}/mux/video.mp4`;
+
+    const p = await makeProfile(t.db, a.userId, { trained: true });
+    const res = await app.inject({ method: "POST", url: "/v1/videos", headers: a.auth, payload: { profileId: p.id, narration: "Hi there.", width: 256, height: 256 } });
+    expect(res.statusCode, res.body).toBe(202);
+    const { video, job: j } = res.json();
+    const { command } = await worker.next("generate_video");
+    const ownKey = `jobs/${command.jobId}/mux/video.mp4`;
+    await worker.send(command, { type: "job_started", worker: worker.name });
+    await worker.step(command, "mux", "ffmpeg", [
+      { key: ownKey, kind: "video", contentType: "video/mp4", bytes: 10 },
+      { key: foreignKey, kind: "video", contentType: "video/mp4", bytes: 1000 },
+      { key: otherJobKey, kind: "video", contentType: "video/mp4", bytes: 1000 },
+      { key: `jobs/${command.jobId}`, kind: "video", contentType: "video/mp4", bytes: 1000 },
+    ]);
+    await worker.send(command, {
+      type: "job_finished",
+      state: "succeeded",
+      result: { videoKey: foreignKey, durationSec: 3.2, width: 256, height: 256, fps: 25 },
+    });
+    const failed = await waitFor("failed video job", async () => {
+      const v = await job(j.id);
+      return v.state === "failed" ? v : undefined;
+    });
+    expect(failed.error).toMatchObject({ code: "internal", retryable: false, step: "publish" });
+    expect(failed.error.message).toContain(foreignKey);
+    const mux = failed.steps.find((s: { name: string }) => s.name === "mux");
+    expect(mux.artifacts.map((x: { key: string }) => x.key)).toEqual([ownKey]);
+    expect(await t.db.selectFrom("artifacts").select("key").where("key", "in", [foreignKey, otherJobKey]).execute()).toEqual([]);
+    const file = await app.inject({ method: "GET", url: `/v1/videos/${video.id}/file`, headers: a.auth });
+    expect(file.statusCode).toBe(409);
+
+    // Even a row that already holds a foreign key (written before this check) is never streamed.
+    await t.db.updateTable("videos").set({ video_key: foreignKey, duration_sec: 3.2 }).where("id", "=", video.id).execute();
+    const stale = await app.inject({ method: "GET", url: `/v1/videos/${video.id}/file`, headers: a.auth });
+    expect(stale.statusCode).toBe(404);
+    expect(stale.rawPayload.length).toBeLessThan(1000);
+
+    // A training result naming another job's portrait does not train the profile.
+    const q = await makeProfile(t.db, a.userId);
+    const tj = await train(q.id);
+    const { command: tc } = await worker.next("train_profile");
+    await worker.send(tc, { type: "job_started", worker: worker.name });
+    await worker.send(tc, { type: "job_finished", state: "succeeded", result: { ...worker.assets(tc.jobId), portraitKey: otherJobKey } });
+    const tfailed = await waitFor("failed train job", async () => {
+      const v = await job(tj.id);
+      return v.state === "failed" ? v : undefined;
+    });
+    expect(tfailed.error.message).toContain(otherJobKey);
+    const prof = await waitFor("failed profile", async () => {
+      const r = await t.db.selectFrom("profiles").selectAll().where("id", "=", q.id).executeTakeFirstOrThrow();
+      return r.state === "failed" ? r : undefined;
+    });
+    expect(prof.assets).toBeNull();
+  });
+
   it("records an event delivered twice only once", async () => {
     const p = await makeProfile(t.db, a.userId);
     const j = await train(p.id);

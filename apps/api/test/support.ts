@@ -16,7 +16,7 @@ import { loadConfig, type Config } from "../src/config.js";
 import { createDb, migrateToLatest, type Db } from "../src/db/db.js";
 import { LocalStorage } from "../src/storage/local.storage.js";
 import type { ObjectStorage } from "../src/storage/object-storage.js";
-import { buildApp } from "../src/app.js";
+import { buildApp, type AppDeps } from "../src/app.js";
 
 export const PG_URL = process.env.DATABASE_URL || "postgres://postgres@127.0.0.1:5432/test";
 export const REDIS_URL = process.env.REDIS_URL || "redis://127.0.0.1:6379";
@@ -115,7 +115,9 @@ export interface TestApp {
   close(): Promise<void>;
 }
 
-export async function createTestApp(opts: { storage?: ObjectStorage; env?: Record<string, string> } = {}): Promise<TestApp> {
+export async function createTestApp(
+  opts: { storage?: ObjectStorage; env?: Record<string, string>; log?: AppDeps["log"] } = {},
+): Promise<TestApp> {
   const database = await createTestDatabase();
   const storageDir = await mkdtemp(path.join(os.tmpdir(), "lk-test-objects-"));
   const config = loadConfig({
@@ -129,7 +131,7 @@ export async function createTestApp(opts: { storage?: ObjectStorage; env?: Recor
   });
   const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: 3 });
   const storage = opts.storage ?? new LocalStorage(storageDir);
-  const app = await buildApp({ config, db: database.db, redis, storage });
+  const app = await buildApp({ config, db: database.db, redis, storage, ...(opts.log ? { log: opts.log } : {}) });
   await app.ready();
   return {
     app,

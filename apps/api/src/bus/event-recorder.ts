@@ -1,6 +1,7 @@
 // Records one worker event in Postgres, in ONE transaction: the dedupe row (processed_events)
 // and every change it implies (job_steps, jobs, artifacts, profiles). A duplicate does nothing.
 import type { Kysely } from "kysely";
+import type { FastifyBaseLogger } from "fastify";
 import {
   ProfileAssets,
   VideoResult,
@@ -9,6 +10,7 @@ import {
   type StepName,
 } from "@likeness/contracts";
 import { json } from "../db/db.js";
+import { isJobKey } from "../storage/object-storage.js";
 import type { Database, JobRow } from "../db/types.js";
 import { isTerminal, JobsRepository } from "../jobs/jobs.repository.js";
 import { ProfilesRepository } from "../profiles/profiles.repository.js";
@@ -24,7 +26,19 @@ export type RecordOutcome =
 
 type JobError = StepError & { step?: StepName };
 
-export async function recordEvent(db: Kysely<Database>, event: JobEvent, metrics?: JobMetrics): Promise<RecordOutcome> {
+/** The storage keys of a ProfileAssets / VideoResult (every field named `…Key`) outside the job's folder. */
+function foreignResultKeys(jobId: string, result: Record<string, unknown>): string[] {
+  return Object.entries(result)
+    .filter(([name, v]) => name.endsWith("Key") && typeof v === "string" && !isJobKey(jobId, v))
+    .map(([, v]) => v as string);
+}
+
+export async function recordEvent(
+  db: Kysely<Database>,
+  event: JobEvent,
+  metrics?: JobMetrics,
+  log?: Pick<FastifyBaseLogger, "warn">,
+): Promise<RecordOutcome> {
   return db.transaction().execute(async (tx): Promise<RecordOutcome> => {
     if (!(await new ProcessedEventsRepository(tx).markProcessed(event.eventId))) return { status: "duplicate" };
 
@@ -64,6 +78,10 @@ export async function recordEvent(db: Kysely<Database>, event: JobEvent, metrics
           error: null,
         });
         for (const a of event.artifacts) {
+          if (!isJobKey(job.id, a.key)) {
+            log?.warn({ jobId: job.id, eventId: event.eventId, step: event.step, key: a.key }, "event names an artifact outside the job's folder: not recorded");
+            continue;
+          }
           await jobs.upsertArtifact({
             userId: job.user_id,
             jobId: job.id,
@@ -107,8 +125,19 @@ export async function recordEvent(db: Kysely<Database>, event: JobEvent, metrics
         if (state === "succeeded") {
           const schema = job.kind === "train_profile" ? ProfileAssets : VideoResult;
           const parsed = schema.safeParse(result);
-          if (parsed.success) {
+          const foreign = parsed.success ? foreignResultKeys(job.id, parsed.data) : [];
+          if (parsed.success && foreign.length === 0) {
             result = parsed.data;
+          } else if (parsed.success) {
+            log?.warn({ jobId: job.id, eventId: event.eventId, keys: foreign }, "job result names objects outside the job's folder: job failed");
+            state = "failed";
+            result = null;
+            error = {
+              code: "internal",
+              message: `the worker's result names an object outside jobs/${job.id}/: ${foreign[0]!.slice(0, 200)}`,
+              retryable: false,
+              step: "publish",
+            };
           } else {
             state = "failed";
             result = null;

@@ -157,7 +157,7 @@ export class EventsConsumer {
 
   /** Records the event (one transaction). Exposed for the api's own events (immediate cancel). */
   async apply(event: JobEvent): Promise<RecordOutcome> {
-    const outcome = await recordEvent(this.deps.db, event, this.deps.metrics);
+    const outcome = await recordEvent(this.deps.db, event, this.deps.metrics, this.deps.log);
     this.deps.metrics.eventsHandled.inc({ type: event.type, result: outcome.status });
     if (outcome.status === "unknown_job") {
       this.deps.log.warn({ eventId: event.eventId, jobId: event.jobId }, "events consumer: event for an unknown job");

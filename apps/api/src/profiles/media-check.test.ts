@@ -1,6 +1,6 @@
 // The voice checks on every accepted container, made by ffmpeg here (skipped without ffmpeg).
 import { execFileSync } from "node:child_process";
-import { mkdtemp, rm, stat } from "node:fs/promises";
+import { mkdtemp, rm, stat, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -43,6 +43,19 @@ describe.skipIf(!hasFfmpeg)("checkVoice", () => {
       expect(r.durationSec).toBeLessThan(4.2);
     });
   }
+
+  it("never lets a playlist read other files (ID3 header + HLS playlist naming a local file)", async () => {
+    // The ID3 header passes the mp3 magic-byte check; ffmpeg's own probe skips ID3 tags and
+    // would then pick the HLS demuxer, which opens the files the playlist names (here a local
+    // .mp3, e.g. another user's voice sample) and reports *their* audio as this upload's.
+    const secret = path.join(dir, "secret.mp3");
+    execFileSync("ffmpeg", ["-v", "error", "-y", "-f", "lavfi", "-i", "sine=frequency=300:duration=5", "-c:a", "libmp3lame", secret]);
+    const playlist = Buffer.from(`#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:5.0,\n${secret}\n#EXT-X-ENDLIST\n`);
+    const id3 = Buffer.concat([Buffer.from("ID3\x04\x00\x00\x00\x00\x00\x0a", "latin1"), Buffer.alloc(10)]);
+    const file = path.join(dir, "playlist.mp3");
+    await writeFile(file, Buffer.concat([id3, playlist]));
+    await expect(checkVoice(file, "voice", (await stat(file)).size)).rejects.toMatchObject({ statusCode: 400, field: "voice" });
+  });
 
   it("refuses a file with no audio stream", async () => {
     const file = path.join(dir, "video-only.webm");

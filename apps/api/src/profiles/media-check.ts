@@ -25,6 +25,26 @@ export const AUDIO_TYPES: Record<AudioFormat, { contentType: string; ext: string
   m4a: { contentType: "audio/mp4", ext: "m4a" },
 };
 
+/**
+ * The ffmpeg demuxer for each sniffed format. ffprobe/ffmpeg are always told which demuxer to
+ * use: left to probe, ffmpeg skips an ID3 header and may pick a playlist demuxer (HLS, concat)
+ * that opens the local files or URLs the "audio" names. With the demuxer forced and only the
+ * `file` protocol allowed, a file is decoded as the container its magic bytes claim, or refused.
+ */
+const FFMPEG_DEMUXER: Record<AudioFormat, string> = {
+  wav: "wav",
+  mp3: "mp3",
+  ogg: "ogg",
+  flac: "flac",
+  webm: "matroska",
+  m4a: "mov",
+};
+
+/** ffmpeg input options: this demuxer, the local file only (the `file:` prefix: no other protocol). */
+function ffmpegInput(format: AudioFormat, path: string): string[] {
+  return ["-protocol_whitelist", "file", "-f", FFMPEG_DEMUXER[format], "-i", `file:${path}`];
+}
+
 async function head(path: string, n = 16): Promise<Buffer> {
   const fh = await open(path, "r");
   try {
@@ -142,7 +162,7 @@ export async function checkVoice(path: string, field: string, bytes: number): Pr
 
   const probe = await run(
     "ffprobe",
-    ["-v", "error", "-select_streams", "a:0", "-show_entries", "stream=codec_name:format=duration", "-of", "json", path],
+    ["-v", "error", "-select_streams", "a:0", "-show_entries", "stream=codec_name:format=duration", "-of", "json", ...ffmpegInput(format, path)],
     { keepStdout: true, timeoutMs: 30_000 },
   );
   let header: { streams?: { codec_name?: string }[]; format?: { duration?: string } } = {};
@@ -152,18 +172,18 @@ export async function checkVoice(path: string, field: string, bytes: number): Pr
     /* reported below */
   }
   if (probe.code !== 0 || !header.streams?.length) {
-    const why = firstLine(probe.stderr.split(path).join("file")) || "no audio stream";
+    const why = firstLine(hidePath(probe.stderr, path)) || "no audio stream";
     throw badRequest(`${field}: no readable audio in the file (${why})`, field);
   }
 
   // Full decode: errors stop it (-xerror); the decoded length is the real duration.
   const decode = await run(
     "ffmpeg",
-    ["-nostdin", "-v", "error", "-xerror", "-i", path, "-map", "0:a:0", "-ac", "1", "-ar", String(DECODE_RATE), "-f", "s16le", "-"],
+    ["-nostdin", "-v", "error", "-xerror", ...ffmpegInput(format, path), "-map", "0:a:0", "-ac", "1", "-ar", String(DECODE_RATE), "-f", "s16le", "-"],
     { keepStdout: false, timeoutMs: 60_000 },
   );
   if (decode.code !== 0) {
-    const why = firstLine(decode.stderr.split(path).join("file")) || `ffmpeg exit ${decode.code}`;
+    const why = firstLine(hidePath(decode.stderr, path)) || `ffmpeg exit ${decode.code}`;
     throw badRequest(`${field}: the audio is damaged or truncated (${why})`, field);
   }
   const durationSec = decode.stdoutBytes / (2 * DECODE_RATE);
@@ -178,6 +198,11 @@ export async function checkVoice(path: string, field: string, bytes: number): Pr
     throw badRequest(`${field}: ${durationSec.toFixed(1)} s of audio is too long (at most ${UPLOAD_LIMITS.maxVoiceSec} s)`, field);
   }
   return { format, ...AUDIO_TYPES[format], durationSec: Math.round(durationSec * 1000) / 1000 };
+}
+
+/** Tool output names the temp file; the client sees "file" instead. */
+function hidePath(s: string, path: string): string {
+  return s.split(`file:${path}`).join("file").split(path).join("file");
 }
 
 function firstLine(s: string): string {

@@ -43,11 +43,36 @@ export async function parseProfileUpload(request: FastifyRequest, tmpDir: string
   if (!request.isMultipart()) {
     throw new HttpError(415, "unsupported_media_type", "send multipart/form-data: field name, files images and voice");
   }
+  try {
+    return await readParts(request, tmpDir);
+  } catch (err) {
+    throw asClientError(err);
+  }
+}
+
+/**
+ * A body that is not well-formed multipart (no boundary, cut short, a broken part header) is the
+ * client's fault: busboy reports it as a plain Error, which would otherwise become a 500.
+ * Errors that already carry a status, and system errors (ENOSPC, EACCES...), are passed on.
+ */
+function asClientError(err: unknown): unknown {
+  if (err instanceof HttpError) return err;
+  const e = err as { statusCode?: unknown; code?: unknown; message?: unknown };
+  if (typeof e?.statusCode === "number" || typeof e?.code === "string") return err;
+  const message = typeof e?.message === "string" ? e.message : "";
+  if (/^(Multipart: |Unexpected end of |Malformed part header|(Part|Preamble) terminated early)/.test(message)) {
+    return badRequest(`the multipart/form-data body is malformed (${message.slice(0, 100)})`);
+  }
+  return err;
+}
+
+async function readParts(request: FastifyRequest, tmpDir: string): Promise<ParsedUpload> {
   const out: ParsedUpload = { fields: {}, images: [], voices: [] };
   const total = { bytes: 0 };
   let n = 0;
 
   for await (const part of request.parts()) {
+    if (!part.fieldname) throw badRequest("every part of the form needs a name (Content-Disposition: form-data; name=...)");
     if (part.type === "field") {
       if (part.fieldname === "images" || part.fieldname === "voice") {
         throw badRequest(`${part.fieldname}: must be a file (with a file name)`, part.fieldname);

@@ -59,6 +59,16 @@ export class InvalidRangeError extends Error {
   override name = "InvalidRangeError";
 }
 
+/**
+ * Every object a job makes lives under `jobs/<jobId>/`. Keys in worker events come from the worker
+ * plane, which is trusted less than the database: a key elsewhere (another job's output, a
+ * user's upload) is never recorded, so no route can be made to serve it (a confused deputy).
+ * StorageKey already refuses "..", "." and empty segments, so a prefix test is enough.
+ */
+export function isJobKey(jobId: string, key: string): boolean {
+  return key.startsWith(`jobs/${jobId}/`) && key.length > `jobs/${jobId}/`.length;
+}
+
 export function assertKey(key: string): void {
   if (!StorageKey.safeParse(key).success || key.split("/").some((s) => s === "." || s === "..")) {
     throw new InvalidKeyError(key);

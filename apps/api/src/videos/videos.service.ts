@@ -7,7 +7,7 @@ import {
   type Job,
   type Video,
 } from "@likeness/contracts";
-import type { ObjectStorage, ObjectStream } from "../storage/object-storage.js";
+import { isJobKey, type ObjectStorage, type ObjectStream } from "../storage/object-storage.js";
 import { HttpError, badRequest, conflict, notFound } from "../http/errors.js";
 import { JobsRepository } from "../jobs/jobs.repository.js";
 import { ProfilesRepository } from "../profiles/profiles.repository.js";
@@ -84,6 +84,11 @@ export class VideosService {
     const v = await this.videos.find(videoId, userId);
     if (!v) throw notFound("video");
     if (!v.video_key) throw conflict(`the video is not ready (job ${v.state})`);
+    if (!isJobKey(v.job_id, v.video_key)) {
+      // Only the job's own output is ever served (events are checked too; this guards old rows).
+      this.rt.log.error({ videoId, jobId: v.job_id, key: v.video_key }, "video key outside its job's folder: not served");
+      throw notFound("video file");
+    }
     const info = await this.storage.stat(v.video_key);
     const range = parseRange(rangeHeader, info.size);
     if (range === "unsatisfiable") {
