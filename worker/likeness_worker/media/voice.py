@@ -63,8 +63,16 @@ def speech_mask(x: np.ndarray, sr: int) -> np.ndarray:
     return mask
 
 
+# The voice sample is the user's file: ffmpeg may read it only as a plain audio container, from
+# this one file. A playlist or concat script (HLS behind an ID3 header sniffs as mp3) would
+# otherwise make ffmpeg open other files on this machine.
+AUDIO_DEMUXERS = "wav,mp3,ogg,flac,matroska,webm,mov,mp4,m4a,3gp,3g2,mj2"
+
+
 def _decode(src: Path, timeout: float, cancelled: Callable[[], bool] | None) -> np.ndarray:
-    cmd = ["ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-i", str(src), "-t",
+    cmd = ["ffmpeg", "-nostdin", "-hide_banner", "-v", "error",
+           "-format_whitelist", AUDIO_DEMUXERS, "-protocol_whitelist", "file",
+           "-i", f"file:{src}", "-t",
            str(MAX_INPUT_S), "-vn", "-ac", "1", "-ar", str(SAMPLE_RATE), "-f", "f32le", "-"]
     try:
         out = proc.run(cmd, timeout=timeout, cancelled=cancelled).stdout

@@ -118,3 +118,16 @@ def test_measure_voice_tracks_pitch(tmp_path, tools):
     m = measure_voice(wav)
     assert abs(m["median_f0_hz"] - 180) < 5
     assert 3.0 <= m["speaking_rate_sps"] <= 5.0
+
+
+def test_a_playlist_cannot_make_ffmpeg_read_other_files(espeak_speech, tmp_path):
+    # An HLS playlist behind an ID3 header sniffs as mp3; unguarded, ffmpeg would decode the
+    # local file it names (another user's voice sample, say) as if it were this upload.
+    other = tmp_path / "someone-elses.mp3"
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(espeak_speech), str(other)], check=True)
+    playlist = b"#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\n" + f"file:{other}\n".encode() + b"#EXT-X-ENDLIST\n"
+    id3 = b"ID3\x04\x00\x00\x00\x00\x00\x00"
+    src = tmp_path / "sample.mp3"
+    src.write_bytes(id3 + playlist)
+    with pytest.raises(BadInput, match="cannot read the voice sample"):
+        prepare_voice(src, tmp_path / "ref.wav")
