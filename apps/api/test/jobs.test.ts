@@ -628,6 +628,29 @@ describeWithServices("jobs", () => {
     expect(got[0]).toMatchObject({ type: "job", job: { state: "succeeded" } });
   });
 
+  it("deletes the workflow checkpoints of jobs that ended more than a week ago, and only those", async () => {
+    const trainToEnd = async () => {
+      const p = await makeProfile(t.db, a.userId);
+      const j = await train(p.id);
+      const { command } = await worker.next("train_profile");
+      await worker.train(command);
+      await waitFor("job finished", async () => (await job(j.id)).state === "succeeded");
+      return j.id as string;
+    };
+    const oldJob = await trainToEnd();
+    const recentJob = await trainToEnd();
+    await t.db.updateTable("jobs").set({ finished_at: new Date(Date.now() - 8 * 24 * 3600 * 1000) }).where("id", "=", oldJob).execute();
+    const { runner } = jobsHandle(t.deps)!;
+    const before = await runner.history(oldJob, 1, "train_profile");
+    expect(before.length).toBeGreaterThan(0);
+
+    expect(await runner.pruneCheckpoints(7)).toBeGreaterThanOrEqual(1);
+    expect(await runner.history(oldJob, 1, "train_profile")).toEqual([]);
+    expect((await runner.history(recentJob, 1, "train_profile")).length).toBeGreaterThan(0);
+    // The job itself, its steps and its record are untouched.
+    expect((await job(oldJob)).state).toBe("succeeded");
+  });
+
   it("finishes a job after the api restarts mid-job, finalizing exactly once", async () => {
     const p = await makeProfile(t.db, a.userId);
     const j = await train(p.id);

@@ -106,6 +106,8 @@ export async function createTestDatabase(): Promise<TestDatabase> {
 
 export interface TestApp {
   app: FastifyInstance;
+  /** What the app was built with (e.g. for `jobsHandle(deps)`). */
+  deps: AppDeps;
   config: Config;
   db: Db;
   redis: Redis;
@@ -131,10 +133,12 @@ export async function createTestApp(
   });
   const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: 3 });
   const storage = opts.storage ?? new LocalStorage(storageDir);
-  const app = await buildApp({ config, db: database.db, redis, storage, ...(opts.log ? { log: opts.log } : {}) });
+  const deps: AppDeps = { config, db: database.db, redis, storage, ...(opts.log ? { log: opts.log } : {}) };
+  const app = await buildApp(deps);
   await app.ready();
   return {
     app,
+    deps,
     config,
     db: database.db,
     redis,

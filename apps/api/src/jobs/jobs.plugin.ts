@@ -58,12 +58,17 @@ export default async function jobsPlugin(app: FastifyInstance, deps: AppDeps): P
   await app.register(videosRoutes, { videos });
   jobEventsRoutes(app, runtime, hub);
 
+  let pruning: NodeJS.Timeout | undefined;
+  const prune = () => runner.pruneCheckpoints().catch((err) => app.log.warn({ err }, "checkpoint retention failed"));
   app.addHook("onReady", async () => {
     await consumer.start();
     // Threads left mid-way by a previous process: start, continue or resume them.
     await runner.recover();
+    void prune();
+    pruning = setInterval(prune, 60 * 60 * 1000).unref();
   });
   app.addHook("onClose", async () => {
+    clearInterval(pruning);
     await consumer.stop();
     await hub.close();
     await runner.close();

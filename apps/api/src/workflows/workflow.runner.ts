@@ -6,6 +6,7 @@ import pg from "pg";
 import { PostgresSaver } from "@langchain/langgraph-checkpoint-postgres";
 import type { JobKind } from "@likeness/contracts";
 import { createPool } from "../db/db.js";
+import { CheckpointsRepository } from "./checkpoints.repository.js";
 import type { JobRow } from "../db/types.js";
 import { isTerminal, JobsRepository } from "../jobs/jobs.repository.js";
 import { jobFinishedEvent, type JobFinished } from "../bus/job-finished.js";
@@ -17,6 +18,7 @@ import {
 } from "./job-graphs.js";
 
 export const CHECKPOINT_SCHEMA = "lg_api";
+export const CHECKPOINT_RETENTION_DAYS = 7;
 
 type Graph = ReturnType<typeof buildTrainProfileGraph> | ReturnType<typeof buildGenerateVideoGraph>;
 
@@ -122,6 +124,21 @@ export class WorkflowRunner {
     if (!state.next.includes("await_worker")) return false;
     await graph.invoke(new Command({ resume: event }), this.config(thread));
     return true;
+  }
+
+  /**
+   * Retention: checkpoint tables grow with every job. A thread of a job that ended more than
+   * `days` ago has nothing left to do (recover() looks back 24 h; late duplicate events are
+   * recorded without resuming), so its checkpoints go.
+   */
+  async pruneCheckpoints(days = CHECKPOINT_RETENTION_DAYS): Promise<number> {
+    const threads = await new CheckpointsRepository(this.d.db, CHECKPOINT_SCHEMA).threadsOfJobsEndedBefore(days);
+    for (const thread of threads) {
+      if (this.closed) break;
+      await this.serial(thread, () => this.saver.deleteThread(thread));
+    }
+    if (threads.length) this.d.log.info({ threads: threads.length, days }, "old workflow checkpoints deleted");
+    return threads.length;
   }
 
   /** The checkpoints of one thread, newest first (tests and diagnostics). */
