@@ -101,15 +101,26 @@ async function waitHealthy(url, timeoutMs = 90000) {
   }
 }
 
-/** The real CLI. Its progress (stderr) goes straight to this terminal; stdout (--json) comes back. */
+/** CLI processes still running, stopped by the demo's own shutdown on ^C. */
+const cliChildren = new Set();
+
+/**
+ * The real CLI. Its progress (stderr) goes straight to this terminal; stdout (--json) comes back.
+ * It runs in its own process group so that a terminal ^C reaches only the demo, which stops
+ * everything; otherwise the CLI would answer ^C with "the job keeps running on the server".
+ */
 function cli(args, env, input) {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { cwd: REPO, env, stdio: ["pipe", "pipe", "inherit"] });
+    const child = spawn(process.execPath, [CLI, ...args], { cwd: REPO, env, stdio: ["pipe", "pipe", "inherit"], detached: true });
+    cliChildren.add(child);
     let out = "";
     child.stdout.on("data", (d) => (out += d));
     child.stdin.end(input ?? "");
     child.on("error", reject);
-    child.on("exit", (code) => resolve({ code, out }));
+    child.on("exit", (code) => {
+      cliChildren.delete(child);
+      resolve({ code, out });
+    });
   });
 }
 
@@ -259,9 +270,14 @@ async function main() {
   console.log(`  ${"total".padEnd(32)} ${((performance.now() - t0) / 1000).toFixed(2).padStart(7)} s`);
 }
 
+/** Set on ^C: what fails after it (the CLI it stopped) is not a demo failure to report. */
+let stopping = false;
 for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"]) {
   process.on(sig, () => {
+    if (stopping) return;
+    stopping = true;
     say(`${sig}: shutting down`);
+    for (const child of cliChildren) child.kill("SIGTERM");
     shutdown().finally(() => process.exit(130));
   });
 }
@@ -270,6 +286,7 @@ try {
   await main();
   await shutdown();
 } catch (err) {
+  if (stopping) await new Promise(() => {}); // the signal handler stops everything and exits 130
   const msg = err instanceof DemoError ? err.message : err.stack ?? String(err);
   process.stderr.write(`\ndemo FAILED: ${msg}\n`);
   for (const s of services) {

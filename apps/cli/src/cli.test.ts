@@ -2,10 +2,11 @@ import { mkdtemp, mkdir, readFile, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { beforeEach, describe, expect, it } from "vitest";
-import { parseSize, run, type Deps } from "./cli.js";
+import { downloadWhenReady, parseSize, run, type Deps } from "./cli.js";
 import type { ApiClient } from "./client.js";
 import { ApiError, formatError } from "./errors.js";
-import { JOB_ID, PROFILE_ID, trainJob } from "./test/fixtures.js";
+import type { Profile } from "@likeness/contracts";
+import { AT, at, JOB_ID, PROFILE_ID, trainJob, VIDEO_ID } from "./test/fixtures.js";
 
 interface Call {
   method: string;
@@ -17,8 +18,9 @@ function harness(env: NodeJS.ProcessEnv = {}) {
   const stdout: string[] = [];
   const stderr: string[] = [];
   let failWith: unknown;
+  const answers: Record<string, unknown> = {};
   const fake = new Proxy(
-    { baseUrl: "http://api.test", token: env.LIKENESS_TOKEN },
+    { baseUrl: "http://api.test", token: env.LIKENESS_TOKEN, eventsUrl: () => "ws://127.0.0.1:1/closed" },
     {
       get(target, prop: string) {
         if (prop in target) return target[prop as keyof typeof target];
@@ -26,6 +28,7 @@ function harness(env: NodeJS.ProcessEnv = {}) {
         return async (...args: unknown[]) => {
           calls.push({ method: prop, args });
           if (failWith) throw failWith;
+          if (prop in answers) return answers[prop];
           if (prop === "trainProfile" || prop === "getJob" || prop === "retryJob" || prop === "cancelJob") return trainJob();
           if (prop === "createVideo") return { video: { id: "v" }, job: trainJob({ kind: "generate_video" }) };
           if (prop === "signup" || prop === "login") return { user: { id: "u", email: args[0], createdAt: "" }, token: "tok-123" };
@@ -45,6 +48,8 @@ function harness(env: NodeJS.ProcessEnv = {}) {
     calls,
     stdout,
     stderr,
+    deps,
+    answers,
     fail: (e: unknown) => (failWith = e),
     run: (...argv: string[]) => run(argv, deps, formatError),
   };
@@ -89,8 +94,11 @@ describe("argument parsing", () => {
 
   it("parseSize", () => {
     expect(parseSize("1280x720")).toEqual({ width: 1280, height: 720 });
-    expect(() => parseSize("511x512")).toThrow(/even/);
+    expect(parseSize("720X1280")).toEqual({ width: 720, height: 1280 });
+    expect(() => parseSize("511x512")).toThrow(/even numbers, e\.g\. 512x512/);
     expect(() => parseSize("512")).toThrow(/WIDTHxHEIGHT/);
+    expect(() => parseSize("100x100")).toThrow("100x100 is out of range: width 128–2160 and height 128–3840 pixels, both even");
+    expect(() => parseSize("4000x4000")).toThrow(/out of range/);
   });
 
   it("job commands pass the id", async () => {
@@ -112,11 +120,48 @@ describe("argument parsing", () => {
     expect(h.stderr.join("")).toMatch(/not logged in: run `likeness login`/);
   });
 
-  it("api errors are printed as error: <field>: <message> with exit 1", async () => {
+  it("api errors are printed as error: <option>: <message> with exit 1", async () => {
     const h = harness(env);
-    h.fail(new ApiError(400, { error: "bad_input", field: "narration", message: "too long" }));
+    h.fail(new ApiError(400, { error: "bad_input", field: "narration", message: "narration: too long" }));
     expect(await h.run("video", "create", "--profile", PROFILE_ID, "--narration", "x")).toBe(1);
-    expect(h.stderr.join("")).toBe("error: narration: too long\n");
+    expect(h.stderr.join("")).toBe("error: --narration: too long\n");
+    const h2 = harness(env);
+    h2.fail(new ApiError(409, { error: "conflict", field: "profileId", message: 'profile "Ada" is not trained (state: draft); train it first' }));
+    expect(await h2.run("video", "create", "--profile", PROFILE_ID, "--narration", "x")).toBe(1);
+    expect(h2.stderr.join("")).toBe('error: --profile: profile "Ada" is not trained (state: draft); train it first\n');
+  });
+
+  it("video create --out into a missing folder is refused before the job starts", async () => {
+    const h = harness(env);
+    expect(await h.run("video", "create", "--profile", PROFILE_ID, "--narration", "x", "--wait", "--out", "/no/such/dir/x.mp4")).toBe(2);
+    expect(h.stderr.join("")).toBe("error: --out: cannot save to /no/such/dir/x.mp4: the folder /no/such/dir does not exist\n");
+    expect(h.calls).toEqual([]);
+  });
+
+  it("a usage mistake points at --help instead of printing all of it", async () => {
+    const h = harness(env);
+    expect(await h.run("video", "create", "--profile", PROFILE_ID, "--narration", "x", "--size", "721x1280")).toBe(2);
+    expect(h.stderr.join("")).toBe(
+      "error: option '--size <WxH>' argument '721x1280' is invalid. width and height must be even numbers, e.g. 722x1280\n(add --help for usage)\n",
+    );
+  });
+
+  it("with a saved login for another api, says so", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "lk-cfg-"));
+    await mkdir(join(dir, "likeness"));
+    await writeFile(join(dir, "likeness", "credentials.json"), JSON.stringify({ url: "http://127.0.0.1:8080", email: "a@b.c", token: "t" }));
+    const h = harness({ XDG_CONFIG_HOME: dir, LIKENESS_URL: "http://127.0.0.1:9999" });
+    expect(await h.run("profile", "list")).toBe(2);
+    expect(h.stderr.join("")).toBe(
+      "error: not logged in to http://127.0.0.1:9999 (your saved login is for http://127.0.0.1:8080): run `likeness login` (or `likeness signup`), or set LIKENESS_TOKEN\n",
+    );
+  });
+
+  it("refuses a LIKENESS_URL that is not an http(s) address", async () => {
+    const h = harness({ LIKENESS_TOKEN: "t", LIKENESS_URL: "127.0.0.1:8080" });
+    expect(await h.run("profile", "list")).toBe(2);
+    expect(h.stderr.join("")).toMatch(/^error: LIKENESS_URL=127\.0\.0\.1:8080 is not an http:\/\/ or https:\/\/ address/);
+    expect(h.calls).toEqual([]);
   });
 });
 
@@ -157,6 +202,19 @@ describe("login and profile create", () => {
     expect(err).toContain("error: images[1] (b.jpg): not an image");
   });
 
+  it("profile create --trigger-word is sent; its refusal names the option's value", async () => {
+    const imgs = join(dir, "photos");
+    await mkdir(imgs);
+    await writeFile(join(imgs, "a.jpg"), "jpg");
+    await writeFile(join(dir, "voice.wav"), "wav");
+    const h = harness({ LIKENESS_TOKEN: "t" });
+    h.fail(new ApiError(400, { error: "bad_request", field: "triggerWord", message: "triggerWord: 3..32 characters, lowercase letters and digits, starting with a letter" }));
+    expect(await h.run("profile", "create", "--name", "Ada", "--trigger-word", "Ada!", "--images", imgs, "--voice", join(dir, "voice.wav"))).toBe(1);
+    expect(h.calls[0]!.args[0]).toBe("Ada");
+    expect(h.calls[0]!.args[3]).toBe("Ada!");
+    expect(h.stderr.join("")).toBe("error: triggerWord (Ada!): 3..32 characters, lowercase letters and digits, starting with a letter\n");
+  });
+
   it("profile create refuses a folder without photos and an unknown sound format", async () => {
     const h = harness({ LIKENESS_TOKEN: "t" });
     await writeFile(join(dir, "v.txt"), "x");
@@ -167,5 +225,116 @@ describe("login and profile create", () => {
     expect(await h2.run("profile", "create", "--images", dir, "--voice", join(dir, "v.txt"))).toBe(2);
     expect(h2.stderr.join("")).toMatch(/^error: --voice: v\.txt: not a sound file/);
     expect(h2.calls).toEqual([]);
+  });
+});
+
+describe("what the user sees after the fact", () => {
+  const env = { LIKENESS_TOKEN: "t" };
+  const profile = (over: Partial<Profile>): Profile => ({
+    id: PROFILE_ID,
+    name: "Ada",
+    state: "trained",
+    triggerWord: "lkada",
+    inputs: [
+      { kind: "image", name: "a.png", contentType: "image/png", bytes: 1 },
+      { kind: "image", name: "coffee.png", contentType: "image/png", bytes: 1 },
+      { kind: "voice", name: "voice.wav", contentType: "audio/wav", bytes: 1, durationSec: 11.4 },
+    ],
+    trainJobId: JOB_ID,
+    assets: null,
+    createdAt: AT,
+    updatedAt: AT,
+    ...over,
+  });
+
+  it("profile show lists the photos training did not use, with the reason", async () => {
+    const h = harness(env);
+    h.answers.getProfile = profile({ assets: { acceptedImages: 1, rejectedImages: [{ name: "coffee.png", reason: "no face found" }] } });
+    expect(await h.run("profile", "show", PROFILE_ID)).toBe(0);
+    expect(h.stdout.join("")).toBe(
+      [
+        `${PROFILE_ID}  Ada  trained`,
+        "  trigger word: lkada",
+        "  inputs: 2 photos, voice sample voice.wav (11.4 s)",
+        `  training job: ${JOB_ID}`,
+        "  photos used: 1 of 2; not used:",
+        "    coffee.png: no face found",
+        "",
+      ].join("\n"),
+    );
+  });
+
+  it("profile show of a failed profile says why training failed", async () => {
+    const h = harness(env);
+    h.answers.getProfile = profile({ state: "failed" });
+    h.answers.getJob = trainJob({
+      state: "failed",
+      finishedAt: at(2),
+      error: { code: "bad_input", message: "no usable face in any photo: coffee.png: no face found", retryable: false, step: "prepare" },
+    });
+    expect(await h.run("profile", "show", PROFILE_ID)).toBe(0);
+    const text = h.stdout.join("");
+    expect(text).toContain("  training failed: at step prepare: bad_input: no usable face in any photo: coffee.png: no face found\n");
+    expect(text).toContain("make a new one (likeness profile create)");
+    expect(h.calls.map((c) => c.method)).toEqual(["getProfile", "getJob"]);
+  });
+
+  it("Ctrl-C during --wait stops following, says how to pick the job up again, exit 130", async () => {
+    const h = harness(env);
+    const controller = new AbortController();
+    controller.abort();
+    let stopped = false;
+    h.deps.watchInterrupt = () => ({ signal: controller.signal, stop: () => void (stopped = true) });
+    h.answers.createVideo = { video: { id: VIDEO_ID }, job: trainJob({ kind: "generate_video", state: "running", videoId: VIDEO_ID }) };
+    expect(await h.run("video", "create", "--profile", PROFILE_ID, "--narration", "x", "--wait", "--out", join(tmpdir(), "hello.mp4"))).toBe(130);
+    expect(stopped).toBe(true);
+    expect(h.stderr.join("")).toBe(
+      [
+        "",
+        `stopped following job ${JOB_ID} (Ctrl-C)`,
+        `job ${JOB_ID} keeps running on the server; follow it again: likeness job show ${JOB_ID} --wait`,
+        `stop it: likeness job cancel ${JOB_ID}; when it is done: likeness video download ${VIDEO_ID} --out ${join(tmpdir(), "hello.mp4")}`,
+        "",
+      ].join("\n"),
+    );
+    expect(h.calls.map((c) => c.method)).not.toContain("cancelJob");
+  });
+
+  it("job show of a finished video says how to download it", async () => {
+    const h = harness(env);
+    h.answers.getJob = trainJob({ kind: "generate_video", state: "succeeded", finishedAt: at(5), videoId: VIDEO_ID, steps: [] });
+    expect(await h.run("job", "show", JOB_ID)).toBe(0);
+    expect(h.stdout.join("")).toContain(`next: likeness video download ${VIDEO_ID} --out video.mp4\n`);
+  });
+
+  it("video list: one line per video", async () => {
+    const h = harness(env);
+    h.answers.listVideos = [
+      { id: VIDEO_ID, profileId: PROFILE_ID, jobId: JOB_ID, state: "succeeded", pipeline: "sadtalker", width: 512, height: 512, script: { title: "t", stage: "s", narration: "Hello there." }, durationSec: 3.12, createdAt: AT },
+    ];
+    expect(await h.run("video", "list")).toBe(0);
+    expect(h.stdout.join("")).toBe(`${VIDEO_ID}  succeeded   512x512    sadtalker      3.1 s  "Hello there."\n`);
+  });
+});
+
+describe("downloadWhenReady", () => {
+  it("retries the api's brief 409 'not ready' after the job ended, then saves", async () => {
+    let calls = 0;
+    const c = {
+      downloadVideo: async () => {
+        if (++calls < 3) throw new ApiError(409, { error: "conflict", message: "the video is not ready (job succeeded)" });
+        return 1234;
+      },
+    } as unknown as ApiClient;
+    expect(await downloadWhenReady(c, VIDEO_ID, "/tmp/x.mp4", 1000, 5)).toBe(1234);
+    expect(calls).toBe(3);
+  });
+  it("gives up after its patience, and does not retry other errors", async () => {
+    const notReady = { downloadVideo: async () => Promise.reject(new ApiError(409, { error: "conflict", message: "not ready" })) } as unknown as ApiClient;
+    await expect(downloadWhenReady(notReady, VIDEO_ID, "/tmp/x.mp4", 20, 5)).rejects.toThrow("not ready");
+    let calls = 0;
+    const gone = { downloadVideo: async () => (calls++, Promise.reject(new ApiError(404, { error: "not_found", message: "video not found" }))) } as unknown as ApiClient;
+    await expect(downloadWhenReady(gone, VIDEO_ID, "/tmp/x.mp4", 1000, 5)).rejects.toThrow("video not found");
+    expect(calls).toBe(1);
   });
 });

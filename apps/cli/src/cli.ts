@@ -1,14 +1,14 @@
 // The `likeness` command line: argument parsing and the commands. I/O comes in through `Deps`
 // so tests can drive the whole program without a terminal or a real api.
 import { readdir, readFile, stat } from "node:fs/promises";
-import { basename, extname, join } from "node:path";
+import { basename, dirname, extname, join } from "node:path";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
-import { Pipeline, type Job, type Profile } from "@likeness/contracts";
-import { ApiClient, type UploadFile } from "./client.js";
+import { OutputSize, Pipeline, type Job, type Profile } from "@likeness/contracts";
+import { ApiClient, type UploadFile, type VideoCreated } from "./client.js";
 import { credentialsPath, loadCredentials, resolveConfig, saveCredentials } from "./config.js";
-import { ApiError, UsageError } from "./errors.js";
+import { ApiError, ConnectionError, UsageError } from "./errors.js";
 import { finalSummary, formatSeconds, renderLines, viewFromJob } from "./progress.js";
-import { waitForJob, type Output } from "./wait.js";
+import { waitForJob, WaitInterrupted, type Output } from "./wait.js";
 
 export interface Deps {
   env: NodeJS.ProcessEnv;
@@ -18,6 +18,8 @@ export interface Deps {
   /** Ask for a password on the terminal without echo; undefined when there is no terminal. */
   promptPassword?: (prompt: string) => Promise<string>;
   makeClient?: (url: string, token: string | undefined) => ApiClient;
+  /** Watch for Ctrl-C while following a job: the signal aborts on SIGINT until `stop()`. */
+  watchInterrupt?: () => { signal: AbortSignal; stop(): void };
 }
 
 export const IMAGE_TYPES: Record<string, string> = {
@@ -37,14 +39,32 @@ export const AUDIO_TYPES: Record<string, string> = {
   ".webm": "audio/webm",
 };
 
-/** `512x512` → {width, height}. */
+const W = OutputSize.shape.width;
+const H = OutputSize.shape.height;
+/** What the api accepts, in words: "width 128–2160 and height 128–3840 pixels, both even". */
+export const SIZE_RULE = `width ${W.minValue}–${W.maxValue} and height ${H.minValue}–${H.maxValue} pixels, both even`;
+
+/** `512x512` → {width, height}, checked against the api's limits (OutputSize) before anything is sent. */
 export function parseSize(value: string): { width: number; height: number } {
-  const m = /^(\d{2,4})x(\d{2,4})$/.exec(value.trim());
-  if (!m) throw new InvalidArgumentError("expected WIDTHxHEIGHT, e.g. 512x512");
+  const m = /^(\d+)\s*[x×]\s*(\d+)$/i.exec(value.trim());
+  if (!m) throw new InvalidArgumentError("expected WIDTHxHEIGHT, e.g. 512x512 or 720x1280");
   const width = Number(m[1]);
   const height = Number(m[2]);
-  if (width % 2 || height % 2) throw new InvalidArgumentError("width and height must be even");
+  if (width % 2 || height % 2) throw new InvalidArgumentError(`width and height must be even numbers, e.g. ${width + (width % 2)}x${height + (height % 2)}`);
+  if (!OutputSize.safeParse({ width, height }).success) throw new InvalidArgumentError(`${width}x${height} is out of range: ${SIZE_RULE}`);
   return { width, height };
+}
+
+/** Fail before a long job when its MP4 could not be written where asked. */
+async function checkOutFile(out: string): Promise<void> {
+  const dir = dirname(out);
+  let ok = false;
+  try {
+    ok = (await stat(dir)).isDirectory();
+  } catch {
+    ok = false;
+  }
+  if (!ok) throw new UsageError(`cannot save to ${out}: the folder ${dir} does not exist`, "--out");
 }
 
 export async function collectImages(dir: string): Promise<{ files: UploadFile[]; skipped: string[] }> {
@@ -79,7 +99,24 @@ export async function readVoice(file: string): Promise<UploadFile> {
   }
 }
 
-function profileLines(p: Profile): string[] {
+/**
+ * Download right after the job succeeded. The api may answer 409 "not ready" for a moment while it
+ * records the video's file after the job's end, so that answer is retried for up to `patienceMs`.
+ */
+export async function downloadWhenReady(c: ApiClient, videoId: string, out: string, patienceMs = 15_000, stepMs = 500): Promise<number> {
+  const deadline = Date.now() + patienceMs;
+  for (;;) {
+    try {
+      return await c.downloadVideo(videoId, out);
+    } catch (e) {
+      if (!(e instanceof ApiError && e.status === 409) || Date.now() + stepMs > deadline) throw e;
+      await new Promise((r) => setTimeout(r, stepMs));
+    }
+  }
+}
+
+/** A profile in words; `trainJob` (the latest training job) explains a failed training. */
+export function profileLines(p: Profile, trainJob?: Job): string[] {
   const images = p.inputs.filter((i) => i.kind === "image").length;
   const voice = p.inputs.find((i) => i.kind === "voice");
   const lines = [
@@ -90,15 +127,61 @@ function profileLines(p: Profile): string[] {
   if (p.trainJobId) lines.push(`  training job: ${p.trainJobId}`);
   const assets = p.assets as { acceptedImages?: number; rejectedImages?: { name: string; reason: string }[] } | null;
   if (assets) {
-    if (assets.acceptedImages !== undefined) lines.push(`  photos used: ${assets.acceptedImages}`);
-    for (const r of assets.rejectedImages ?? []) lines.push(`  rejected ${r.name}: ${r.reason}`);
+    const rejected = assets.rejectedImages ?? [];
+    if (assets.acceptedImages !== undefined) {
+      lines.push(`  photos used: ${assets.acceptedImages} of ${assets.acceptedImages + rejected.length}${rejected.length ? `; not used:` : ""}`);
+    }
+    for (const r of rejected) lines.push(`    ${r.name}: ${r.reason}`);
+  }
+  if (p.state === "failed" && trainJob?.state === "failed") {
+    const { line } = finalSummary(trainJob);
+    lines.push(`  training failed: ${line.replace(/^train_profile \S+ failed /, "")}`);
+    if (trainJob.error?.code === "bad_input") lines.push("  the photos and voice of a profile cannot be changed: make a new one (likeness profile create)");
   }
   return lines;
 }
 
-function jobLines(job: Job): string[] {
-  return [...renderLines(viewFromJob(job), Date.now(), { barWidth: 10 }), finalSummary(job).line];
+async function describeProfile(c: ApiClient, p: Profile): Promise<string[]> {
+  const job = p.state === "failed" && p.trainJobId ? await c.getJob(p.trainJobId).catch(() => undefined) : undefined;
+  return profileLines(p, job);
 }
+
+function jobLines(job: Job): string[] {
+  return [...renderLines(viewFromJob(job), Date.now(), { barWidth: 10 }), finalSummary(job).line, ...nextSteps(job)];
+}
+
+/** What to do after a job ended: fetch the video of a finished generate_video job. */
+export function nextSteps(job: Job): string[] {
+  if (job.kind === "generate_video" && job.state === "succeeded" && job.videoId) return [`next: likeness video download ${job.videoId} --out video.mp4`];
+  return [];
+}
+
+/** How to pick a job up again after the CLI stopped following it. */
+function followAgain(jobId: string, videoId?: string | null, out = "video.mp4"): string[] {
+  return [
+    `job ${jobId} keeps running on the server; follow it again: likeness job show ${jobId} --wait`,
+    `stop it: likeness job cancel ${jobId}${videoId ? `; when it is done: likeness video download ${videoId} --out ${out}` : ""}`,
+  ];
+}
+
+/** Ctrl-C stopped `--wait`; the message is already printed. Exit status 130, like a shell. */
+export class Interrupted extends Error {
+  constructor() {
+    super("interrupted");
+    this.name = "Interrupted";
+  }
+}
+
+/** The api's request fields, as the options of `video create` that set them. */
+const VIDEO_OPTIONS: Record<string, string> = {
+  profileId: "--profile",
+  narration: "--narration",
+  topic: "--topic",
+  pipeline: "--pipeline",
+  width: "--size",
+  height: "--size",
+  subtitles: "--no-subtitles",
+};
 
 export function buildProgram(deps: Deps): Command {
   const program = new Command("likeness");
@@ -111,19 +194,36 @@ export function buildProgram(deps: Deps): Command {
     .description("Likeness: make a profile from photos and a voice sample, then talking-avatar videos from it")
     .option("--json", "print the api's JSON answers instead of text")
     .addHelpText("after", "\nEnvironment: LIKENESS_URL (default http://127.0.0.1:8080), LIKENESS_TOKEN (instead of `likeness login`)")
-    .showHelpAfterError()
+    .showHelpAfterError("(add --help for usage)")
     .configureOutput({ writeOut: (s) => deps.stdout.write(s), writeErr: (s) => deps.stderr.write(s) })
     .exitOverride();
 
   const json = () => Boolean(program.opts().json);
   const file = () => credentialsPath(deps.env);
   const client = async (needToken = true) => {
-    const { url, token } = resolveConfig(deps.env, await loadCredentials(file()));
-    if (needToken && !token) throw new UsageError("not logged in: run `likeness login` (or `likeness signup`), or set LIKENESS_TOKEN");
+    const { url, token, savedFor } = resolveConfig(deps.env, await loadCredentials(file()));
+    if (needToken && !token) {
+      const where = savedFor ? ` to ${url} (your saved login is for ${savedFor})` : "";
+      throw new UsageError(`not logged in${where}: run \`likeness login\` (or \`likeness signup\`), or set LIKENESS_TOKEN`);
+    }
     return deps.makeClient ? deps.makeClient(url, token) : new ApiClient(url, token);
   };
-  const wait = async (c: ApiClient, job: Job): Promise<Job> => {
-    const final = await waitForJob(c, job.id, deps.stderr);
+  /** Follow a job to its end. Ctrl-C (or losing the api) stops following, never the job: say how to go on. */
+  const wait = async (c: ApiClient, job: Job, out?: string): Promise<Job> => {
+    const interrupt = deps.watchInterrupt?.();
+    let final: Job;
+    try {
+      final = await waitForJob(c, job.id, deps.stderr, { signal: interrupt?.signal });
+    } catch (e) {
+      if (e instanceof WaitInterrupted || e instanceof ConnectionError) {
+        if (e instanceof WaitInterrupted) err(`\nstopped following job ${job.id} (Ctrl-C)`);
+        for (const l of followAgain(job.id, job.videoId, out)) err(l);
+      }
+      if (e instanceof WaitInterrupted) throw new Interrupted();
+      throw e;
+    } finally {
+      interrupt?.stop();
+    }
     const summary = finalSummary(final);
     if (summary.exitCode) state.exitCode = summary.exitCode;
     err(summary.line);
@@ -163,19 +263,20 @@ export function buildProgram(deps: Deps): Command {
     .command("create")
     .description("upload photos and a voice sample as a new profile")
     .option("--name <name>", "what to call this profile (default: the photo folder's name)")
+    .option("--trigger-word <word>", "the token that stands for this person in captions (3-32 lowercase letters and digits; default: made from the name)")
     .requiredOption("--images <dir>", "folder of photos (.jpg, .png, .webp) of the person's face")
-    .requiredOption("--voice <file>", "a recording of the person speaking (.wav, .mp3, .m4a, .ogg, .flac), 3 s to 5 min")
-    .action(async (opts: { name?: string; images: string; voice: string }) => {
+    .requiredOption("--voice <file>", `a recording of the person speaking (${Object.keys(AUDIO_TYPES).join(", ")}), 3 s to 5 min`)
+    .action(async (opts: { name?: string; triggerWord?: string; images: string; voice: string }) => {
       const { files, skipped } = await collectImages(opts.images);
       const voice = await readVoice(opts.voice);
       for (const s of skipped) err(`skipped ${s}: not a photo`);
       const c = await client();
-      const names: Record<string, string> = { voice: voice.name };
+      const names: Record<string, string> = { voice: voice.name, ...(opts.triggerWord !== undefined ? { triggerWord: opts.triggerWord } : {}) };
       files.forEach((f, i) => (names[`images[${i}]`] = f.name));
       const name = opts.name ?? (basename(opts.images.replace(/\/+$/, "")) || "profile");
       let p: Profile;
       try {
-        p = await c.createProfile(name, files, voice);
+        p = opts.triggerWord === undefined ? await c.createProfile(name, files, voice) : await c.createProfile(name, files, voice, opts.triggerWord);
       } catch (e) {
         if (e instanceof ApiError) e.names = names;
         throw e;
@@ -199,9 +300,10 @@ export function buildProgram(deps: Deps): Command {
     .command("show <id>")
     .description("one profile, its inputs and training results")
     .action(async (id: string) => {
-      const p = await (await client()).getProfile(id);
+      const c = await client();
+      const p = await c.getProfile(id);
       if (json()) out(JSON.stringify(p));
-      else for (const l of profileLines(p)) out(l);
+      else for (const l of await describeProfile(c, p)) out(l);
     });
   profile
     .command("train <id>")
@@ -212,12 +314,12 @@ export function buildProgram(deps: Deps): Command {
       let job = await c.trainProfile(id);
       if (!opts.wait) {
         if (json()) out(JSON.stringify(job));
-        else out(`training job ${job.id} ${job.state}; follow it: likeness job show ${job.id}`);
+        else out(`training job ${job.id} ${job.state}; follow it: likeness job show ${job.id} --wait`);
         return;
       }
       job = await wait(c, job);
       if (json()) return out(JSON.stringify(job));
-      if (job.state === "succeeded") for (const l of profileLines(await c.getProfile(id))) out(l);
+      for (const l of await describeProfile(c, await c.getProfile(id))) out(l);
     });
 
   const video = program.command("video").description("videos made from a trained profile");
@@ -228,31 +330,38 @@ export function buildProgram(deps: Deps): Command {
     .option("--narration <text>", "exactly what the person says")
     .option("--topic <text>", "what the person talks about (the api writes the narration)")
     .addOption(new Option("--pipeline <name>", "how the video is made").choices(Pipeline.options).default("sadtalker"))
-    .option("--size <WxH>", "output size (default 512x512)", parseSize)
+    .option("--size <WxH>", `output size, default 512x512 (${SIZE_RULE})`, parseSize)
     .option("--no-subtitles", "no soft subtitles in the MP4")
     .option("--wait", "follow the job to the end, with live progress")
     .option("--out <file>", "with --wait: save the MP4 here")
     .action(async (opts: { profile: string; narration?: string; topic?: string; pipeline: Pipeline; size?: { width: number; height: number }; subtitles: boolean; wait?: boolean; out?: string }) => {
       if ((opts.narration === undefined) === (opts.topic === undefined)) throw new UsageError("give exactly one of --narration or --topic");
       if (opts.out && !opts.wait) throw new UsageError("--out needs --wait (or use `likeness video download` later)");
+      if (opts.out) await checkOutFile(opts.out);
       const c = await client();
-      const created = await c.createVideo({
-        profileId: opts.profile,
-        ...(opts.narration !== undefined ? { narration: opts.narration } : { topic: opts.topic }),
-        pipeline: opts.pipeline,
-        width: opts.size?.width ?? 512,
-        height: opts.size?.height ?? 512,
-        subtitles: opts.subtitles,
-      });
+      let created: VideoCreated;
+      try {
+        created = await c.createVideo({
+          profileId: opts.profile,
+          ...(opts.narration !== undefined ? { narration: opts.narration } : { topic: opts.topic }),
+          pipeline: opts.pipeline,
+          width: opts.size?.width ?? 512,
+          height: opts.size?.height ?? 512,
+          subtitles: opts.subtitles,
+        });
+      } catch (e) {
+        if (e instanceof ApiError) e.options = VIDEO_OPTIONS;
+        throw e;
+      }
       if (!opts.wait) {
         if (json()) out(JSON.stringify(created));
-        else out(`video ${created.video.id}: job ${created.job.id} ${created.job.state}; follow it: likeness job show ${created.job.id}`);
+        else out(`video ${created.video.id}: job ${created.job.id} ${created.job.state}; follow it: likeness job show ${created.job.id} --wait`);
         return;
       }
-      const job = await wait(c, created.job);
+      const job = await wait(c, created.job, opts.out);
       let saved: string | undefined;
       if (job.state === "succeeded" && opts.out) {
-        const bytes = await c.downloadVideo(created.video.id, opts.out);
+        const bytes = await downloadWhenReady(c, created.video.id, opts.out);
         saved = opts.out;
         if (!json()) out(`saved ${opts.out} (${(bytes / 1e6).toFixed(2)} MB)`);
       }
@@ -264,9 +373,23 @@ export function buildProgram(deps: Deps): Command {
     .description("save a finished video's MP4")
     .requiredOption("--out <file>", "where to write it")
     .action(async (id: string, opts: { out: string }) => {
+      await checkOutFile(opts.out);
       const bytes = await (await client()).downloadVideo(id, opts.out);
       if (json()) out(JSON.stringify({ file: opts.out, bytes }));
       else out(`saved ${opts.out} (${(bytes / 1e6).toFixed(2)} MB)`);
+    });
+
+  video
+    .command("list")
+    .description("your videos, newest first")
+    .action(async () => {
+      const list = await (await client()).listVideos();
+      if (json()) return out(JSON.stringify(list));
+      if (list.length === 0) return out("no videos yet: likeness video create --profile PROFILE_ID --narration TEXT --wait --out video.mp4");
+      for (const v of list) {
+        const said = v.script?.narration ? `  "${v.script.narration.length > 40 ? `${v.script.narration.slice(0, 39)}…` : v.script.narration}"` : "";
+        out(`${v.id}  ${v.state.padEnd(10)}  ${`${v.width}x${v.height}`.padEnd(9)}  ${v.pipeline.padEnd(11)}  ${(v.durationSec != null ? `${v.durationSec.toFixed(1)} s` : "").padStart(7)}${said}`);
+      }
     });
 
   const job = program.command("job").description("jobs: training and video making, step by step");
@@ -279,6 +402,7 @@ export function buildProgram(deps: Deps): Command {
       const j = opts.wait ? await wait(c, await c.getJob(id)) : await c.getJob(id);
       if (json()) out(JSON.stringify(j));
       else if (!opts.wait) for (const l of jobLines(j)) out(l);
+      else for (const l of nextSteps(j)) out(l);
     });
   for (const [name, desc] of [
     ["retry", "run a failed job again (steps that finished are reused)"],
@@ -293,7 +417,8 @@ export function buildProgram(deps: Deps): Command {
         let j = name === "retry" ? await c.retryJob(id) : await c.cancelJob(id);
         if (opts.wait) j = await wait(c, j);
         if (json()) out(JSON.stringify(j));
-        else if (!opts.wait) out(`job ${j.id} ${j.state}${name === "retry" ? ` (attempt ${j.attempt})` : ""}`);
+        else if (!opts.wait) out(`job ${j.id} ${j.state}${name === "retry" ? ` (attempt ${j.attempt}); follow it: likeness job show ${j.id} --wait` : ""}`);
+        else for (const l of nextSteps(j)) out(l);
       });
   }
 
@@ -315,6 +440,7 @@ export async function run(argv: string[], deps: Deps, format: (e: unknown) => st
       if (e.code === "commander.helpDisplayed" || e.code === "commander.help" || e.code === "commander.version") return 0;
       return e.exitCode === 0 ? 0 : 2;
     }
+    if (e instanceof Interrupted) return 130;
     deps.stderr.write(format(e) + "\n");
     return e instanceof UsageError ? 2 : 1;
   }

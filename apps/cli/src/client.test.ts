@@ -8,7 +8,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { WebSocketServer } from "ws";
 import { ApiClient } from "./client.js";
 import { ApiError, ConnectionError } from "./errors.js";
-import { waitForJob } from "./wait.js";
+import { WaitInterrupted, waitForJob } from "./wait.js";
 import { at, ev, JOB_ID, trainJob } from "./test/fixtures.js";
 
 type Handler = (req: IncomingMessage, body: Buffer, res: ServerResponse) => void;
@@ -121,6 +121,8 @@ describe("--wait over the WebSocket", () => {
       for (const u of [{ type: "job", job: trainJob() }, ev.stepStarted("prepare", 0), ev.progress("prepare", 0.5), ev.stepFailed("prepare", 1), ev.finished("failed", 1)]) {
         ws.send(JSON.stringify(u));
       }
+      // The api's finalized snapshot follows job_finished a little later; --wait waits for it.
+      setTimeout(() => ws.send(JSON.stringify({ type: "job", job: done })), 50);
     });
     const lines: string[] = [];
     const job = await waitForJob(new ApiClient(url, "tok"), JOB_ID, { write: (s) => void lines.push(s), isTTY: false });
@@ -133,6 +135,7 @@ describe("--wait over the WebSocket", () => {
         "progress prepare 50%",
         "step prepare failed (dataset): bad_input: no face found in any photo",
         "job failed: prepare: bad_input: no face found in any photo",
+        `job ${JOB_ID} train_profile failed`,
         "",
       ].join("\n"),
     );
@@ -149,5 +152,51 @@ describe("--wait over the WebSocket", () => {
     const job = await waitForJob(new ApiClient(url, "t"), JOB_ID, { write: () => {}, isTTY: false }, { pollMs: 10 });
     expect(job.state).toBe("succeeded");
     expect(polls).toBeGreaterThanOrEqual(3);
+  });
+
+  it("Ctrl-C (abort) stops following with WaitInterrupted and never cancels the job", async () => {
+    const requests: string[] = [];
+    const url = await serve((req, _b, res) => {
+      requests.push(`${req.method} ${req.url}`);
+      send(res, 200, trainJob({ state: "running" }));
+    });
+    wss = new WebSocketServer({ server });
+    wss.on("connection", (ws) => ws.send(JSON.stringify({ type: "job", job: trainJob({ state: "running" }) })));
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(), 100);
+    const started = Date.now();
+    await expect(waitForJob(new ApiClient(url, "t"), JOB_ID, { write: () => {}, isTTY: false }, { signal: controller.signal })).rejects.toBeInstanceOf(
+      WaitInterrupted,
+    );
+    expect(Date.now() - started).toBeLessThan(2000);
+    expect(requests.filter((r) => r.startsWith("POST"))).toEqual([]);
+  });
+
+  it("keeps asking while the api is unreachable (a restart), says so, then goes on", async () => {
+    let calls = 0;
+    const client = {
+      eventsUrl: () => "ws://127.0.0.1:1/closed",
+      getJob: async () => {
+        calls++;
+        if (calls <= 2) throw new ConnectionError("http://api.test", "ECONNREFUSED");
+        return trainJob({ state: "succeeded", finishedAt: at(9) });
+      },
+    } as unknown as ApiClient;
+    const lines: string[] = [];
+    const job = await waitForJob(client, JOB_ID, { write: (s) => void lines.push(s), isTTY: false }, { pollMs: 10 });
+    expect(job.state).toBe("succeeded");
+    const text = lines.join("");
+    expect(text).toContain("the api at http://api.test cannot be reached (ECONNREFUSED); retrying for up to 120 s");
+    expect(text).toContain("the api answers again");
+  });
+
+  it("gives up with the ConnectionError once the api stays away too long", async () => {
+    const client = {
+      eventsUrl: () => "ws://127.0.0.1:1/closed",
+      getJob: async () => {
+        throw new ConnectionError("http://api.test", "ECONNREFUSED");
+      },
+    } as unknown as ApiClient;
+    await expect(waitForJob(client, JOB_ID, { write: () => {}, isTTY: false }, { unreachableMs: 0 })).rejects.toBeInstanceOf(ConnectionError);
   });
 });

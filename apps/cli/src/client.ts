@@ -33,9 +33,10 @@ export class ApiClient {
     return this.json("POST", "/v1/auth/login", Session, { email, password }, false);
   }
 
-  createProfile(name: string, images: UploadFile[], voice: UploadFile) {
+  createProfile(name: string, images: UploadFile[], voice: UploadFile, triggerWord?: string) {
     const form = new FormData();
     form.append("name", name);
+    if (triggerWord !== undefined) form.append("triggerWord", triggerWord);
     for (const img of images) form.append("images", new Blob([img.data], { type: img.type }), img.name);
     form.append("voice", new Blob([voice.data], { type: voice.type }), voice.name);
     return this.json("POST", "/v1/profiles", Profile, form);
@@ -54,6 +55,10 @@ export class ApiClient {
   createVideo(req: Partial<CreateVideoRequest> & { profileId: string }) {
     return this.json("POST", "/v1/videos", VideoCreated, req);
   }
+  async listVideos(): Promise<Video[]> {
+    const body = await this.json("GET", "/v1/videos", z.union([z.array(Video), z.object({ videos: z.array(Video) })]));
+    return Array.isArray(body) ? body : body.videos;
+  }
   getVideo(id: string) {
     return this.json("GET", `/v1/videos/${enc(id)}`, Video);
   }
@@ -71,7 +76,7 @@ export class ApiClient {
   /** Stream the video's MP4 to `out` (a temp file renamed at the end: no half files). */
   async downloadVideo(id: string, out: string): Promise<number> {
     const res = await this.request("GET", `/v1/videos/${enc(id)}/file`);
-    if (!res.body) throw new ApiError(res.status, undefined, "empty body");
+    if (!res.body) throw new ApiError(res.status, undefined, "empty body", { url: this.baseUrl });
     const tmp = `${out}.part`;
     let bytes = 0;
     const counter = Readable.fromWeb(res.body as WebReadableStream<Uint8Array>);
@@ -113,7 +118,7 @@ export class ApiClient {
     }
     if (!res.ok) {
       const text = await res.text().catch(() => "");
-      throw new ApiError(res.status, parseErrorBody(text), text || res.statusText);
+      throw new ApiError(res.status, parseErrorBody(text), text || res.statusText, { url: this.baseUrl, authenticated: auth });
     }
     return res;
   }

@@ -2,6 +2,7 @@
 import { chmod, mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { dirname, join } from "node:path";
+import { UsageError } from "./errors.js";
 
 export const DEFAULT_URL = "http://127.0.0.1:8080";
 
@@ -37,13 +38,29 @@ export async function saveCredentials(file: string, creds: SavedCredentials): Pr
 export interface Resolved {
   url: string;
   token: string | undefined;
+  /** The saved login was made against another api than `url` (so its token is not used). */
+  savedFor?: string;
 }
 
 /** LIKENESS_URL wins over the saved url; LIKENESS_TOKEN over the saved token. */
 export function resolveConfig(env: NodeJS.ProcessEnv, saved: SavedCredentials | undefined): Resolved {
   const url = (env.LIKENESS_URL || saved?.url || DEFAULT_URL).replace(/\/+$/, "");
-  const token = env.LIKENESS_TOKEN || (saved && (!env.LIKENESS_URL || sameUrl(saved.url, url)) ? saved.token : undefined);
-  return { url, token };
+  if (env.LIKENESS_URL) checkUrl(url);
+  const savedHere = saved && (!env.LIKENESS_URL || sameUrl(saved.url, url));
+  const token = env.LIKENESS_TOKEN || (savedHere ? saved.token : undefined);
+  return { url, token, ...(saved && !savedHere ? { savedFor: saved.url } : {}) };
+}
+
+/** Throws when LIKENESS_URL is not an http(s) address (e.g. `127.0.0.1:8080` without the scheme). */
+export function checkUrl(url: string): void {
+  let ok = false;
+  try {
+    const u = new URL(url);
+    ok = (u.protocol === "http:" || u.protocol === "https:") && u.hostname !== "";
+  } catch {
+    ok = false;
+  }
+  if (!ok) throw new UsageError(`LIKENESS_URL=${url} is not an http:// or https:// address (e.g. ${DEFAULT_URL})`);
 }
 
 function sameUrl(a: string, b: string): boolean {

@@ -5,10 +5,14 @@ import { ErrorBody } from "@likeness/contracts";
 export class ApiError extends Error {
   /** Request field → what the user gave, e.g. {"images[2]": "IMG_0003.jpg"}; set by the command. */
   names: Record<string, string> = {};
+  /** Request field → the command-line option that set it, e.g. {"profileId": "--profile"}; set by the command. */
+  options: Record<string, string> = {};
   constructor(
     readonly status: number,
     readonly body: ErrorBody | undefined,
     readonly rawText = "",
+    /** url: the api's base URL, to say where a non-api answer came from; authenticated: the request carried a token. */
+    readonly request: { url?: string; authenticated?: boolean } = {},
   ) {
     super(body?.message ?? (rawText.trim().slice(0, 300) || `HTTP ${status}`));
     this.name = "ApiError";
@@ -56,10 +60,23 @@ export function formatError(err: unknown, names: Record<string, string> = {}): s
     const field = err.body?.field;
     if (field) {
       const given = names[field] ?? err.names[field];
-      const label = given ? `${field} (${given})` : field;
-      return `error: ${label}: ${err.message}`;
+      const label = given ? `${field} (${given})` : (err.options[field] ?? field);
+      // The api often starts its message with the field already ("email: Invalid email address").
+      const message = err.message.startsWith(`${field}: `) ? err.message.slice(field.length + 2) : err.message;
+      return `error: ${label}: ${message}`;
     }
-    if (err.status === 401 && !err.body) return "error: not logged in (run `likeness login`, or set LIKENESS_TOKEN)";
+    if (err.status === 401 && err.request.authenticated !== false) {
+      const hint = "run `likeness login`, or set LIKENESS_TOKEN";
+      return err.body ? `error: ${err.message}; ${hint}` : `error: not logged in (${hint})`;
+    }
+    if (!err.body) {
+      const where = err.request.url ? ` at ${err.request.url}` : "";
+      const text = err.rawText.replace(/\s+/g, " ").trim();
+      if (/^\s*</.test(err.rawText) || !text) {
+        return `error: the server${where} answered HTTP ${err.status}, not as the Likeness api does (is LIKENESS_URL right?)`;
+      }
+      return `error: HTTP ${err.status}${where}: ${text.slice(0, 300)}`;
+    }
     return `error: ${err.message}`;
   }
   if (err instanceof UsageError) return err.field ? `error: ${err.field}: ${err.message}` : `error: ${err.message}`;

@@ -41,12 +41,32 @@ function promptPassword(prompt: string): Promise<string> {
   });
 }
 
+/** Ctrl-C while following a job stops following (the job goes on); a second Ctrl-C quits at once. */
+function watchInterrupt() {
+  const controller = new AbortController();
+  const onSigint = () => {
+    if (controller.signal.aborted) process.exit(130);
+    controller.abort();
+  };
+  process.on("SIGINT", onSigint);
+  return { signal: controller.signal, stop: () => void process.off("SIGINT", onSigint) };
+}
+
+// `likeness profile list | head -1`: the reader went away; stop quietly, not with a stack trace.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on("error", (err: NodeJS.ErrnoException) => {
+    if (err.code === "EPIPE") process.exit(process.exitCode ?? 0);
+    throw err;
+  });
+}
+
 const deps: Deps = {
   env: process.env,
   stdout: process.stdout,
   stderr: process.stderr,
   readStdin,
   promptPassword: process.stdin.isTTY ? promptPassword : undefined,
+  watchInterrupt,
 };
 
 process.exitCode = await run(process.argv.slice(2), deps, formatError);

@@ -80,4 +80,24 @@ describe("progress renderer", () => {
     expect(finalSummary(trainJob({ state: "succeeded", finishedAt: at(75) }))).toEqual({ line: `train_profile ${JOB_ID} succeeded in 1m15s`, exitCode: 0 });
     expect(finalSummary(trainJob({ state: "cancelled" })).exitCode).toBe(1);
   });
+
+  it("a step stopped by a cancel reads as cancelled, not failed", () => {
+    const cancelledStep: JobUpdate = {
+      type: "event",
+      event: {
+        v: 1, eventId: crypto.randomUUID(), jobId: JOB_ID, attempt: 1, at: at(2), type: "step_failed", step: "prepare", engine: "dataset",
+        error: { code: "cancelled", message: "cancelled while ffmpeg was running", retryable: false }, durationMs: 800,
+      },
+    };
+    const finished: JobUpdate = {
+      type: "event",
+      event: { v: 1, eventId: crypto.randomUUID(), jobId: JOB_ID, attempt: 1, at: at(2), type: "job_finished", state: "cancelled", error: { code: "cancelled", message: "cancelled", retryable: false } },
+    };
+    const printed = new Map<string, number>();
+    expect(plainLine(cancelledStep, printed)).toBe("step prepare cancelled (dataset): cancelled while ffmpeg was running");
+    expect(plainLine(finished, printed)).toBe("job cancelled");
+    const view = applyUpdate(applyUpdate(viewFromJob(trainJob({ state: "cancelling" })), cancelledStep), finished)!;
+    expect(view.steps.find((x) => x.name === "prepare")!.state).toBe("cancelled");
+    expect(finalSummary(trainJob({ state: "cancelled" })).line).toBe(`train_profile ${JOB_ID} cancelled (run it again: likeness job retry ${JOB_ID})`);
+  });
 });

@@ -98,7 +98,8 @@ export function applyUpdate(view: JobView | undefined, update: JobUpdate): JobVi
     }
     case "step_failed": {
       const s = step(e.step);
-      Object.assign(s, { state: "failed", engine: e.engine, durationMs: e.durationMs, error: e.error });
+      // A step stopped by a cancel is recorded by the api as cancelled, not failed.
+      Object.assign(s, { state: e.error.code === "cancelled" ? "cancelled" : "failed", engine: e.engine, durationMs: e.durationMs, error: e.error });
       break;
     }
     case "job_finished":
@@ -169,8 +170,10 @@ export function plainLine(update: JobUpdate, printed: Map<string, number>): stri
     case "step_succeeded":
       return `step ${e.step} succeeded (${e.engine}) in ${formatSeconds(e.durationMs)}${e.reused ? ", reused" : ""}`;
     case "step_failed":
+      if (e.error.code === "cancelled") return `step ${e.step} cancelled (${e.engine}): ${e.error.message}`;
       return `step ${e.step} failed (${e.engine}): ${e.error.code}: ${e.error.message}`;
     case "job_finished":
+      if (e.state === "cancelled") return "job cancelled";
       return `job ${e.state}${e.error ? `: ${e.error.step ? `${e.error.step}: ` : ""}${e.error.code}: ${e.error.message}` : ""}`;
   }
 }
@@ -187,6 +190,6 @@ export function finalSummary(job: Job): { line: string; exitCode: number } {
       exitCode: 1,
     };
   }
-  if (job.state === "cancelled") return { line: `${job.kind} ${job.id} cancelled`, exitCode: 1 };
+  if (job.state === "cancelled") return { line: `${job.kind} ${job.id} cancelled (run it again: likeness job retry ${job.id})`, exitCode: 1 };
   return { line: `${job.kind} ${job.id} ${job.state}`, exitCode: 0 };
 }

@@ -3,6 +3,7 @@
 import WebSocket from "ws";
 import { JobUpdate, type Job } from "@likeness/contracts";
 import type { ApiClient } from "./client.js";
+import { ConnectionError } from "./errors.js";
 import { applyUpdate, plainLine, renderLines, TERMINAL, viewFromJob, type JobView } from "./progress.js";
 
 export interface Output {
@@ -22,11 +23,70 @@ class LiveBlock {
     this.out.write(text);
     this.drawn = Math.max(lines.length, this.drawn);
   }
+  /** Something else was printed below the block: draw the next one afresh underneath. */
+  release() {
+    this.drawn = 0;
+  }
 }
 
-export async function waitForJob(client: ApiClient, jobId: string, out: Output, opts: { pollMs?: number; maxReconnects?: number } = {}): Promise<Job> {
+/** Thrown by waitForJob when `signal` aborts (Ctrl-C): the job itself goes on on the server. */
+export class WaitInterrupted extends Error {
+  constructor(readonly jobId: string) {
+    super(`stopped following job ${jobId}`);
+    this.name = "WaitInterrupted";
+  }
+}
+
+export interface WaitOptions {
+  pollMs?: number;
+  maxReconnects?: number;
+  /** How long to keep retrying while the api cannot be reached (restart, network) before giving up. */
+  unreachableMs?: number;
+  /** Aborting stops following (Ctrl-C): rejects with WaitInterrupted. */
+  signal?: AbortSignal;
+}
+
+export async function waitForJob(client: ApiClient, jobId: string, out: Output, opts: WaitOptions = {}): Promise<Job> {
   const tty = Boolean(out.isTTY);
   const live = tty ? new LiveBlock(out) : undefined;
+  const signal = opts.signal;
+  const checkAborted = () => {
+    if (signal?.aborted) throw new WaitInterrupted(jobId);
+  };
+  const sleep = (msec: number) =>
+    new Promise<void>((resolve) => {
+      const t = setTimeout(done, msec);
+      function done() {
+        clearTimeout(t);
+        signal?.removeEventListener("abort", done);
+        resolve();
+      }
+      signal?.addEventListener("abort", done, { once: true });
+    });
+  /** GET /v1/jobs/:id, retried while the api is unreachable (it may be restarting). */
+  const getJob = async (): Promise<Job> => {
+    const deadline = Date.now() + (opts.unreachableMs ?? 120_000);
+    let told = false;
+    for (let delay = 500; ; delay = Math.min(delay * 2, 5000)) {
+      checkAborted();
+      try {
+        const job = await client.getJob(jobId);
+        if (told) {
+          live?.release();
+          out.write("the api answers again\n");
+        }
+        return job;
+      } catch (err) {
+        if (!(err instanceof ConnectionError) || Date.now() + delay > deadline) throw err;
+        if (!told) {
+          live?.release();
+          out.write(`the api at ${err.url} cannot be reached (${err.causeCode}); retrying for up to ${Math.round((opts.unreachableMs ?? 120_000) / 1000)} s…\n`);
+          told = true;
+        }
+        await sleep(delay);
+      }
+    }
+  };
   const printed = new Map<string, number>();
   let view: JobView | undefined;
   let lastJob: Job | undefined;
@@ -53,23 +113,34 @@ export async function waitForJob(client: ApiClient, jobId: string, out: Output, 
     let reconnects = 0;
     const maxReconnects = opts.maxReconnects ?? 5;
     for (;;) {
-      const ended = await followSocket(client.eventsUrl(jobId), (u) => {
-        show(u);
-        if (tty) redraw();
-      });
+      const ended = await followSocket(
+        client.eventsUrl(jobId),
+        (u) => {
+          show(u);
+          if (tty) redraw();
+        },
+        signal,
+      );
+      checkAborted();
       if (view && TERMINAL.has(view.state)) break;
       // The socket closed before the end (api restart, network): look, then reconnect or poll.
-      const job = await client.getJob(jobId);
+      const job = await getJob();
       show({ type: "job", job });
       if (TERMINAL.has(job.state)) break;
       if (ended === "refused" || reconnects >= maxReconnects) {
-        await pollUntilDone(client, jobId, opts.pollMs ?? 2000, (job) => show({ type: "job", job }), tty ? redraw : () => {});
+        for (;;) {
+          await sleep(opts.pollMs ?? 2000);
+          const polled = await getJob();
+          show({ type: "job", job: polled });
+          if (tty) redraw();
+          if (TERMINAL.has(polled.state)) break;
+        }
         break;
       }
       reconnects++;
-      await new Promise((r) => setTimeout(r, 500 * reconnects));
+      await sleep(500 * reconnects);
     }
-    const final = await client.getJob(jobId);
+    const final = await getJob();
     lastJob = final;
     view = viewFromJob(final, view);
     if (live) live.draw(renderLines(view, Date.now(), { columns: out.columns }));
@@ -81,11 +152,14 @@ export async function waitForJob(client: ApiClient, jobId: string, out: Output, 
 }
 
 /** Resolves when the socket closes: "ended" after the job finished or the server closed, "refused" if it never opened. */
-function followSocket(url: string, onUpdate: (u: JobUpdate) => void): Promise<"ended" | "refused"> {
+function followSocket(url: string, onUpdate: (u: JobUpdate) => void, signal?: AbortSignal): Promise<"ended" | "refused"> {
   return new Promise((resolve) => {
     let opened = false;
     let terminal = false;
     const ws = new WebSocket(url);
+    const abort = () => ws.terminate();
+    if (signal?.aborted) abort();
+    else signal?.addEventListener("abort", abort, { once: true });
     ws.on("open", () => (opened = true));
     ws.on("message", (data) => {
       let parsed;
@@ -97,7 +171,10 @@ function followSocket(url: string, onUpdate: (u: JobUpdate) => void): Promise<"e
       if (!parsed.success) return;
       onUpdate(parsed.data);
       const u = parsed.data;
-      if ((u.type === "job" && TERMINAL.has(u.job.state)) || (u.type === "event" && u.event.type === "job_finished")) {
+      // Not on the job_finished event: the api finalizes after it (e.g. records the video's file)
+      // and then sends a terminal snapshot and closes. Waiting for that snapshot means that what
+      // the job made is ready when --wait returns.
+      if (u.type === "job" && TERMINAL.has(u.job.state)) {
         terminal = true;
         ws.close(1000);
       }
@@ -107,16 +184,9 @@ function followSocket(url: string, onUpdate: (u: JobUpdate) => void): Promise<"e
       res.resume();
       ws.terminate();
     });
-    ws.on("close", () => resolve(opened || terminal ? "ended" : "refused"));
+    ws.on("close", () => {
+      signal?.removeEventListener("abort", abort);
+      resolve(opened || terminal ? "ended" : "refused");
+    });
   });
-}
-
-async function pollUntilDone(client: ApiClient, jobId: string, pollMs: number, onJob: (job: Job) => void, redraw: () => void) {
-  for (;;) {
-    const job = await client.getJob(jobId);
-    onJob(job);
-    redraw();
-    if (TERMINAL.has(job.state)) return;
-    await new Promise((r) => setTimeout(r, pollMs));
-  }
 }
