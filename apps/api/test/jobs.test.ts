@@ -343,6 +343,21 @@ describeWithServices("jobs", () => {
     }
   });
 
+  it("a video job that reads succeeded can be downloaded at once (its end and its file are one transaction)", async () => {
+    const p = await makeProfile(t.db, a.userId, { trained: true });
+    const res = await app.inject({ method: "POST", url: "/v1/videos", headers: a.auth, payload: { profileId: p.id, narration: "Hi." } });
+    const { video, job: j } = res.json();
+    const { command } = await worker.next("generate_video");
+    const key = `jobs/${j.id}/mux/video.mp4`;
+    await t.storage.put(key, randomBytes(1000), "video/mp4");
+    // Recorded straight into the database: no workflow has run when the job first reads succeeded.
+    await recordEvent(t.db, worker.event(command, { type: "job_finished", state: "succeeded", result: { videoKey: key, durationSec: 1, width: 512, height: 512, fps: 25 } }));
+    expect((await job(j.id)).state).toBe("succeeded");
+    const file = await app.inject({ method: "GET", url: `/v1/videos/${video.id}/file`, headers: a.auth });
+    expect(file.statusCode).toBe(200);
+    expect(file.rawPayload.length).toBe(1000);
+  });
+
   it("records no key from the worker outside the job's folder: artifacts, video and profile results", async () => {
     // A hostile or buggy worker points user A's job at user B's voice sample.
     const victim = await makeProfile(t.db, b.userId);
@@ -712,7 +727,8 @@ describeWithServices("jobs", () => {
     await app.close();
 
     await recordEvent(t.db, worker.event(c1, { type: "job_finished", state: "succeeded", result: worker.assets(j1.id) }));
-    expect((await t.db.selectFrom("profiles").select("state").where("id", "=", p1.id).executeTakeFirstOrThrow()).state).toBe("queued");
+    // The profile is trained in the same transaction as the job's end, before any workflow runs.
+    expect((await t.db.selectFrom("profiles").select("state").where("id", "=", p1.id).executeTakeFirstOrThrow()).state).toBe("trained");
 
     await worker.send(c2, { type: "job_finished", state: "succeeded", result: worker.assets(j2.id) });
     const read = (await t.redis.xreadgroup("GROUP", API_GROUP, consumerName, "COUNT", 10, "STREAMS", keys.events, ">")) as [string, unknown[]][];
@@ -727,7 +743,9 @@ describeWithServices("jobs", () => {
     t.app = app;
     expect(jobsHandle(d)!.consumer.name).toBe(consumerName);
     await app.ready(); // recover() resumes job 1 before ready resolves
-    expect((await t.db.selectFrom("profiles").select("state").where("id", "=", p1.id).executeTakeFirstOrThrow()).state).toBe("trained");
+    const thread1 = await jobsHandle(d)!.runner.history(j1.id, 1, "train_profile");
+    expect(thread1[0]!.next).toEqual([]);
+    expect(thread1[0]!.values).toMatchObject({ outcome: "succeeded" });
     await waitFor("job 2 finalized from the PEL", async () =>
       (await t.db.selectFrom("profiles").select("state").where("id", "=", p2.id).executeTakeFirstOrThrow()).state === "trained",
     );

@@ -2,7 +2,7 @@ import { mkdtemp, mkdir, readFile, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { beforeEach, describe, expect, it } from "vitest";
-import { downloadWhenReady, parseSize, run, type Deps } from "./cli.js";
+import { parseSize, run, type Deps } from "./cli.js";
 import type { ApiClient } from "./client.js";
 import { ApiError, formatError } from "./errors.js";
 import type { Profile } from "@likeness/contracts";
@@ -317,24 +317,3 @@ describe("what the user sees after the fact", () => {
   });
 });
 
-describe("downloadWhenReady", () => {
-  it("retries the api's brief 409 'not ready' after the job ended, then saves", async () => {
-    let calls = 0;
-    const c = {
-      downloadVideo: async () => {
-        if (++calls < 3) throw new ApiError(409, { error: "conflict", message: "the video is not ready (job succeeded)" });
-        return 1234;
-      },
-    } as unknown as ApiClient;
-    expect(await downloadWhenReady(c, VIDEO_ID, "/tmp/x.mp4", 1000, 5)).toBe(1234);
-    expect(calls).toBe(3);
-  });
-  it("gives up after its patience, and does not retry other errors", async () => {
-    const notReady = { downloadVideo: async () => Promise.reject(new ApiError(409, { error: "conflict", message: "not ready" })) } as unknown as ApiClient;
-    await expect(downloadWhenReady(notReady, VIDEO_ID, "/tmp/x.mp4", 20, 5)).rejects.toThrow("not ready");
-    let calls = 0;
-    const gone = { downloadVideo: async () => (calls++, Promise.reject(new ApiError(404, { error: "not_found", message: "video not found" }))) } as unknown as ApiClient;
-    await expect(downloadWhenReady(gone, VIDEO_ID, "/tmp/x.mp4", 1000, 5)).rejects.toThrow("video not found");
-    expect(calls).toBe(1);
-  });
-});

@@ -99,22 +99,6 @@ export async function readVoice(file: string): Promise<UploadFile> {
   }
 }
 
-/**
- * Download right after the job succeeded. The api may answer 409 "not ready" for a moment while it
- * records the video's file after the job's end, so that answer is retried for up to `patienceMs`.
- */
-export async function downloadWhenReady(c: ApiClient, videoId: string, out: string, patienceMs = 15_000, stepMs = 500): Promise<number> {
-  const deadline = Date.now() + patienceMs;
-  for (;;) {
-    try {
-      return await c.downloadVideo(videoId, out);
-    } catch (e) {
-      if (!(e instanceof ApiError && e.status === 409) || Date.now() + stepMs > deadline) throw e;
-      await new Promise((r) => setTimeout(r, stepMs));
-    }
-  }
-}
-
 /** A profile in words; `trainJob` (the latest training job) explains a failed training. */
 export function profileLines(p: Profile, trainJob?: Job): string[] {
   const images = p.inputs.filter((i) => i.kind === "image").length;
@@ -361,7 +345,7 @@ export function buildProgram(deps: Deps): Command {
       const job = await wait(c, created.job, opts.out);
       let saved: string | undefined;
       if (job.state === "succeeded" && opts.out) {
-        const bytes = await downloadWhenReady(c, created.video.id, opts.out);
+        const bytes = await c.downloadVideo(created.video.id, opts.out);
         saved = opts.out;
         if (!json()) out(`saved ${opts.out} (${(bytes / 1e6).toFixed(2)} MB)`);
       }

@@ -1,5 +1,5 @@
 // Records one worker event in Postgres, in ONE transaction: the dedupe row (processed_events)
-// and every change it implies (job_steps, jobs, artifacts, profiles). A duplicate does nothing.
+// and every change it implies (job_steps, jobs, artifacts, profiles, videos). A duplicate does nothing.
 import type { Kysely } from "kysely";
 import type { FastifyBaseLogger } from "fastify";
 import {
@@ -15,6 +15,7 @@ import type { Database, JobRow } from "../db/types.js";
 import { isTerminal, JobsRepository } from "../jobs/jobs.repository.js";
 import { ProfilesRepository } from "../profiles/profiles.repository.js";
 import type { JobMetrics } from "../jobs/jobs.metrics.js";
+import { applyJobOutcome } from "../jobs/job-outcome.js";
 import { ProcessedEventsRepository } from "./processed-events.repository.js";
 
 export type RecordOutcome =
@@ -169,7 +170,9 @@ export async function recordEvent(
             }
           }
         }
-        return { status: "applied", job: await jobs.finish(job, { state, result, error, at: event.at }) };
+        const finished = await jobs.finish(job, { state, result, error, at: event.at });
+        await applyJobOutcome(tx, finished);
+        return { status: "applied", job: finished };
       }
     }
   });

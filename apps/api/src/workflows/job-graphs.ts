@@ -11,7 +11,6 @@ import {
   ProfileAssets,
   Script,
   TrainProfilePayload,
-  VideoResult,
   redisKeys,
   type CreateVideoRequest,
   type JobCommand,
@@ -90,6 +89,18 @@ async function publishSnapshot(d: WorkflowDeps, jobId: string): Promise<void> {
   if (job) await d.redis.publish(redisKeys(d.prefix).jobUpdates(jobId), JSON.stringify({ type: "job", job }));
 }
 
+/**
+ * The job's outputs (profile state and assets, the video's file) were written in the transaction
+ * that recorded its end (jobs/job-outcome.ts); finalize tells every client, once.
+ */
+async function finalize(d: WorkflowDeps, s: JobWorkflowStateT) {
+  const job = await currentJob(d, s);
+  d.metrics.jobsFinalized.inc({ kind: job.kind, state: job.state });
+  await publishSnapshot(d, job.id);
+  d.log.info({ jobId: job.id, attempt: s.attempt, state: job.state }, `${job.kind} finalized`);
+  return { outcome: job.state };
+}
+
 const afterDispatch = (s: JobWorkflowStateT) => (s.dispatched ? "await_worker" : "finalize");
 
 function commandBase(job: JobRow) {
@@ -122,22 +133,7 @@ export function buildTrainProfileGraph(d: WorkflowDeps, checkpointer: BaseCheckp
       }),
     )
     .addNode("await_worker", awaitWorker)
-    .addNode("finalize", async (s) => {
-      const job = await currentJob(d, s);
-      if (job.state === "succeeded") {
-        const assets = ProfileAssets.parse(job.result);
-        await profiles.setTrainState(job.profile_id, job.id, "trained", assets);
-      } else if (job.state === "failed") {
-        await profiles.setTrainState(job.profile_id, job.id, "failed");
-      } else {
-        const profile = await profiles.findById(job.profile_id);
-        await profiles.setTrainState(job.profile_id, job.id, profile?.assets ? "trained" : "draft");
-      }
-      d.metrics.jobsFinalized.inc({ kind: job.kind, state: job.state });
-      await publishSnapshot(d, job.id);
-      d.log.info({ jobId: job.id, attempt: s.attempt, state: job.state }, "train_profile finalized");
-      return { outcome: job.state };
-    })
+    .addNode("finalize", (s) => finalize(d, s))
     .addEdge(START, "dispatch")
     .addConditionalEdges("dispatch", afterDispatch, ["await_worker", "finalize"])
     .addEdge("await_worker", "finalize")
@@ -208,18 +204,7 @@ export function buildGenerateVideoGraph(d: WorkflowDeps, checkpointer: BaseCheck
       }),
     )
     .addNode("await_worker", awaitWorker)
-    .addNode("finalize", async (s) => {
-      const job = await currentJob(d, s);
-      if (job.state === "succeeded") {
-        const result = VideoResult.parse(job.result);
-        const video = await videos.findByJob(job.id);
-        if (video) await videos.setResult(video.id, result);
-      }
-      d.metrics.jobsFinalized.inc({ kind: job.kind, state: job.state });
-      await publishSnapshot(d, job.id);
-      d.log.info({ jobId: job.id, attempt: s.attempt, state: job.state }, "generate_video finalized");
-      return { outcome: job.state };
-    })
+    .addNode("finalize", (s) => finalize(d, s))
     .addEdge(START, "script")
     .addEdge("script", "dispatch")
     .addConditionalEdges("dispatch", afterDispatch, ["await_worker", "finalize"])
