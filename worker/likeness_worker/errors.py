@@ -20,7 +20,7 @@ class RetryRule:
 
 RETRY_POLICY: dict[str, RetryRule] = {
     "bad_input": RetryRule(retryable=False, in_process=False),  # never retried: the input must change
-    "cancelled": RetryRule(retryable=False, in_process=False),
+    "cancelled": RetryRule(retryable=True, in_process=False),  # the user stopped it; they may run it again
     "engine_unavailable": RetryRule(retryable=True, in_process=True),
     "engine_failed": RetryRule(retryable=True, in_process=True),
     "out_of_memory": RetryRule(retryable=True, in_process=False),  # a fresh process may fit; this one won't

@@ -198,6 +198,7 @@ def test_cancel_between_and_inside_steps(bus, tiny_worker):
     assert time.monotonic() - t0 < 10
     (finished,) = of_type(events, "job_finished")
     assert finished["state"] == "cancelled" and finished["error"]["code"] == "cancelled"
+    assert finished["error"]["retryable"] is True  # the user stopped it; a retry may run it again
     assert step_events(events, "motion") == ["step_started", "step_failed"]
     assert "lipsync" not in {e.get("step") for e in events}
 
