@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import metrics
 from ..contracts import ProtocolError, validate_command
+from ..errors import StepFailure
 from ..events import job_finished_event_id
 from ..layout import attempt_key
 
@@ -73,7 +74,7 @@ class JobRunner:
         job_id, attempt = command["jobId"], command["attempt"]
         fields: dict[str, Any]
         if final.get("cancelled"):
-            fields = {"state": "cancelled", "error": {"code": "cancelled", "message": "cancelled", "retryable": False}}
+            fields = {"state": "cancelled", "error": StepFailure("cancelled", "cancelled by the user").to_dict()}
         elif final.get("error"):
             fields = {"state": "failed", "error": final["error"]}
         else:

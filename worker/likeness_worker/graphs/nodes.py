@@ -15,6 +15,7 @@ from dramatiq.results import ResultFailure, ResultTimeout
 from .. import metrics
 from ..contracts import STEP_TASK
 from ..engines import UnknownEngine
+from ..errors import StepFailure
 from ..layout import done_key
 from .state import JobState
 
@@ -129,7 +130,7 @@ class StepNode:
             if cancelled_at is None and cancel is not None:
                 cancelled_at = now  # the actor sees the key too and stops its tool; give it a moment
             if cancelled_at is not None and now - cancelled_at > CANCEL_GRACE_S:
-                return {"ok": False, "error": {"code": "cancelled", "message": "cancelled while running", "retryable": False}}
+                return {"ok": False, "error": StepFailure("cancelled", "cancelled while running").to_dict()}
             if mark is not None and mark != last_mark:
                 started_at, last_mark = now, mark
             if started_at is None and now - queued_at > settings.worker_queue_wait_s:
