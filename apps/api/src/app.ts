@@ -6,11 +6,7 @@ import fastifySwaggerUi from "@fastify/swagger-ui";
 import fastifyMultipart from "@fastify/multipart";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
-import {
-  jsonSchemaTransform,
-  serializerCompiler,
-  validatorCompiler,
-} from "fastify-type-provider-zod";
+import { serializerCompiler } from "fastify-type-provider-zod";
 import { UPLOAD_LIMITS } from "@likeness/contracts";
 import type { Config } from "./config.js";
 import type { Db } from "./db/db.js";
@@ -18,6 +14,8 @@ import type { ObjectStorage } from "./storage/object-storage.js";
 import "./http/fastify-augment.js";
 import { loggerOptions } from "./http/logger.js";
 import { registerErrorHandlers } from "./http/error-handler.js";
+import { validatorCompiler } from "./http/validation.js";
+import { openApiTransform } from "./http/openapi.js";
 import { createMetricsRegistry, registerHttpMetrics } from "./metrics/metrics.js";
 import { opsRoutes } from "./metrics/ops.routes.js";
 import { AuthService } from "./auth/auth.service.js";
@@ -49,6 +47,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     trustProxy: true,
   });
 
+  // fastify-type-provider-zod's compilers; validation messages in short human words (http/validation.ts).
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   registerErrorHandlers(app);
@@ -58,7 +57,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       info: { title: "Likeness API", description: "Profiles from photos + a voice sample; talking-avatar videos.", version: "0.1.0" },
       components: { securitySchemes: { bearer: { type: "http", scheme: "bearer" } } },
     },
-    transform: jsonSchemaTransform,
+    // jsonSchemaTransform plus the documentation-only `config.openapi` of a route (http/openapi.ts).
+    transform: openApiTransform,
   });
   await app.register(fastifySwaggerUi, { routePrefix: "/docs" });
 

@@ -1,7 +1,8 @@
 // POST /v1/auth/signup, /v1/auth/login, /v1/auth/logout
 import { z } from "zod";
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
-import { Credentials, ErrorBody, Session } from "@likeness/contracts";
+import { Credentials, Session } from "@likeness/contracts";
+import { errorResponses } from "../http/openapi.js";
 import type { AppDeps } from "../app.js";
 import { bearerToken } from "./authenticate.js";
 
@@ -15,7 +16,7 @@ export const authRoutes: FastifyPluginAsyncZod<AppDeps> = async (app) => {
         tags: ["auth"],
         summary: "Create an account; answers a session with a bearer token (shown once)",
         body: Credentials,
-        response: { 201: Session, 400: ErrorBody, 409: ErrorBody },
+        response: { 201: Session, ...errorResponses(400, 409) },
       },
     },
     async (request, reply) => {
@@ -31,7 +32,7 @@ export const authRoutes: FastifyPluginAsyncZod<AppDeps> = async (app) => {
         tags: ["auth"],
         summary: "Sign in; answers a new bearer token",
         body: z.object({ email: z.string().max(254), password: z.string().max(256) }),
-        response: { 200: Session, 400: ErrorBody, 401: ErrorBody },
+        response: { 200: Session, ...errorResponses(400, 401) },
       },
     },
     async (request) => auth.login(request.body.email, request.body.password),
@@ -41,7 +42,7 @@ export const authRoutes: FastifyPluginAsyncZod<AppDeps> = async (app) => {
     "/v1/auth/logout",
     {
       preHandler: app.authenticate,
-      schema: { tags: ["auth"], summary: "Revoke the token used for this request", security: [{ bearer: [] }], response: { 204: z.null(), 401: ErrorBody } },
+      schema: { tags: ["auth"], summary: "Revoke the token used for this request", security: [{ bearer: [] }], response: { 204: z.null(), ...errorResponses(401) } },
     },
     async (request, reply) => {
       const token = bearerToken(request);

@@ -2,11 +2,11 @@
 // only: another user's job or profile is 404.
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
-import { ErrorBody, Job } from "@likeness/contracts";
+import { Job } from "@likeness/contracts";
+import { errorResponses } from "../http/openapi.js";
 import type { JobsService } from "./jobs.service.js";
 
 const Params = z.object({ id: z.uuid() });
-const errors = { 400: ErrorBody, 401: ErrorBody, 404: ErrorBody, 409: ErrorBody };
 
 export const jobsRoutes: FastifyPluginAsyncZod<{ jobs: JobsService }> = async (app, { jobs }) => {
   app.addHook("preHandler", app.authenticate);
@@ -19,7 +19,7 @@ export const jobsRoutes: FastifyPluginAsyncZod<{ jobs: JobsService }> = async (a
         tags: ["jobs"],
         security: [{ bearer: [] }],
         params: Params,
-        response: { 202: Job, ...errors },
+        response: { 202: Job, ...errorResponses(400, 401, 404, 409) },
       },
     },
     async (request, reply) => reply.code(202).send(await jobs.trainProfile(request.user.id, request.params.id)),
@@ -33,7 +33,7 @@ export const jobsRoutes: FastifyPluginAsyncZod<{ jobs: JobsService }> = async (a
         tags: ["jobs"],
         security: [{ bearer: [] }],
         params: Params,
-        response: { 200: Job, ...errors },
+        response: { 200: Job, ...errorResponses(400, 401, 404) },
       },
     },
     async (request) => jobs.getJob(request.user.id, request.params.id),
@@ -47,7 +47,7 @@ export const jobsRoutes: FastifyPluginAsyncZod<{ jobs: JobsService }> = async (a
         tags: ["jobs"],
         security: [{ bearer: [] }],
         params: Params,
-        response: { 202: Job, ...errors },
+        response: { 202: Job, ...errorResponses(400, 401, 404, 409) },
       },
     },
     async (request, reply) => reply.code(202).send(await jobs.retry(request.user.id, request.params.id)),
@@ -61,7 +61,7 @@ export const jobsRoutes: FastifyPluginAsyncZod<{ jobs: JobsService }> = async (a
         tags: ["jobs"],
         security: [{ bearer: [] }],
         params: Params,
-        response: { 202: Job, ...errors },
+        response: { 202: Job, ...errorResponses(400, 401, 404, 409) },
       },
     },
     async (request, reply) => reply.code(202).send(await jobs.cancel(request.user.id, request.params.id)),

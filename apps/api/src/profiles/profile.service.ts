@@ -15,6 +15,7 @@ import { toProfile } from "./profile.mapper.js";
 import { sanitizeFileName } from "./file-name.js";
 import { checkImage, checkVoice, type CheckedImage } from "./media-check.js";
 import type { ParsedUpload } from "./upload-parser.js";
+import { humanErrorMap } from "../http/validation.js";
 
 /**
  * Run before a profile is deleted: throw (an HttpError) to refuse, or return storage prefixes
@@ -63,7 +64,7 @@ export class ProfileService {
 
   async create(userId: string, upload: ParsedUpload): Promise<Profile> {
     // 1. The cheap checks: fields, counts, file names.
-    const fields = CreateProfileFields.safeParse({ name: upload.fields.name ?? "" });
+    const fields = CreateProfileFields.safeParse({ name: upload.fields.name ?? "" }, { error: humanErrorMap });
     if (!fields.success) throw badRequest(`name: ${fields.error.issues[0]?.message ?? "invalid"}`, "name");
     const name = fields.data.name;
     const explicitTrigger = upload.fields.triggerWord?.trim();

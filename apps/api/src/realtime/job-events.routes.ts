@@ -7,6 +7,7 @@ import type { WebSocket } from "ws";
 import { z } from "zod";
 import { JobUpdate, Progress, redisKeys, type Job } from "@likeness/contracts";
 import { notFound } from "../http/errors.js";
+import { errorResponsesDoc } from "../http/openapi.js";
 import { isTerminal, JobsRepository } from "../jobs/jobs.repository.js";
 import { loadJobView } from "../jobs/job-view.js";
 import type { JobsRuntime } from "../jobs/jobs.service.js";
@@ -16,7 +17,30 @@ import type { JobUpdatesHub } from "./job-updates.hub.js";
 const FINAL_SNAPSHOT_WAIT_MS = 10_000;
 
 const Params = z.object({ id: z.uuid() });
-const Query = z.object({ token: z.string().max(512).optional() });
+const Query = z.object({
+  token: z
+    .string()
+    .max(512)
+    .optional()
+    .describe("The bearer token, for clients that cannot set headers on a WebSocket (browsers); `Authorization` wins when both are sent"),
+});
+
+const DESCRIPTION = [
+  "A **WebSocket** (RFC 6455): open it with `GET` and `Connection: Upgrade`, `Upgrade: websocket`; the answer is ",
+  "`101 Switching Protocols`. A plain HTTP GET without the upgrade is 404.",
+  "",
+  "**Auth**: `Authorization: Bearer <token>`, or `?token=<token>` where headers cannot be set (browsers). ",
+  "Without a valid token the upgrade is refused with 401; another user's job, or none, is 404.",
+  "",
+  "**Messages** (server → client, JSON text frames, contracts `JobUpdate`; see `x-websocket-messages`):",
+  "1. first always `{type: \"job\", job}`: a snapshot of the job (as `GET /v1/jobs/{id}`);",
+  "2. then, in the order they happen, `{type: \"event\", event}` (the worker's and the api's job events) and ",
+  "   `{type: \"progress\", progress}` (step progress);",
+  "3. when the job ends, a final `{type: \"job\", job}` snapshot in its terminal state (`succeeded`, `failed`, ",
+  "   `cancelled`), then the server closes with code 1000. A job that has already ended: its snapshot, then the close.",
+  "",
+  "The client sends nothing (messages from it are ignored). Close codes: 1000 finished, 1008 job not found, 1011 server error.",
+].join("\n");
 
 export function jobEventsRoutes(app: FastifyInstance, rt: JobsRuntime, hub: JobUpdatesHub): void {
   const keys = redisKeys(rt.prefix);
@@ -25,7 +49,31 @@ export function jobEventsRoutes(app: FastifyInstance, rt: JobsRuntime, hub: JobU
   app.route({
     method: "GET",
     url: "/v1/jobs/:id/events",
-    schema: { params: Params, querystring: Query, hide: true },
+    schema: {
+      summary: "Live updates of a job over a WebSocket: snapshot, events and progress until it ends",
+      description: DESCRIPTION,
+      tags: ["jobs"],
+      security: [{ bearer: [] }],
+      params: Params,
+      querystring: Query,
+    },
+    // Documented only (nothing here is validated or serialized): the upgrade and the messages.
+    config: {
+      openapi: {
+        headers: {
+          properties: {
+            connection: { type: "string", enum: ["Upgrade"], description: "`Upgrade`" },
+            upgrade: { type: "string", enum: ["websocket"], description: "`websocket`" },
+          },
+          required: ["connection", "upgrade"],
+        },
+        responses: {
+          101: { description: "Switching Protocols: the WebSocket is open; the messages are `x-websocket-messages`", type: "null" },
+          ...errorResponsesDoc(400, 401, 404),
+        },
+        extensions: { "x-websocket-messages": z.toJSONSchema(JobUpdate, { target: "openapi-3.0", io: "output" }) },
+      },
+    },
     // wsHandler serves the upgrade; handler answers a plain HTTP GET.
     handler: async () => {
       throw notFound("route"); // plain HTTP on a WebSocket route

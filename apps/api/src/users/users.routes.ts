@@ -1,6 +1,7 @@
 // GET /v1/me
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
-import { ErrorBody, User } from "@likeness/contracts";
+import { User } from "@likeness/contracts";
+import { errorResponses } from "../http/openapi.js";
 import { UsersRepository } from "./users.repository.js";
 import { toUser } from "./user.mapper.js";
 import { unauthorized } from "../http/errors.js";
@@ -12,7 +13,7 @@ export const usersRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) => 
     "/v1/me",
     {
       preHandler: app.authenticate,
-      schema: { tags: ["auth"], summary: "The signed-in user", security: [{ bearer: [] }], response: { 200: User, 401: ErrorBody } },
+      schema: { tags: ["auth"], summary: "The signed-in user", security: [{ bearer: [] }], response: { 200: User, ...errorResponses(401) } },
     },
     async (request) => {
       const row = await users.findById(request.user.id);

@@ -2,11 +2,23 @@
 // and resumable downloads). Another user's video is 404.
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
-import { CreateVideoRequest, ErrorBody, Job, Video } from "@likeness/contracts";
+import { CreateVideoRequest, Job, Video } from "@likeness/contracts";
+import { errorResponses, errorResponsesDoc, type JsonSchema } from "../http/openapi.js";
 import { RangeNotSatisfiable, type VideosService } from "./videos.service.js";
 
 const Params = z.object({ id: z.uuid() });
-const errors = { 400: ErrorBody, 401: ErrorBody, 404: ErrorBody, 409: ErrorBody };
+
+/** Headers of a 200/206 answer of GET /v1/videos/:id/file (documented only). */
+const fileHeaders = (partial: boolean): Record<string, JsonSchema> => ({
+  "Accept-Ranges": { type: "string", enum: ["bytes"], description: "Byte ranges are supported" },
+  "Content-Length": { type: "integer", description: partial ? "Bytes in this range" : "Bytes in the file" },
+  "Content-Disposition": {
+    type: "string",
+    description: '`inline; filename="likeness-<id>.mp4"`, or `attachment; ...` with `?download=1`',
+  },
+  ...(partial ? { "Content-Range": { type: "string", description: "`bytes <start>-<end>/<size>`" } } : {}),
+});
+const mp4 = { "video/mp4": { schema: { type: "string", format: "binary" } } };
 
 export const videosRoutes: FastifyPluginAsyncZod<{ videos: VideosService }> = async (app, { videos }) => {
   app.addHook("preHandler", app.authenticate);
@@ -19,7 +31,7 @@ export const videosRoutes: FastifyPluginAsyncZod<{ videos: VideosService }> = as
         tags: ["videos"],
         security: [{ bearer: [] }],
         body: CreateVideoRequest,
-        response: { 202: z.object({ video: Video, job: Job }), ...errors },
+        response: { 202: z.object({ video: Video, job: Job }), ...errorResponses(400, 401, 404, 409) },
       },
     },
     async (request, reply) => reply.code(202).send(await videos.create(request.user.id, request.body)),
@@ -32,7 +44,7 @@ export const videosRoutes: FastifyPluginAsyncZod<{ videos: VideosService }> = as
         summary: "The user's videos, newest first",
         tags: ["videos"],
         security: [{ bearer: [] }],
-        response: { 200: z.object({ videos: z.array(Video) }), ...errors },
+        response: { 200: z.object({ videos: z.array(Video) }), ...errorResponses(401) },
       },
     },
     async (request) => ({ videos: await videos.list(request.user.id) }),
@@ -46,7 +58,7 @@ export const videosRoutes: FastifyPluginAsyncZod<{ videos: VideosService }> = as
         tags: ["videos"],
         security: [{ bearer: [] }],
         params: Params,
-        response: { 200: Video, ...errors },
+        response: { 200: Video, ...errorResponses(400, 401, 404) },
       },
     },
     async (request) => videos.get(request.user.id, request.params.id),
@@ -57,10 +69,43 @@ export const videosRoutes: FastifyPluginAsyncZod<{ videos: VideosService }> = as
     {
       schema: {
         summary: "The MP4 (supports Range; ?download=1 for an attachment)",
+        description:
+          "Streams the finished video as `video/mp4`. Send `Range: bytes=<start>-<end>` (one range) for a part: " +
+          "206 with `Content-Range`; a range outside the file is 416 with `Content-Range: bytes */<size>`. " +
+          "`?download=1` (or `true`) answers `Content-Disposition: attachment`, else `inline`. " +
+          "409 while the video's job has not finished.",
         tags: ["videos"],
         security: [{ bearer: [] }],
         params: Params,
-        querystring: z.object({ download: z.enum(["0", "1", "true", "false"]).optional() }),
+        querystring: z.object({
+          download: z
+            .enum(["0", "1", "true", "false"])
+            .optional()
+            .describe("`1` or `true`: `Content-Disposition: attachment` (save as a file); default inline"),
+        }),
+      },
+      // Documented only: the body is a stream (never serialized) and Range is read from the headers.
+      config: {
+        openapi: {
+          headers: {
+            properties: {
+              range: {
+                type: "string",
+                description: "One byte range, `bytes=<start>-<end>`, `bytes=<start>-` or `bytes=-<suffix length>` (RFC 9110)",
+                example: "bytes=0-1048575",
+              },
+            },
+          },
+          responses: {
+            200: { description: "The whole video", headers: fileHeaders(false), content: mp4 },
+            206: { description: "The requested byte range (Range)", headers: fileHeaders(true), content: mp4 },
+            ...errorResponsesDoc(400, 401, 404, 409),
+            416: {
+              ...errorResponsesDoc(416)[416],
+              headers: { "Content-Range": { type: "string", description: "`bytes */<size>`: the file's size" } },
+            },
+          },
+        },
       },
     },
     async (request, reply) => {

@@ -1,0 +1,195 @@
+// The OpenAPI document at /docs/json: every route is in it, with what zod alone cannot say
+// (the multipart body, the MP4 file, the WebSocket), only the error statuses a route can answer,
+// and no body on a 204. And the 400 messages of request validation, in short human words.
+import { randomUUID } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { z } from "zod";
+import { humanErrorMap } from "../src/http/validation.js";
+import { createTestApp, describeWithServices, signUp, type TestApp } from "./support.js";
+
+interface Operation {
+  requestBody?: { content: Record<string, { schema: Record<string, any> }> };
+  responses: Record<string, { description: string; content?: Record<string, { schema: Record<string, any> }>; headers?: Record<string, unknown> }>;
+  parameters?: Array<{ in: string; name: string; description?: string }>;
+  description?: string;
+  [key: `x-${string}`]: unknown;
+}
+type Doc = { paths: Record<string, Record<string, Operation>> };
+
+const ERROR_BODY = { type: "object", required: ["error", "message"], properties: { error: {}, message: {}, field: {} } };
+
+describeWithServices("OpenAPI document", () => {
+  let t: TestApp;
+  let doc: Doc;
+  const routes: Array<{ method: string; url: string }> = [];
+
+  beforeAll(async () => {
+    t = await createTestApp();
+    const res = await t.app.inject({ method: "GET", url: "/docs/json" });
+    expect(res.statusCode).toBe(200);
+    doc = res.json() as Doc;
+    // Every (method, url) Fastify serves, from its printed route tree: a line's indent is its depth
+    // (4 characters a level) and its segment continues its parent's path.
+    const parents: string[] = [];
+    for (const line of t.app.printRoutes({ commonPrefix: false }).split("\n")) {
+      const start = line.search(/[^\s│├└─]/);
+      const m = /^(\S+)(?: \(([A-Z, ]+)\))?$/.exec(line.slice(start).trim());
+      if (start < 0 || !m) continue;
+      const depth = start / 4;
+      const url = (parents[depth - 1] ?? "") + m[1]!;
+      parents[depth] = url;
+      parents.length = depth + 1;
+      for (const method of (m[2] ?? "").split(",").map((s) => s.trim()).filter(Boolean)) routes.push({ method, url });
+    }
+  });
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  const op = (method: string, path: string): Operation => {
+    const o = doc.paths[path]?.[method];
+    if (!o) throw new Error(`${method.toUpperCase()} ${path} is not in the document`);
+    return o;
+  };
+  const openApiPath = (url: string) => url.replace(/:(\w+)/g, "{$1}");
+
+  it("documents every route the app serves (except /docs itself and the hidden /metrics)", () => {
+    const served = routes.filter((r) => r.method !== "HEAD" && !r.url.startsWith("/docs") && r.url !== "/metrics");
+    expect(served.length).toBeGreaterThanOrEqual(17);
+    expect(served).toContainEqual({ method: "GET", url: "/v1/videos/:id/file" });
+    expect(served).toContainEqual({ method: "GET", url: "/v1/jobs/:id/events" });
+    const missing = served.filter((r) => !doc.paths[openApiPath(r.url)]?.[r.method.toLowerCase()]);
+    expect(missing).toEqual([]);
+    for (const path of Object.keys(doc.paths)) expect(path.startsWith("/docs")).toBe(false);
+  });
+
+  it("documents the multipart body of POST /v1/profiles without validating one", () => {
+    const body = op("post", "/v1/profiles").requestBody;
+    expect(Object.keys(body?.content ?? {})).toEqual(["multipart/form-data"]);
+    const schema = body!.content["multipart/form-data"]!.schema;
+    expect(schema.required).toEqual(expect.arrayContaining(["name", "images", "voice"]));
+    expect(schema.required).not.toContain("triggerWord");
+    expect(schema.properties.name).toMatchObject({ type: "string" });
+    expect(schema.properties.triggerWord).toMatchObject({ type: "string" });
+    expect(schema.properties.images).toMatchObject({ type: "array", minItems: 1, maxItems: 50, items: { type: "string", format: "binary" } });
+    expect(schema.properties.images.description).toMatch(/20 MiB/);
+    expect(schema.properties.voice).toMatchObject({ type: "string", format: "binary" });
+    expect(schema.properties.voice.description).toMatch(/3\.\.300 s/);
+  });
+
+  it("documents the MP4 of GET /v1/videos/{id}/file: 200, 206, 416, Range and ?download", () => {
+    const file = op("get", "/v1/videos/{id}/file");
+    for (const status of ["200", "206"]) {
+      expect(file.responses[status]?.content?.["video/mp4"]?.schema).toMatchObject({ type: "string", format: "binary" });
+    }
+    expect(file.responses["206"]?.headers).toHaveProperty("Content-Range");
+    expect(file.responses["416"]?.content?.["application/json"]?.schema).toMatchObject(ERROR_BODY);
+    const params = file.parameters ?? [];
+    expect(params.find((p) => p.in === "header" && p.name.toLowerCase() === "range")?.description).toMatch(/bytes=/);
+    expect(params.find((p) => p.in === "query" && p.name === "download")?.description).toMatch(/attachment/);
+  });
+
+  it("documents the WebSocket: 101, auth by header or ?token=, the JobUpdate messages", () => {
+    const ws = op("get", "/v1/jobs/{id}/events");
+    expect(ws.responses["101"]).toBeDefined();
+    expect(ws.responses["101"]!.content).toBeUndefined();
+    expect(ws.description).toMatch(/\?token=/);
+    expect(ws.description).toMatch(/Authorization: Bearer/);
+    expect(ws.description).toMatch(/"job"[\s\S]*"event"[\s\S]*"progress"/);
+    expect(ws.parameters?.some((p) => p.in === "query" && p.name === "token")).toBe(true);
+    const messages = ws["x-websocket-messages"] as { oneOf: Array<{ properties: { type: { enum: string[] } } }> };
+    expect(messages.oneOf.map((m) => m.properties.type.enum[0])).toEqual(["job", "event", "progress"]);
+  });
+
+  it("lists only the error statuses a route can answer, each an ErrorBody; a 204 has no body", () => {
+    const errorsOf = (method: string, path: string) =>
+      Object.keys(op(method, path).responses).filter((s) => Number(s) >= 400).sort();
+    expect(errorsOf("get", "/v1/videos")).toEqual(["401"]);
+    expect(errorsOf("get", "/v1/profiles")).toEqual(["401"]);
+    expect(errorsOf("get", "/v1/jobs/{id}")).toEqual(["400", "401", "404"]);
+    expect(errorsOf("get", "/v1/videos/{id}")).toEqual(["400", "401", "404"]);
+    expect(errorsOf("post", "/v1/profiles")).toEqual(["400", "401", "409", "413", "415"]);
+    expect(errorsOf("get", "/v1/videos/{id}/file")).toEqual(["400", "401", "404", "409", "416"]);
+
+    for (const [path, methods] of Object.entries(doc.paths)) {
+      for (const [method, o] of Object.entries(methods)) {
+        for (const [status, r] of Object.entries(o.responses)) {
+          if (status === "204" || status === "101") {
+            expect(r.content, `${method} ${path} ${status}`).toBeUndefined();
+          } else if (Number(status) >= 400 && path !== "/healthz") {
+            expect(r.content?.["application/json"]?.schema, `${method} ${path} ${status}`).toMatchObject(ERROR_BODY);
+            expect(r.description).not.toBe("Default Response");
+          }
+        }
+      }
+    }
+    expect(op("post", "/v1/auth/logout").responses["204"]).toBeDefined();
+    expect(op("delete", "/v1/profiles/{id}").responses["204"]).toBeDefined();
+  });
+
+  it("the documented WebSocket route still upgrades, and a plain GET is still refused", async () => {
+    const user = await signUp(t.app);
+    const plain = await t.app.inject({ method: "GET", url: `/v1/jobs/${randomUUID()}/events`, headers: user.auth });
+    expect(plain.statusCode).toBe(404);
+    const unauthenticated = await t.app.inject({ method: "GET", url: `/v1/jobs/${randomUUID()}/events` });
+    expect(unauthenticated.statusCode).toBe(401);
+  });
+
+});
+
+describeWithServices("validation messages", () => {
+  let t: TestApp;
+  let auth: Record<string, string>;
+  beforeAll(async () => {
+    t = await createTestApp();
+    auth = (await signUp(t.app)).auth;
+  });
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  const createVideo = (payload: Record<string, unknown>) =>
+    t.app.inject({ method: "POST", url: "/v1/videos", headers: auth, payload: { profileId: randomUUID(), ...payload } });
+
+  it.each([
+    ["an empty narration", { narration: "   " }, "narration", "narration: must not be empty"],
+    ["a narration too long", { narration: "x".repeat(5001) }, "narration", "narration: must be at most 5000 characters"],
+    ["an odd width", { narration: "hi", width: 513 }, "width", "width: must be an even number"],
+    ["a width too small", { narration: "hi", width: 64 }, "width", "width: must be at least 128"],
+    ["a profileId that is not a UUID", { narration: "hi", profileId: "abc" }, "profileId", "profileId: must be a UUID"],
+    ["neither narration nor topic", {}, "narration", "narration: give exactly one of narration or topic"],
+    ["an unknown pipeline", { narration: "hi", pipeline: "nope" }, "pipeline", /^pipeline: must be one of "/],
+    ["a string for a boolean", { narration: "hi", subtitles: "yes" }, "subtitles", "subtitles: must be true or false"],
+  ])("POST /v1/videos with %s: 400 naming the field", async (_what, payload, field, message) => {
+    const res = await createVideo(payload);
+    expect(res.statusCode, res.body).toBe(400);
+    const body = res.json();
+    expect(body).toMatchObject({ error: "validation", field });
+    if (typeof message === "string") expect(body.message).toBe(message);
+    else expect(body.message).toMatch(message);
+    expect(body.message).not.toMatch(/Too small|Too big|Invalid|expected/);
+  });
+
+  it("names a path parameter that is not a UUID", async () => {
+    const res = await t.app.inject({ method: "GET", url: "/v1/jobs/not-a-uuid", headers: auth });
+    expect(res.statusCode).toBe(400);
+    expect(res.json()).toEqual({ error: "validation", field: "id", message: "id: must be a UUID" });
+  });
+
+  it("keeps a message the schema sets itself, and says a missing field is required", async () => {
+    const short = await t.app.inject({ method: "POST", url: "/v1/auth/signup", payload: { email: "a@example.com", password: "short" } });
+    expect(short.json()).toMatchObject({ error: "validation", field: "password", message: "password: at least 10 characters" });
+    const missing = await t.app.inject({ method: "POST", url: "/v1/auth/signup", payload: { password: "correct horse battery" } });
+    expect(missing.json()).toMatchObject({ error: "validation", field: "email", message: "email: is required" });
+    const badEmail = await t.app.inject({ method: "POST", url: "/v1/auth/signup", payload: { email: "nope", password: "correct horse battery" } });
+    expect(badEmail.json()).toMatchObject({ field: "email", message: "email: must be an email address" });
+  });
+});
+
+describe("humanErrorMap", () => {
+  it("words zod's issues briefly, and leaves a schema's own message alone", () => {
+    const S = z.object({ a: z.string().min(1), b: z.array(z.string()).max(2), c: z.string().min(3, "custom words") });
+    const r = S.safeParse({ a: "", b: ["x", "y", "z"], c: "" }, { error: humanErrorMap });
+    expect(r.error?.issues.map((i) => i.message)).toEqual(["must not be empty", "must be at most 2 items", "custom words"]);
+  });
+});
