@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, expect, it } from "vitest";
+import { AUTH_ATTEMPTS_PER_MINUTE } from "../src/auth/auth.routes.js";
 import { describeWithServices, createTestApp, signUp, type TestApp } from "./support.js";
 
 describeWithServices("auth", () => {
@@ -62,6 +63,22 @@ describeWithServices("auth", () => {
     expect(unknown.statusCode).toBe(401);
     expect(wrong.json()).toEqual({ error: "unauthorized", message: "email or password is wrong" });
     expect(unknown.json()).toEqual(wrong.json());
+  });
+
+  it("slows password guessing: the 11th login of a minute for one email answers 429", async () => {
+    const password = "correct horse battery"; // signUp's
+    const { email } = await signUp(t.app);
+    const login = (e: string, pw: string) => t.app.inject({ method: "POST", url: "/v1/auth/login", payload: { email: e, password: pw } });
+    for (let i = 0; i < AUTH_ATTEMPTS_PER_MINUTE; i++) expect((await login(email, `guess number ${i}`)).statusCode).toBe(401);
+    const limited = await login(email.toUpperCase(), password);
+    expect(limited.statusCode).toBe(429);
+    expect(limited.json()).toMatchObject({ error: "rate_limited" });
+    expect(Number(limited.headers["retry-after"])).toBeGreaterThan(0);
+    // Counted per email (and address): another account from the same address still signs in.
+    const other = await signUp(t.app);
+    expect((await login(other.email, password)).statusCode).toBe(200);
+    // The count lives in Redis under the deployment's prefix, shared by every api replica.
+    expect(await t.redis.keys(`${t.config.redisKeyPrefix}:ratelimit:*`)).not.toHaveLength(0);
   });
 
   it("names the field of a bad signup and refuses a second account for one email", async () => {

@@ -1,22 +1,42 @@
 // POST /v1/auth/signup, /v1/auth/login, /v1/auth/logout
 import { z } from "zod";
+import rateLimit from "@fastify/rate-limit";
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { Credentials, Session } from "@likeness/contracts";
 import { errorResponses } from "../http/openapi.js";
 import type { AppDeps } from "../app.js";
 import { bearerToken } from "./authenticate.js";
 
-export const authRoutes: FastifyPluginAsyncZod<AppDeps> = async (app) => {
+/**
+ * Password guessing and mass sign-ups are slowed per client address and email, counted in Redis
+ * so every api replica shares the count.
+ */
+export const AUTH_ATTEMPTS_PER_MINUTE = 10;
+
+export const authRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) => {
   const auth = app.auth;
+  await app.register(rateLimit, {
+    global: false,
+    redis: deps.redis,
+    nameSpace: `${deps.config.redisKeyPrefix}:ratelimit:`,
+    // After the body is parsed, so the email can be part of the key.
+    hook: "preHandler",
+    keyGenerator: (request) => {
+      const email = (request.body as { email?: unknown } | undefined)?.email;
+      return `${request.ip}|${typeof email === "string" ? email.trim().toLowerCase() : ""}`;
+    },
+  });
+  const limited = { rateLimit: { max: AUTH_ATTEMPTS_PER_MINUTE, timeWindow: 60_000 } };
 
   app.post(
     "/v1/auth/signup",
     {
+      config: limited,
       schema: {
         tags: ["auth"],
         summary: "Create an account; answers a session with a bearer token (shown once)",
         body: Credentials,
-        response: { 201: Session, ...errorResponses(400, 409) },
+        response: { 201: Session, ...errorResponses(400, 409, 429) },
       },
     },
     async (request, reply) => {
@@ -28,11 +48,12 @@ export const authRoutes: FastifyPluginAsyncZod<AppDeps> = async (app) => {
   app.post(
     "/v1/auth/login",
     {
+      config: limited,
       schema: {
         tags: ["auth"],
         summary: "Sign in; answers a new bearer token",
         body: z.object({ email: z.string().max(254), password: z.string().max(256) }),
-        response: { 200: Session, ...errorResponses(400, 401) },
+        response: { 200: Session, ...errorResponses(400, 401, 429) },
       },
     },
     async (request) => auth.login(request.body.email, request.body.password),

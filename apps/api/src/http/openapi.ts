@@ -84,6 +84,7 @@ const ERROR_DESCRIPTIONS = {
   413: "Too large (error `too_large`)",
   415: "Unsupported media type (error `unsupported_media_type`)",
   416: "Range not satisfiable (error `range_not_satisfiable`)",
+  429: "Too many attempts: wait for `retry-after` seconds (error `rate_limited`)",
 } as const;
 export type ErrorStatus = keyof typeof ERROR_DESCRIPTIONS;
 
