@@ -1,15 +1,17 @@
 // GET /metrics (Prometheus text) and GET /healthz (Postgres + Redis reachable).
 import { sql } from "kysely";
 import { z } from "zod";
+import type { FastifyBaseLogger } from "fastify";
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import type { AppDeps } from "../app.js";
 
 const Health = z.object({
   status: z.enum(["ok", "degraded"]),
-  checks: z.object({ db: z.string(), redis: z.string() }),
+  checks: z.object({ db: z.enum(["ok", "unavailable"]), redis: z.enum(["ok", "unavailable"]) }),
 });
 
-async function check(fn: () => Promise<unknown>, ms = 2000): Promise<string> {
+/** "ok" or "unavailable": the reason goes to the log, not to an unauthenticated caller. */
+async function check(name: string, log: FastifyBaseLogger, fn: () => Promise<unknown>, ms = 2000): Promise<"ok" | "unavailable"> {
   let timer: NodeJS.Timeout | undefined;
   try {
     await Promise.race([
@@ -20,7 +22,8 @@ async function check(fn: () => Promise<unknown>, ms = 2000): Promise<string> {
     ]);
     return "ok";
   } catch (err) {
-    return `error: ${err instanceof Error ? err.message : String(err)}`;
+    log.warn({ err, check: name }, "health check failed");
+    return "unavailable";
   } finally {
     clearTimeout(timer);
   }
@@ -37,8 +40,8 @@ export const opsRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) => {
     { schema: { tags: ["ops"], summary: "Postgres and Redis reachable", response: { 200: Health, 503: Health } } },
     async (_request, reply) => {
       const [db, redis] = await Promise.all([
-        check(() => sql`select 1`.execute(deps.db)),
-        check(() => deps.redis.ping()),
+        check("db", app.log, () => sql`select 1`.execute(deps.db)),
+        check("redis", app.log, () => deps.redis.ping()),
       ]);
       const ok = db === "ok" && redis === "ok";
       return reply.code(ok ? 200 : 503).send({ status: ok ? "ok" : "degraded", checks: { db, redis } });
