@@ -87,14 +87,22 @@ def main(argv: list[str] | None = None) -> int:
     from .graphs.checkpointer import open_checkpointer
     from .runtime import build_runtime
 
-    rt = build_runtime(settings, registry)
-    saver, pg_pool = open_checkpointer(settings.database_url.get_secret_value(), max_size=settings.worker_max_jobs + 2)
-    bridge = Bridge(rt, JobRunner(rt, JobGraphs(rt, saver)))
+    try:
+        rt = build_runtime(settings, registry)
+        saver, pg_pool = open_checkpointer(settings.database_url.get_secret_value(), max_size=settings.worker_max_jobs + 2)
+        bridge = Bridge(rt, JobRunner(rt, JobGraphs(rt, saver)))
+        if settings.worker_metrics_port:
+            metrics.register_queue_depths(rt.queue_depths)
+            start_http_server(settings.worker_metrics_port)
+            log.info("metrics on :%d/metrics", settings.worker_metrics_port)
+    except Exception as exc:  # e.g. no right to create the checkpoint schema, metrics port taken
+        log.debug("start-up failed", exc_info=True)
+        from urllib.parse import urlsplit
 
-    if settings.worker_metrics_port:
-        metrics.register_queue_depths(rt.queue_depths)
-        start_http_server(settings.worker_metrics_port)
-        log.info("metrics on :%d/metrics", settings.worker_metrics_port)
+        message = f"cannot start: {type(exc).__name__}: {exc}"
+        for url in (settings.database_url, settings.redis_url):
+            message = _without(urlsplit(url.get_secret_value()).password, message)
+        return _refuse(message)
 
     workers = []
     for queue in settings.worker_queues:

@@ -88,3 +88,19 @@ def test_worker_refuses_unreachable_services_by_name(worker_env, bad, named):
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert proc.stderr.startswith(f"likeness-worker: {named}: cannot use"), proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr and "s3cret" not in proc.stderr
+
+
+def test_worker_refuses_a_later_start_up_failure_in_one_line(worker_env):
+    # The metrics port is taken: start-up fails after the services answered, still without a traceback.
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        exe = Path(sys.executable).parent / "likeness-worker"
+        env = {**worker_env, "WORKER_METRICS_PORT": str(port)}
+        proc = subprocess.run([str(exe)], env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "likeness-worker: cannot start: OSError" in proc.stderr, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
