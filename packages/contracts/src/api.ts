@@ -1,7 +1,7 @@
 // The public HTTP and WebSocket API. Routes validate with these schemas and the OpenAPI document
 // at /docs is generated from them.
 import { z } from "zod";
-import { ArtifactRef, JobEvent, JobKind, Pipeline, Progress, Script, StepError, StepName } from "./jobs.js";
+import { ArtifactRef, JobEvent, JobKind, OutputSize, Pipeline, Progress, Script, StepError, StepName } from "./jobs.js";
 
 export const ErrorBody = z.object({
   error: z.string(),
@@ -71,11 +71,6 @@ export const UPLOAD_LIMITS = {
   maxTotalBytes: 300 * 1024 * 1024,
 } as const;
 
-export const OutputSize = z.object({
-  width: z.number().int().min(128).max(2160).multipleOf(2),
-  height: z.number().int().min(128).max(3840).multipleOf(2),
-});
-
 export const CreateVideoRequest = z
   .object({
     profileId: z.uuid(),
@@ -96,6 +91,7 @@ export type CreateVideoRequest = z.infer<typeof CreateVideoRequest>;
 export const JobState = z.enum(["queued", "running", "cancelling", "succeeded", "failed", "cancelled"]);
 export type JobState = z.infer<typeof JobState>;
 export const StepState = z.enum(["pending", "running", "succeeded", "failed", "cancelled"]);
+export type StepState = z.infer<typeof StepState>;
 
 export const JobStep = z.object({
   name: StepName,

@@ -130,13 +130,18 @@ export const Script = z.object({
 });
 export type Script = z.infer<typeof Script>;
 
+/** Size of the output video in pixels (H.264 yuv420p needs even sides). */
+export const OutputSize = z.object({
+  width: z.number().int().min(128).max(2160).multipleOf(2),
+  height: z.number().int().min(128).max(3840).multipleOf(2),
+});
+
 export const GenerateVideoPayload = z.object({
   profileId: z.uuid(),
   profile: ProfileAssets,
   script: Script,
   pipeline: Pipeline,
-  width: z.number().int().min(128).max(2160).multipleOf(2),
-  height: z.number().int().min(128).max(3840).multipleOf(2),
+  ...OutputSize.shape,
   fps: z.literal(25),
   subtitles: z.boolean(),
 });

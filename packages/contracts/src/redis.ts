@@ -26,13 +26,20 @@ export const MESSAGE_FIELD = "data";
 /** Streams are trimmed to about this many entries (backpressure, bounded memory). */
 export const STREAM_MAXLEN = 100_000;
 
+/** A key from its template: `{prefix}` and the named parts filled in. */
+function fill(template: string, parts: Record<string, string>): string {
+  return template.replace(/\{(\w+)\}/g, (_, name: string) => parts[name] ?? `{${name}}`);
+}
+
+/** The keys of REDIS_KEY_TEMPLATES under one prefix. */
 export function redisKeys(prefix: string = DEFAULT_KEY_PREFIX) {
+  const t = REDIS_KEY_TEMPLATES;
   return {
-    jobStream: (kind: JobKind) => `${prefix}:jobs:${kind}`,
-    events: `${prefix}:events`,
-    progress: (jobId: string) => `${prefix}:progress:${jobId}`,
-    jobUpdates: (jobId: string) => `${prefix}:job-updates:${jobId}`,
-    cancel: (jobId: string) => `${prefix}:cancel:${jobId}`,
+    jobStream: (kind: JobKind) => fill(t.jobStream, { prefix, kind }),
+    events: fill(t.events, { prefix }),
+    progress: (jobId: string) => fill(t.progress, { prefix, jobId }),
+    jobUpdates: (jobId: string) => fill(t.jobUpdates, { prefix, jobId }),
+    cancel: (jobId: string) => fill(t.cancel, { prefix, jobId }),
   };
 }
 export type RedisKeys = ReturnType<typeof redisKeys>;

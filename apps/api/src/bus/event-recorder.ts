@@ -34,6 +34,10 @@ function foreignResultKeys(jobId: string, result: Record<string, unknown>): stri
     .map(([, v]) => v as string);
 }
 
+/** When a step that ended at `at` after `durationMs` started (for a step whose step_started was never recorded). */
+const startedBefore = (e: { at: string; durationMs: number }): string =>
+  new Date(Date.parse(e.at) - e.durationMs).toISOString();
+
 export async function recordEvent(
   db: Kysely<Database>,
   event: JobEvent,
@@ -67,17 +71,20 @@ export async function recordEvent(
         return { status: "applied", job: await jobs.markRunning(job, event.at) };
       }
       case "step_succeeded": {
-        const step = await jobs.findStep(job.id, event.step);
-        await jobs.updateStep(job.id, event.step, {
-          state: "succeeded",
-          engine: event.engine,
-          attempt: event.attempt,
-          started_at: step?.started_at ?? new Date(Date.parse(event.at) - event.durationMs).toISOString(),
-          finished_at: event.at,
-          duration_ms: Math.round(event.durationMs),
-          reused: event.reused,
-          error: null,
-        });
+        await jobs.endStep(
+          job.id,
+          event.step,
+          {
+            state: "succeeded",
+            engine: event.engine,
+            attempt: event.attempt,
+            finished_at: event.at,
+            duration_ms: Math.round(event.durationMs),
+            reused: event.reused,
+            error: null,
+          },
+          startedBefore(event),
+        );
         for (const a of event.artifacts) {
           if (!isJobKey(job.id, a.key)) {
             log?.warn({ jobId: job.id, eventId: event.eventId, step: event.step, key: a.key }, "event names an artifact outside the job's folder: not recorded");
@@ -102,16 +109,19 @@ export async function recordEvent(
         return { status: "applied", job: await jobs.markRunning(job, event.at) };
       }
       case "step_failed": {
-        const step = await jobs.findStep(job.id, event.step);
-        await jobs.updateStep(job.id, event.step, {
-          state: event.error.code === "cancelled" ? "cancelled" : "failed",
-          engine: event.engine,
-          attempt: event.attempt,
-          started_at: step?.started_at ?? new Date(Date.parse(event.at) - event.durationMs).toISOString(),
-          finished_at: event.at,
-          duration_ms: Math.round(event.durationMs),
-          error: json(event.error),
-        });
+        await jobs.endStep(
+          job.id,
+          event.step,
+          {
+            state: event.error.code === "cancelled" ? "cancelled" : "failed",
+            engine: event.engine,
+            attempt: event.attempt,
+            finished_at: event.at,
+            duration_ms: Math.round(event.durationMs),
+            error: json(event.error),
+          },
+          startedBefore(event),
+        );
         metrics?.stepFailures.inc({ step: event.step, code: event.error.code });
         metrics?.stepDuration.observe(
           { step: event.step, engine: event.engine, outcome: "failed", reused: "false" },

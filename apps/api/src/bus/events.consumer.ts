@@ -30,6 +30,7 @@ export function defaultConsumerName(): string {
 
 export class EventsConsumer {
   readonly name: string;
+  private readonly keys;
   private readonly stream: string;
   private readonly reclaimIdleMs: number;
   private readonly blockMs: number;
@@ -51,7 +52,8 @@ export class EventsConsumer {
     opts: EventsConsumerOptions = {},
   ) {
     this.name = opts.consumerName ?? defaultConsumerName();
-    this.stream = redisKeys(deps.prefix).events;
+    this.keys = redisKeys(deps.prefix);
+    this.stream = this.keys.events;
     this.reclaimIdleMs = opts.reclaimIdleMs ?? 30_000;
     this.blockMs = opts.blockMs ?? 2_000;
     this.batch = opts.batch ?? 64;
@@ -170,7 +172,7 @@ export class EventsConsumer {
     if (outcome.status !== "duplicate" && outcome.status !== "unknown_job") {
       const update: JobUpdate = { type: "event", event };
       await this.deps.redis
-        .publish(redisKeys(this.deps.prefix).jobUpdates(event.jobId), JSON.stringify(update))
+        .publish(this.keys.jobUpdates(event.jobId), JSON.stringify(update))
         .catch((err) => this.deps.log.warn({ err }, "events consumer: publish failed"));
     }
     // Also on a duplicate: the first delivery may have been recorded by an api that died before

@@ -5,6 +5,7 @@
 //    because node-postgres would turn a JS array into a Postgres array literal;
 //  - bigint columns (bytes) are parsed to number by createDb().
 import type { ColumnType, Generated, Insertable, Selectable, Updateable } from "kysely";
+import type { JobKind, JobState, ProfileState, StepState } from "@likeness/contracts";
 
 export type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>;
 export type NullableTimestamp = ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
@@ -14,10 +15,11 @@ export type Json = ColumnType<JsonValue, string, string>;
 /** jsonb NULL: read parsed or null, write `JSON.stringify(value)` or null. */
 export type NullableJson = ColumnType<JsonValue | null, string | null | undefined, string | null>;
 
-export type ProfileStateValue = "draft" | "queued" | "training" | "trained" | "failed";
-export type JobKindValue = "train_profile" | "generate_video";
-export type JobStateValue = "queued" | "running" | "cancelling" | "succeeded" | "failed" | "cancelled";
-export type StepStateValue = "pending" | "running" | "succeeded" | "failed" | "cancelled";
+/** The state columns hold the contracts' values (the CHECK constraints of the migrations list them too). */
+export type ProfileStateValue = ProfileState;
+export type JobKindValue = JobKind;
+export type JobStateValue = JobState;
+export type StepStateValue = StepState;
 
 export interface UsersTable {
   id: Generated<string>;

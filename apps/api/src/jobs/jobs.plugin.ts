@@ -5,7 +5,7 @@ import fastifyWebsocket from "@fastify/websocket";
 import { JobKind, redisKeys } from "@likeness/contracts";
 import type { AppDeps } from "../app.js";
 import { JobStreamProducer } from "../bus/job-stream.repository.js";
-import { EventsConsumer, defaultConsumerName } from "../bus/events.consumer.js";
+import { EventsConsumer } from "../bus/events.consumer.js";
 import { WorkflowRunner } from "../workflows/workflow.runner.js";
 import { JobUpdatesHub } from "../realtime/job-updates.hub.js";
 import { jobEventsRoutes } from "../realtime/job-events.routes.js";
@@ -43,7 +43,7 @@ export default async function jobsPlugin(app: FastifyInstance, deps: AppDeps): P
   );
   const consumer = new EventsConsumer(
     { db: deps.db, redis: deps.redis, prefix, runner, log: app.log, metrics },
-    { consumerName: deps.config.events.consumerName ?? defaultConsumerName(), reclaimIdleMs: deps.config.events.reclaimIdleMs },
+    deps.config.events,
   );
   const runtime: JobsRuntime = { db: deps.db, redis: deps.redis, prefix, runner, consumer, metrics, log: app.log };
   const jobs = new JobsService(runtime);

@@ -192,6 +192,19 @@ export class JobsRepository {
     await this.db.updateTable("job_steps").set(values).where("job_id", "=", jobId).where("name", "=", name).execute();
   }
 
+  /**
+   * A step ended (step_succeeded / step_failed): `values`, keeping the started_at its step_started
+   * set, or `startedAt` when that event never came.
+   */
+  async endStep(jobId: string, name: StepName, values: Omit<StepUpdate, "started_at">, startedAt: string): Promise<void> {
+    await this.db
+      .updateTable("job_steps")
+      .set({ ...values, started_at: sql<Date>`coalesce(started_at, ${startedAt}::timestamptz)` })
+      .where("job_id", "=", jobId)
+      .where("name", "=", name)
+      .execute();
+  }
+
   /** Steps still open when the job ends: on cancel pending and running ones, on failure running ones. */
   async closeOpenSteps(jobId: string, outcome: "failed" | "cancelled", at: string): Promise<void> {
     await this.db

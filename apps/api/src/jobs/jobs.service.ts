@@ -70,7 +70,10 @@ export class JobsService {
     return this.getJob(userId, job.id);
   }
 
-  /** Starts the attempt's workflow (script, then dispatch). If it cannot be queued, the job fails. */
+  /**
+   * Starts the attempt's workflow (script, then dispatch). If it cannot be queued, the job fails
+   * (recording that job_finished also fails the profile it trained: jobs/job-outcome.ts).
+   */
   async startWorkflow(job: JobRow): Promise<void> {
     try {
       await this.rt.runner.start(job);
@@ -82,7 +85,6 @@ export class JobsService {
           error: { code: "internal", message: "the job could not be queued; retry it", retryable: true },
         }),
       );
-      if (job.kind === "train_profile") await this.profiles.setTrainState(job.profile_id, job.id, "failed");
     }
   }
 

@@ -6,7 +6,7 @@ import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { FastifyRequest } from "fastify";
 import { UPLOAD_LIMITS } from "@likeness/contracts";
-import { badRequest, HttpError, tooLarge } from "../http/errors.js";
+import { badRequest, HttpError, tooLarge, unsupportedMedia } from "../http/errors.js";
 
 export interface TempFile {
   /** The ErrorBody field name: "images[0]", "voice". */
@@ -41,7 +41,7 @@ function sizeGuard(file: TempFile, maxBytes: number, total: { bytes: number }) {
 
 export async function parseProfileUpload(request: FastifyRequest, tmpDir: string): Promise<ParsedUpload> {
   if (!request.isMultipart()) {
-    throw new HttpError(415, "unsupported_media_type", "send multipart/form-data: field name, files images and voice");
+    throw unsupportedMedia("send multipart/form-data: field name, files images and voice");
   }
   try {
     return await readParts(request, tmpDir);
