@@ -7,7 +7,7 @@ import { OutputSize, Pipeline, type Job, type Profile } from "@likeness/contract
 import { ApiClient, type UploadFile, type VideoCreated } from "./client.js";
 import { credentialsPath, loadCredentials, resolveConfig, saveCredentials } from "./config.js";
 import { ApiError, ConnectionError, UsageError } from "./errors.js";
-import { finalSummary, formatSeconds, renderLines, viewFromJob } from "./progress.js";
+import { finalSummary, renderLines, viewFromJob } from "./progress.js";
 import { waitForJob, WaitInterrupted, type Output } from "./wait.js";
 
 export interface Deps {
@@ -22,13 +22,13 @@ export interface Deps {
   watchInterrupt?: () => { signal: AbortSignal; stop(): void };
 }
 
-export const IMAGE_TYPES: Record<string, string> = {
+const IMAGE_TYPES: Record<string, string> = {
   ".jpg": "image/jpeg",
   ".jpeg": "image/jpeg",
   ".png": "image/png",
   ".webp": "image/webp",
 };
-export const AUDIO_TYPES: Record<string, string> = {
+const AUDIO_TYPES: Record<string, string> = {
   ".wav": "audio/wav",
   ".mp3": "audio/mpeg",
   ".m4a": "audio/mp4",
@@ -42,7 +42,7 @@ export const AUDIO_TYPES: Record<string, string> = {
 const W = OutputSize.shape.width;
 const H = OutputSize.shape.height;
 /** What the api accepts, in words: "width 128–2160 and height 128–3840 pixels, both even". */
-export const SIZE_RULE = `width ${W.minValue}–${W.maxValue} and height ${H.minValue}–${H.maxValue} pixels, both even`;
+const SIZE_RULE = `width ${W.minValue}–${W.maxValue} and height ${H.minValue}–${H.maxValue} pixels, both even`;
 
 /** `512x512` → {width, height}, checked against the api's limits (OutputSize) before anything is sent. */
 export function parseSize(value: string): { width: number; height: number } {
@@ -67,7 +67,7 @@ async function checkOutFile(out: string): Promise<void> {
   if (!ok) throw new UsageError(`cannot save to ${out}: the folder ${dir} does not exist`, "--out");
 }
 
-export async function collectImages(dir: string): Promise<{ files: UploadFile[]; skipped: string[] }> {
+async function collectImages(dir: string): Promise<{ files: UploadFile[]; skipped: string[] }> {
   let entries: string[];
   try {
     entries = (await readdir(dir)).sort();
@@ -89,7 +89,7 @@ export async function collectImages(dir: string): Promise<{ files: UploadFile[];
   return { files, skipped };
 }
 
-export async function readVoice(file: string): Promise<UploadFile> {
+async function readVoice(file: string): Promise<UploadFile> {
   const type = AUDIO_TYPES[extname(file).toLowerCase()];
   if (!type) throw new UsageError(`${basename(file)}: not a sound file this accepts (${Object.keys(AUDIO_TYPES).join(", ")})`, "--voice");
   try {
@@ -100,7 +100,7 @@ export async function readVoice(file: string): Promise<UploadFile> {
 }
 
 /** A profile in words; `trainJob` (the latest training job) explains a failed training. */
-export function profileLines(p: Profile, trainJob?: Job): string[] {
+function profileLines(p: Profile, trainJob?: Job): string[] {
   const images = p.inputs.filter((i) => i.kind === "image").length;
   const voice = p.inputs.find((i) => i.kind === "voice");
   const lines = [
@@ -135,7 +135,7 @@ function jobLines(job: Job): string[] {
 }
 
 /** What to do after a job ended: fetch the video of a finished generate_video job. */
-export function nextSteps(job: Job): string[] {
+function nextSteps(job: Job): string[] {
   if (job.kind === "generate_video" && job.state === "succeeded" && job.videoId) return [`next: likeness video download ${job.videoId} --out video.mp4`];
   return [];
 }
@@ -149,7 +149,7 @@ function followAgain(jobId: string, videoId?: string | null, out = "video.mp4"):
 }
 
 /** Ctrl-C stopped `--wait`; the message is already printed. Exit status 130, like a shell. */
-export class Interrupted extends Error {
+class Interrupted extends Error {
   constructor() {
     super("interrupted");
     this.name = "Interrupted";
@@ -167,12 +167,11 @@ const VIDEO_OPTIONS: Record<string, string> = {
   subtitles: "--no-subtitles",
 };
 
-export function buildProgram(deps: Deps): Command {
+/** `state.exitCode` is set by a command whose result should fail the process (a failed job). */
+function buildProgram(deps: Deps, state: { exitCode: number }): Command {
   const program = new Command("likeness");
   const out = (line = "") => deps.stdout.write(line + "\n");
   const err = (line: string) => deps.stderr.write(line + "\n");
-  /** Commands set this when the result should fail the process (a failed job). */
-  const state = { exitCode: 0 };
 
   program
     .description("Likeness: make a profile from photos and a voice sample, then talking-avatar videos from it")
@@ -406,19 +405,16 @@ export function buildProgram(deps: Deps): Command {
       });
   }
 
-  program.hook("preAction", () => {
-    state.exitCode = 0;
-  });
-  (program as Command & { likenessState?: typeof state }).likenessState = state;
   return program;
 }
 
 /** Run the program; returns the exit status (0 ok, 1 failure, 2 bad usage). Never throws. */
 export async function run(argv: string[], deps: Deps, format: (e: unknown) => string): Promise<number> {
-  const program = buildProgram(deps);
+  const state = { exitCode: 0 };
+  const program = buildProgram(deps, state);
   try {
     await program.parseAsync(argv, { from: "user" });
-    return (program as Command & { likenessState?: { exitCode: number } }).likenessState?.exitCode ?? 0;
+    return state.exitCode;
   } catch (e) {
     if (e instanceof CommanderError) {
       if (e.code === "commander.helpDisplayed" || e.code === "commander.help" || e.code === "commander.version") return 0;
@@ -430,4 +426,3 @@ export async function run(argv: string[], deps: Deps, format: (e: unknown) => st
   }
 }
 
-export { formatSeconds };

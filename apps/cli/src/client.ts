@@ -18,7 +18,7 @@ export interface UploadFile {
 export const VideoCreated = z.object({ video: Video, job: Job });
 export type VideoCreated = z.infer<typeof VideoCreated>;
 
-/** Routes beyond the brief's list follow the same shape: list/show profiles, retry/cancel jobs. */
+/** One method per route of the api the CLI uses; each answer is parsed with its contracts schema. */
 export class ApiClient {
   constructor(
     readonly baseUrl: string,
@@ -42,8 +42,7 @@ export class ApiClient {
     return this.json("POST", "/v1/profiles", Profile, form);
   }
   async listProfiles(): Promise<Profile[]> {
-    const body = await this.json("GET", "/v1/profiles", z.union([z.array(Profile), z.object({ profiles: z.array(Profile) })]));
-    return Array.isArray(body) ? body : body.profiles;
+    return (await this.json("GET", "/v1/profiles", z.object({ profiles: z.array(Profile) }))).profiles;
   }
   getProfile(id: string) {
     return this.json("GET", `/v1/profiles/${enc(id)}`, Profile);
@@ -56,8 +55,7 @@ export class ApiClient {
     return this.json("POST", "/v1/videos", VideoCreated, req);
   }
   async listVideos(): Promise<Video[]> {
-    const body = await this.json("GET", "/v1/videos", z.union([z.array(Video), z.object({ videos: z.array(Video) })]));
-    return Array.isArray(body) ? body : body.videos;
+    return (await this.json("GET", "/v1/videos", z.object({ videos: z.array(Video) }))).videos;
   }
   getVideo(id: string) {
     return this.json("GET", `/v1/videos/${enc(id)}`, Video);

@@ -52,14 +52,14 @@ export function parseErrorBody(text: string): ErrorBody | undefined {
 }
 
 /**
- * `error: <field>: <message>`; `names` maps request fields (`images[2]`) to what the user gave
- * (`IMG_0003.jpg`), so a rejection points at the user's own file.
+ * `error: <field>: <message>`; an ApiError's `names` map request fields (`images[2]`) to what the
+ * user gave (`IMG_0003.jpg`), so a rejection points at the user's own file.
  */
-export function formatError(err: unknown, names: Record<string, string> = {}): string {
+export function formatError(err: unknown): string {
   if (err instanceof ApiError) {
     const field = err.body?.field;
     if (field) {
-      const given = names[field] ?? err.names[field];
+      const given = err.names[field];
       const label = given ? `${field} (${given})` : (err.options[field] ?? field);
       // The api often starts its message with the field already ("email: Invalid email address").
       const message = err.message.startsWith(`${field}: `) ? err.message.slice(field.length + 2) : err.message;

@@ -37,9 +37,11 @@ export class WaitInterrupted extends Error {
   }
 }
 
+/** Reconnects of a socket that closed before the job ended; after these, poll instead. */
+const MAX_RECONNECTS = 5;
+
 export interface WaitOptions {
   pollMs?: number;
-  maxReconnects?: number;
   /** How long to keep retrying while the api cannot be reached (restart, network) before giving up. */
   unreachableMs?: number;
   /** Aborting stops following (Ctrl-C): rejects with WaitInterrupted. */
@@ -89,12 +91,10 @@ export async function waitForJob(client: ApiClient, jobId: string, out: Output, 
   };
   const printed = new Map<string, number>();
   let view: JobView | undefined;
-  let lastJob: Job | undefined;
   let dirty = false;
 
   const show = (update: JobUpdate) => {
     view = applyUpdate(view, update);
-    if (update.type === "job") lastJob = update.job;
     if (tty) dirty = true;
     else {
       const line = plainLine(update, printed);
@@ -111,7 +111,6 @@ export async function waitForJob(client: ApiClient, jobId: string, out: Output, 
 
   try {
     let reconnects = 0;
-    const maxReconnects = opts.maxReconnects ?? 5;
     for (;;) {
       const ended = await followSocket(
         client.eventsUrl(jobId),
@@ -127,7 +126,7 @@ export async function waitForJob(client: ApiClient, jobId: string, out: Output, 
       const job = await getJob();
       show({ type: "job", job });
       if (TERMINAL.has(job.state)) break;
-      if (ended === "refused" || reconnects >= maxReconnects) {
+      if (ended === "refused" || reconnects >= MAX_RECONNECTS) {
         for (;;) {
           await sleep(opts.pollMs ?? 2000);
           const polled = await getJob();
@@ -141,13 +140,11 @@ export async function waitForJob(client: ApiClient, jobId: string, out: Output, 
       await sleep(500 * reconnects);
     }
     const final = await getJob();
-    lastJob = final;
     view = viewFromJob(final, view);
     if (live) live.draw(renderLines(view, Date.now(), { columns: out.columns }));
     return final;
   } finally {
     if (ticker) clearInterval(ticker);
-    void lastJob;
   }
 }
 

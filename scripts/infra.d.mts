@@ -1,0 +1,2 @@
+/** A free TCP port on 127.0.0.1 (the OS picks it; the tiny race until the server binds is accepted). */
+export function freePort(): Promise<number>;
