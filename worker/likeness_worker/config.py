@@ -58,7 +58,8 @@ class Settings(BaseModel):
     worker_shutdown_grace_s: float = Field(30.0, ge=0)  # SIGTERM: how long running jobs may go on
     worker_work_dir: Path = Path(tempfile.gettempdir()) / "likeness-worker"
     worker_engine_plugins: tuple[str, ...] = ()
-    likeness_contracts_dir: Path | None = None
+    # LIKENESS_CONTRACTS_DIR is read by contracts.contracts_dir(): the schemas are needed before
+    # (and without) Settings, e.g. to validate test fixtures.
     # Test-only fault injection (see faults.py). Never set in production.
     likeness_test_faults: str = ""
 

@@ -83,7 +83,7 @@ class Runtime:
             yield q, "waiting", float(self.redis.llen(f"{self.keys.dramatiq_namespace}:{q}"))
 
 
-def build_runtime(settings: Settings, registry: EngineRegistry, *, with_broker: bool = True) -> Runtime:
+def build_runtime(settings: Settings, registry: EngineRegistry) -> Runtime:
     keys = RedisKeys(settings.redis_key_prefix)
     client = redis.Redis.from_url(settings.redis_url.get_secret_value(), health_check_interval=30)
     events = EventWriter(client, keys)
@@ -97,15 +97,14 @@ def build_runtime(settings: Settings, registry: EngineRegistry, *, with_broker: 
         faults=FaultPlan.parse(settings.likeness_test_faults),
         consumer_name=f"{socket.gethostname()}-{os.getpid()}",
     )
-    if with_broker:
-        from .actors.broker import build_broker
-        from .actors.tasks import declare_actors
+    from .actors.broker import build_broker
+    from .actors.tasks import declare_actors
 
-        def publish_progress(request: dict, fraction: float, message: str | None) -> None:
-            events.progress(request["jobId"], int(request["attempt"]), request["step"], fraction, message)
+    def publish_progress(request: dict, fraction: float, message: str | None) -> None:
+        events.progress(request["jobId"], int(request["attempt"]), request["step"], fraction, message)
 
-        rt.broker, rt.results = build_broker(settings, keys, publish_progress)
-        for q in settings.worker_queues:
-            rt.broker.declare_queue(q)
-        rt.actors = declare_actors(rt)
+    rt.broker, rt.results = build_broker(settings, keys, publish_progress)
+    for q in settings.worker_queues:
+        rt.broker.declare_queue(q)
+    rt.actors = declare_actors(rt)
     return rt

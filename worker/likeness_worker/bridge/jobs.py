@@ -62,7 +62,7 @@ class JobRunner:
             final = self.graphs.run(command)
         except Exception as exc:  # a bug or Postgres gone: fail the job, do not loop on it
             log.exception("job %s crashed", job_id)
-            final = {"error": {"code": "internal", "message": f"{type(exc).__name__}: {exc}"[:4000], "retryable": True}}
+            final = {"error": StepFailure("internal", f"{type(exc).__name__}: {exc}").to_dict()}
         self._finish(command, final)
         self._ack(stream, entry_id)
         try:
@@ -101,7 +101,7 @@ class JobRunner:
         # An event needs attempt >= 1; a command with a broken attempt is reported as attempt 1.
         attempt = attempt if isinstance(attempt, int) and not isinstance(attempt, bool) and attempt >= 1 else 1
         log.warning("job %s refused: %s", job_id, reason)
-        error = {"code": "bad_input", "message": reason[:4000], "retryable": False}
+        error = StepFailure("bad_input", reason).to_dict()
         kind = str(command.get("kind", "unknown"))[:32]  # type: ignore[union-attr]
         self._report_finished(job_id, attempt, kind, {"state": "failed", "error": error})
 

@@ -1,8 +1,8 @@
 """THE registry: (task kind, engine name) -> engine class, plus the default engine per kind.
 
 A command may override engines per task kind (its ``engines`` field); an unknown name fails the
-step with bad_input naming it. At start-up ``check_complete`` refuses to run a worker that lacks
-a default engine for a task kind it may be asked to run.
+step with bad_input naming it. At start-up main() refuses (``missing_defaults``) to run a worker
+that lacks a default engine for a task kind it may be asked to run.
 """
 
 from __future__ import annotations

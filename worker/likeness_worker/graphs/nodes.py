@@ -48,7 +48,7 @@ class StepNode:
             engine, cls = self.rt.registry.resolve(self.task_kind, cmd.get("engines"))
         except UnknownEngine as exc:
             engine = (cmd.get("engines") or {}).get(self.task_kind, "?")[:64]
-            error = {"code": "bad_input", "message": str(exc), "retryable": False}
+            error = StepFailure("bad_input", str(exc)).to_dict()
             ev.emit(job_id, attempt, "step_failed", step=self.step, engine=engine, error=error, durationMs=0)
             return {"error": {**error, "step": self.step}}
 
@@ -124,7 +124,7 @@ class StepNode:
             except ResultTimeout:
                 pass
             except ResultFailure as exc:  # an exception escaped the actor (should not happen)
-                return {"ok": False, "error": {"code": "internal", "message": str(exc)[:4000], "retryable": True}}
+                return {"ok": False, "error": StepFailure("internal", str(exc)).to_dict()}
             now = time.monotonic()
             cancel, mark = self.rt.redis.mget(self.rt.keys.cancel(job_id), started_key)
             if cancelled_at is None and cancel is not None:
@@ -143,4 +143,4 @@ class StepNode:
 
     @staticmethod
     def _timeout(message: str) -> dict[str, Any]:
-        return {"ok": False, "error": {"code": "timeout", "message": message, "retryable": True}}
+        return {"ok": False, "error": StepFailure("timeout", message).to_dict()}

@@ -2,10 +2,10 @@
 
 Usage: python -m likeness_worker.media._espeak_events OUT.wav OUT.json  (JSON request on stdin:
 {"text", "voice", "pitch", "rate"}). Writes 16-bit mono PCM at espeak's native rate and a JSON
-document {"sample_rate", "samples", "words": [{"text_position", "length", "sample"}]}.
+document {"sample_rate", "samples", "words": [{"text_position", "length", "audio_ms"}]}.
 
 The word events come from espeak-ng's synthesis callback (``espeakEVENT_WORD``): each one
-carries the sample position at which that word's audio starts in the produced stream, so the
+carries the position (ms) at which that word's audio starts in the produced stream, so the
 timings are measured on the audio itself, not estimated. This runs in its own process so that
 tts.py can kill it on timeout or cancel like any other tool (see proc.py).
 """
@@ -72,14 +72,7 @@ def main() -> int:
         while events[i].type != EVENT_LIST_TERMINATED:
             ev = events[i]
             if ev.type == EVENT_WORD:
-                # audio_position is in ms; compute from the running sample count instead when
-                # the event arrives with its own buffer (more precise than whole milliseconds)
-                words.append({
-                    "text_position": ev.text_position,
-                    "length": ev.length,
-                    "audio_ms": ev.audio_position,
-                    "sample_at_buffer": total[0],
-                })
+                words.append({"text_position": ev.text_position, "length": ev.length, "audio_ms": ev.audio_position})
             i += 1
         if wav and numsamples > 0:
             chunks.append(ctypes.string_at(wav, numsamples * 2))

@@ -173,15 +173,13 @@ def prepare_faces(
     images: list[tuple[str, Path]],
     out_dir: Path,
     trigger_word: str,
-    *,
-    toml_image_root: str | None = None,
 ) -> FacesResult:
     """Check every photo, crop the accepted faces into a kohya dataset, pick the portrait.
 
     ``images``: (name shown to the user, file). Writes under ``out_dir``: ``dataset/img/
     <repeats>_<trigger_word>/NNN.png`` + ``NNN.txt``, ``dataset.toml`` and ``portrait.png``.
-    ``toml_image_root``: how ``dataset.toml`` names the dataset folder (default: ``dataset``,
-    relative to the TOML's folder, i.e. run kohya from there or unpack the dataset beside it).
+    ``dataset.toml`` names the dataset folder relative to its own folder (run kohya from there,
+    or unpack the dataset beside it).
     Raises ``BadInput`` when no photo has a usable face.
     """
     trigger = trigger_word.strip()
@@ -263,8 +261,7 @@ def prepare_faces(
                          "sharpness": round(c["sharpness"], 1),
                          "frontality": round(c["frontality"], 3)})
 
-    root = toml_image_root if toml_image_root is not None else os.path.relpath(
-        dataset_dir, out_dir)
+    root = os.path.relpath(dataset_dir, out_dir)
     dataset_toml = out_dir / "dataset.toml"
     dataset_toml.write_text(
         "# kohya sd-scripts dataset config (--dataset_config), DreamBooth style with captions\n"

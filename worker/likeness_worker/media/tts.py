@@ -95,7 +95,6 @@ def synthesize_espeak(
     out_wav: Path,
     voice_profile: dict | None = None,
     *,
-    voice: str | None = None,
     rate: int = DEFAULT_RATE,
     timeout: float | None = None,
     cancelled: Callable[[], bool] | None = None,
@@ -110,8 +109,6 @@ def synthesize_espeak(
     if not re.search(r"\w", text):
         raise BadInput("the narration is empty: write at least one word")
     chosen, pitch = espeak_voice_for(voice_profile)
-    if voice:
-        chosen = voice
     if timeout is None:
         timeout = 30.0 + len(text) / 50.0
     out_wav = Path(out_wav)

@@ -44,10 +44,7 @@ class DatasetPrepare(Engine):
             tar.add(faces.dataset_dir, arcname="dataset")
         face_box = {k: float(v) for k, v in faces.portrait_face_box.items() if k in ("x", "y", "w", "h")}
         faces_doc = {
-            "accepted": [
-                {"name": a["name"], "box": a.get("box"), **{k: v for k, v in a.items() if k not in ("name", "box", "crop_path")}}
-                for a in faces.accepted
-            ],
+            "accepted": [{k: v for k, v in a.items() if k != "crop_path"} for a in faces.accepted],
             "rejected": [{"name": r["name"], "reason": r["reason"]} for r in faces.rejected],
         }
         artifacts = [

@@ -10,7 +10,6 @@ from pathlib import Path
 from ..base import Engine, StepOutput, TaskContext
 from ..registry import REGISTRY
 
-FPS = 25
 # Where the current video is, in pipeline order: the last of these that ran is the input.
 VIDEO_STEPS = ("upscale", "lipsync", "talking_head", "motion")
 
@@ -81,7 +80,7 @@ def _animate(ctx: TaskContext, name: str) -> StepOutput:
     on_face = {"focus": focus, "pan": (0.0, 0.0)} if focus else {}
     out = ctx.path(f"out/{name}")
     ken_burns(
-        still, out, duration, p["width"], p["height"], FPS,
+        still, out, duration, p["width"], p["height"],
         progress=lambda f: ctx.progress(f, "rendering frames"), cancelled=ctx.cancelled, **on_face,
     )
     ref = ctx.upload(name, out, "video_raw", "video/mp4", {"durationSec": round(duration, 3)})
