@@ -7,8 +7,9 @@ import pytest
 from likeness_worker.media.errors import Cancelled
 from likeness_worker.media.faces import detect_faces
 from likeness_worker.media.tts import synthesize_espeak
+from likeness_worker.media.subtitles import subtitle_cues, write_srt
 from likeness_worker.media.video import (
-    OUTPUT_LUFS, frame_portrait, ken_burns, mux, probe, subtitle_cues, upscale_lanczos, write_srt,
+    OUTPUT_LUFS, frame_portrait, ken_burns, mux, probe, upscale_lanczos,
 )
 from likeness_worker.media.voice import loudness
 

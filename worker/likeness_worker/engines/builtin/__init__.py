@@ -4,4 +4,4 @@ They call the pure media functions in likeness_worker.media (imported lazily, in
 so the runtime starts fast and a worker that never runs a step never loads mediapipe).
 """
 
-from . import train, video  # noqa: F401  (importing registers the engines)
+from . import speech, train, video  # noqa: F401  (importing registers the engines)

@@ -1,4 +1,4 @@
-"""generate_video engines: portrait (image), espeak (tts), kenburns (motion, talking_head),
+"""generate_video engines: portrait (image), kenburns (motion, talking_head),
 none (lipsync), lanczos (upscale), ffmpeg (mux). Each step that makes a video reports its key as
 ``outputs.videoKey`` so the next step finds it whatever the pipeline."""
 
@@ -39,27 +39,6 @@ class PortraitImage(Engine):
         box = frame_portrait(src, p["profile"]["faceBox"], out, p["width"], p["height"])
         ref = ctx.upload("scene.png", out, "scene", "image/png", {"faceBox": box, "width": p["width"], "height": p["height"]})
         return StepOutput([ref], {"faceBox": box})
-
-
-@REGISTRY.engine("tts", "espeak", default=True)
-class EspeakTts(Engine):
-    """espeak-ng shaped to the profile's measured pitch; word timings from espeak's own events."""
-
-    def synthesize(self, ctx: TaskContext) -> StepOutput:
-        from ...media.tts import synthesize_espeak
-
-        p = ctx.payload
-        key = p["profile"].get("voiceProfileKey")
-        voice_profile = ctx.storage.get_json_or_none(key) if key else None  # none: espeak's own voice
-        out = ctx.path("out/speech.wav")
-        words = synthesize_espeak(p["script"]["narration"], out, voice_profile, cancelled=ctx.cancelled)
-        duration = wav_duration(out)
-        timings = {"durationSec": duration, "words": words}
-        artifacts = [
-            ctx.upload("speech.wav", out, "speech", "audio/wav", {"durationSec": round(duration, 3)}),
-            ctx.upload_json("timings.json", timings, "timings", {"words": len(words)}),
-        ]
-        return StepOutput(artifacts, {"durationSec": duration, "words": len(words)})
 
 
 def face_focus(box: dict | None, width: int, height: int) -> tuple[float, float] | None:
@@ -130,7 +109,8 @@ class FfmpegMux(Engine):
     """H.264 yuv420p 25 fps + AAC, +faststart, soft subtitles from the TTS word timings."""
 
     def mux(self, ctx: TaskContext) -> StepOutput:
-        from ...media.video import mux, write_srt
+        from ...media.subtitles import write_srt
+        from ...media.video import mux
 
         p = ctx.payload
         video = upstream_video(ctx, VIDEO_STEPS)
