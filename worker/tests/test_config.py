@@ -62,8 +62,10 @@ def test_worker_refuses_to_start_without_config():
 def test_every_task_kind_has_a_default_engine():
     registry = load_engines()
     assert registry.missing_defaults(WORKER_TASK_KINDS) == []
-    assert registry.resolve("tts")[0] == "espeak"
-    assert registry.resolve("lipsync")[0] == "none"
+    assert registry.resolve("tts")[0] == "piper"
+    assert registry.resolve("lipsync")[0] == "landmarks"
+    assert registry.resolve("talking_head")[0] == "landmarks"
+    assert "espeak" in registry.names("tts") and "none" in registry.names("lipsync")
     assert EngineRegistry().missing_defaults(("tts", "mux")) == ["tts", "mux"]
 
 

@@ -60,8 +60,8 @@ def test_kenburns_zoom_stays_on_the_face(tmp_path, step, kind):
         "tts": {"artifacts": [], "outputs": {"durationSec": 2.0}},
     }
     ctx = _context(tmp_path, storage, step, kind, "kenburns", upstream)
-    out = registry.resolve(kind)[1]().animate(ctx)
-    video = storage.get_file(out.outputs["videoKey"], tmp_path / "engine.mp4")
+    out = registry.resolve(kind, {kind: "kenburns"})[1]().animate(ctx)
+    video = storage.get_file(out.outputs["videoKey"], tmp_path / ("engine" + out.outputs["videoKey"][-4:]))
     (c0, w0), (c1, w1) = _face_centres(video)
 
     # The same scene with the zoom headed for the frame centre (ken_burns without a focus).

@@ -126,11 +126,15 @@ def test_train_profile_then_generate_videos(bus, start_worker, tmp_path, prefix,
         assert len(finished) == 1 and finished[0]["state"] == "succeeded", (pipeline, finished)
         result = finished[0]["result"]
         engines = {e["step"]: e["engine"] for e in events if e["type"] == "step_succeeded"}
-        expected = {"image": "portrait", "tts": "espeak", "upscale": "lanczos", "mux": "ffmpeg", "publish": "builtin"}
+        expected = {"image": "portrait", "tts": "piper", "upscale": "lanczos", "mux": "ffmpeg", "publish": "builtin"}
         expected.update(
-            {"talking_head": "kenburns"} if pipeline == "sadtalker" else {"motion": "kenburns", "lipsync": "none"}
+            {"talking_head": "landmarks"} if pipeline == "sadtalker" else {"motion": "kenburns", "lipsync": "landmarks"}
         )
         assert engines == expected
+        # One encode: the talking step made the final stream, upscale had nothing to do, mux copied it.
+        outputs = {e["step"]: e.get("outputs", {}) for e in events if e["type"] == "step_succeeded"}
+        assert outputs["upscale"]["skipped"] is True and "already" in outputs["upscale"]["reason"]
+        assert outputs["mux"]["video"].startswith("copied"), outputs["mux"]
 
         video = bus.storage.get_file(result["videoKey"], tmp_path / f"{pipeline}.mp4")
         speech = bus.storage.get_file(f"jobs/{gen['jobId']}/tts/speech.wav", tmp_path / f"{pipeline}.wav")
@@ -158,7 +162,7 @@ def test_train_profile_then_generate_videos(bus, start_worker, tmp_path, prefix,
     assert any(m["step"] in ("motion", "talking_head") and 0 < m["fraction"] < 1 for m in progress)
 
     body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-    assert 'likeness_worker_step_duration_seconds_count{engine="espeak",outcome="succeeded",task="tts"}' in body
+    assert 'likeness_worker_step_duration_seconds_count{engine="piper",outcome="succeeded",task="tts"}' in body
     assert "likeness_worker_real_time_factor_count" in body
     assert 'likeness_worker_jobs_finished_total{kind="generate_video",state="succeeded"} 2.0' in body
     assert "likeness_worker_queue_depth" in body

@@ -200,3 +200,38 @@ def pipe(
         if proc.returncode != 0:
             errf.seek(0)
             raise ToolFailed(f"{cmd[0]} failed (exit {proc.returncode}): {_tail(errf.read())}")
+
+
+@contextmanager
+def reader(
+    cmd: list[str],
+    timeout: float,
+    cancelled: Callable[[], bool] | None = None,
+) -> Iterator[Pipe]:
+    """Start ``cmd`` with a readable stdout (ffmpeg decoding raw frames); ``read_exactly`` gives
+    fixed-size chunks. Leaving the block early, or any exception, kills the process group."""
+    if cancelled is not None and cancelled():
+        raise Cancelled(f"cancelled before {cmd[0]} started")
+    with tempfile.TemporaryFile() as errf:
+        proc = _spawn(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errf)
+        p = Pipe(proc, cmd, time.monotonic() + timeout, cancelled, errf)
+        try:
+            yield p
+        finally:
+            if proc.poll() is None:
+                _kill_group(proc)
+            proc.wait()
+
+
+def read_exactly(p: Pipe, size: int) -> bytes | None:
+    """The next ``size`` bytes of the tool's stdout, or None at its end."""
+    p.check()
+    data = p.proc.stdout.read(size)  # type: ignore[union-attr]
+    if not data:
+        if p.proc.wait() != 0:
+            p.errf.seek(0)
+            raise ToolFailed(f"{p.cmd[0]} failed (exit {p.proc.returncode}): {_tail(p.errf.read())}")
+        return None
+    if len(data) < size:
+        raise ToolFailed(f"{p.cmd[0]} ended in the middle of a frame")
+    return data

@@ -13,15 +13,14 @@ import cv2
 import numpy as np
 
 from . import proc
+from .encode import FINAL, FPS, frame_writer
 from .errors import BadInput, ToolFailed
 from .voice import loudness
 
-FPS = 25
 FACE_HEIGHT_FRACTION = 0.48  # face box height / frame height (brief: 40-55 %)
 EYE_LINE = 1.0 / 3.0  # eyes on the upper third line
 EYES_IN_FACE_BOX = 0.36  # MediaPipe's box: eyes ~36 % down from its top
 OUTPUT_LUFS = -16.0  # online video / podcast loudness
-X264 = ["-c:v", "libx264", "-preset", "veryfast", "-crf", "18", "-pix_fmt", "yuv420p"]
 
 
 def _check_size(width: int, height: int) -> None:
@@ -112,7 +111,7 @@ def _smoothstep(t: float) -> float:
 
 def ken_burns(
     still: Path,
-    out_mp4: Path,
+    out: Path,
     duration_sec: float,
     width: int,
     height: int,
@@ -123,9 +122,11 @@ def ken_burns(
     focus: tuple[float, float] | None = None,
     pan: tuple[float, float] = (0.02, -0.01),
     cancelled: Callable[[], bool] | None = None,
-    timeout: float | None = None,
+    lossless: bool = False,
+    video_filter: str | None = None,
 ) -> None:
-    """Slow eased zoom with a slight pan; exactly round(duration_sec * fps) frames, H.264.
+    """Slow eased zoom with a slight pan; exactly round(duration_sec * fps) frames, encoded
+    once: the final H.264 stream, or a lossless intermediate (``lossless``) for a later step.
 
     Frames are rendered with sub-pixel affine warps (no integer-rounding jitter, unlike
     ffmpeg zoompan) and piped to ffmpeg. ``focus``: point (fractions of the frame), e.g. the
@@ -144,34 +145,22 @@ def ken_burns(
     mid = size / 2
     f = np.array(focus if focus is not None else (0.5, 0.5), np.float64) * size
     drift = np.array(pan, np.float64) * size
-    if timeout is None:
-        timeout = 120.0 + n * width * height / 2.0e6
-    out_mp4 = Path(out_mp4)
-    out_mp4.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_mp4.with_name(f".{out_mp4.stem}.tmp.mp4")
-    cmd = ["ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-y", "-f", "rawvideo",
-           "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", str(fps), "-i", "-",
-           *X264, "-r", str(fps), "-movflags", "+faststart", str(tmp)]
-    step = max(1, n // 20)
-    try:
-        with proc.pipe(cmd, timeout=timeout, cancelled=cancelled) as p:
-            for i in range(n):
-                e = _smoothstep(i / (n - 1)) if n > 1 else 0.0
-                z = z0 + (z1 - z0) * e
-                # The view centre c that maps f onto itself at zoom z, plus the drift; kept
-                # inside the picture (a pure zoom about an inner point always is).
-                c = f - (f - mid) / z + drift * e
-                half = size / (2 * z)
-                c = np.minimum(np.maximum(c, half), size - half)
-                m = np.float64([[z, 0, mid[0] - c[0] * z], [0, z, mid[1] - c[1] * z]])
-                frame = cv2.warpAffine(img, m, (width, height), flags=cv2.INTER_CUBIC,
-                                       borderMode=cv2.BORDER_REFLECT101)
-                p.write(frame.tobytes())
-                if progress is not None and ((i + 1) % step == 0 or i + 1 == n):
-                    progress((i + 1) / n)
-        os.replace(tmp, out_mp4)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with frame_writer(out, width, height, n_frames=n, fps=fps, lossless=lossless,
+                      video_filter=video_filter, cancelled=cancelled) as w:
+        step = max(1, n // 20)
+        for i in range(n):
+            e = _smoothstep(i / (n - 1)) if n > 1 else 0.0
+            z = z0 + (z1 - z0) * e
+            # The view centre c that maps f onto itself at zoom z, plus the drift; kept
+            # inside the picture (a pure zoom about an inner point always is).
+            c = f - (f - mid) / z + drift * e
+            half = size / (2 * z)
+            c = np.minimum(np.maximum(c, half), size - half)
+            m = np.float64([[z, 0, mid[0] - c[0] * z], [0, z, mid[1] - c[1] * z]])
+            w.write(cv2.warpAffine(img, m, (width, height), flags=cv2.INTER_CUBIC,
+                                   borderMode=cv2.BORDER_REFLECT101))
+            if progress is not None and ((i + 1) % step == 0 or i + 1 == n):
+                progress((i + 1) / n)
 
 
 def upscale_lanczos(
@@ -196,7 +185,7 @@ def upscale_lanczos(
     try:
         proc.run(["ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-y", "-i", str(src),
                   "-map", "0:v:0", "-map", "0:a?", "-vf", vf, "-fps_mode", "passthrough",
-                  *X264, "-c:a", "copy", "-movflags", "+faststart", str(tmp)],
+                  *FINAL, "-c:a", "copy", "-movflags", "+faststart", str(tmp)],
                  timeout=timeout, cancelled=cancelled)
         os.replace(tmp, out)
     finally:
@@ -249,7 +238,7 @@ def probe(path: Path, *, count_frames: bool = False, timeout: float = 60.0) -> d
         "format_name": fmt.get("format_name"),
         "streams": streams,
         "width": v.get("width"), "height": v.get("height"), "fps": v.get("fps"),
-        "nb_frames": v.get("nb_frames"), "video_codec": v.get("codec_name"),
+        "nb_frames": v.get("nb_frames"), "video_codec": v.get("codec_name"), "pix_fmt": v.get("pix_fmt"),
         "video_duration_sec": v.get("duration_sec"),
         "audio_codec": a.get("codec_name"), "sample_rate": a.get("sample_rate"),
         "audio_duration_sec": a.get("duration_sec"),
@@ -266,12 +255,17 @@ def mux(
     *,
     fps: int = FPS,
     target_lufs: float = OUTPUT_LUFS,
+    video_filter: str | None = None,
     cancelled: Callable[[], bool] | None = None,
     timeout: float = 600.0,
 ) -> dict:
     """Final MP4: H.264 yuv420p at ``fps`` + AAC 48 kHz at ``target_lufs``, faststart, and a
-    mov_text subtitle track from ``srt``. The video is cut, or its last frame held, so that it
-    lasts exactly round(audio duration x fps) frames (within half a frame of the speech)."""
+    mov_text subtitle track from ``srt``; the video lasts round(audio duration x fps) frames.
+
+    A video that already is that stream (H.264 yuv420p, ``fps``, the right number of frames:
+    what the talking-head steps encode) is copied, not encoded again. Anything else is encoded
+    here, its last frame held or cut to the speech's length, through ``video_filter`` if given;
+    ``video_stream`` in the answer says which happened and why."""
     ainfo = probe(audio)
     a_dur = ainfo["audio_duration_sec"] or ainfo["duration_sec"]
     if not ainfo["has_audio"] or not a_dur:
@@ -282,6 +276,17 @@ def mux(
     v_dur = vinfo["video_duration_sec"] or vinfo["duration_sec"] or 0.0
     n = max(1, int(round(a_dur * fps)))
     hold = max(0.0, a_dur - v_dur) + 2.0 / fps
+    frames = vinfo["nb_frames"]
+    final = (vinfo["video_codec"] == "h264" and vinfo["pix_fmt"] == "yuv420p"
+             and vinfo["fps"] is not None and abs(vinfo["fps"] - fps) < 1e-3
+             and frames is not None and abs(frames - n) <= 1)
+    if video_filter:
+        why = "encoded here: burning in the subtitles"
+    elif final:
+        why = None
+    else:
+        why = (f"encoded here: the input is {vinfo['video_codec']} {vinfo['pix_fmt']}, "
+               f"{frames} frames at {vinfo['fps']} fps (wanted h264 yuv420p, {n} at {fps})")
     m = loudness(audio, timeout=timeout, cancelled=cancelled, target_lufs=target_lufs)
     if math.isfinite(m["input_i"]):
         norm = (f"loudnorm=I={target_lufs}:TP=-1.5:LRA=20:measured_I={m['input_i']}:"
@@ -289,22 +294,25 @@ def mux(
                 f"measured_thresh={m['input_thresh']}:offset={m['target_offset']}:linear=true,")
     else:  # digital silence: nothing to normalise
         norm = ""
-    fc = (f"[0:v:0]fps={fps},tpad=stop_mode=clone:stop_duration={hold:.3f},"
-          f"trim=end_frame={n},setpts=PTS-STARTPTS,format=yuv420p[v];"
-          f"[1:a:0]{norm}aresample=48000,atrim=end={a_dur:.4f},asetpts=PTS-STARTPTS[a]")
+    fc = f"[1:a:0]{norm}aresample=48000,atrim=end={a_dur:.4f},asetpts=PTS-STARTPTS[a]"
+    if why:
+        extra = f",{video_filter}" if video_filter else ""
+        fc = (f"[0:v:0]fps={fps},tpad=stop_mode=clone:stop_duration={hold:.3f},"
+              f"trim=end_frame={n},setpts=PTS-STARTPTS{extra},format=yuv420p[v];" + fc)
     has_subs = srt is not None and Path(srt).exists() and Path(srt).read_text(
         encoding="utf-8").strip() != ""
     cmd = ["ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-y", "-i", str(video),
            "-i", str(audio)]
     if has_subs:
         cmd += ["-i", str(srt)]
-    cmd += ["-filter_complex", fc, "-map", "[v]", "-map", "[a]"]
+    cmd += ["-filter_complex", fc, "-map", "[v]" if why else "0:v:0", "-map", "[a]"]
     if has_subs:
         cmd += ["-map", "2:s:0", "-c:s", "mov_text", "-metadata:s:s:0", "language=eng"]
     out_mp4 = Path(out_mp4)
     out_mp4.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_mp4.with_name(f".{out_mp4.stem}.tmp.mp4")
-    cmd += [*X264, "-r", str(fps), "-c:a", "aac", "-b:a", "160k", "-ar", "48000", "-ac", "2",
+    cmd += [*FINAL, "-r", str(fps)] if why else ["-c:v", "copy"]
+    cmd += ["-c:a", "aac", "-b:a", "160k", "-ar", "48000", "-ac", "2",
             "-movflags", "+faststart", str(tmp)]
     try:
         proc.run(cmd, timeout=timeout, cancelled=cancelled)
@@ -325,4 +333,5 @@ def mux(
         "video_codec": info["video_codec"],
         "audio_codec": info["audio_codec"],
         "subtitle_codec": info["subtitle_codec"],
+        "video_stream": why or "copied: already the final H.264 stream",
     }

@@ -1,6 +1,12 @@
-"""generate_video engines: portrait (image), kenburns (motion, talking_head),
-none (lipsync), lanczos (upscale), ffmpeg (mux). Each step that makes a video reports its key as
-``outputs.videoKey`` so the next step finds it whatever the pipeline."""
+"""generate_video engines: portrait (image), landmarks (talking_head, lipsync: the face speaks),
+kenburns (motion; also a talking_head without lip sync), none (lipsync), lanczos (upscale),
+ffmpeg (mux). Each step that makes a video reports its key as ``outputs.videoKey`` so the next
+step finds it whatever the pipeline.
+
+Frames are encoded once: the step that makes the final frames (talking_head, lipsync) encodes
+them as the MP4's H.264 stream, burning the subtitles in when asked; motion hands its frames on
+losslessly; upscale does nothing when the frames are already at the output size; mux copies the
+video stream."""
 
 from __future__ import annotations
 
@@ -12,6 +18,7 @@ from ..registry import REGISTRY
 
 # Where the current video is, in pipeline order: the last of these that ran is the input.
 VIDEO_STEPS = ("upscale", "lipsync", "talking_head", "motion")
+LOSSLESS_NOTE = "lossless intermediate (RGB H.264, qp 0): the next step makes the final frames"
 
 
 def wav_duration(path: Path) -> float:
@@ -48,7 +55,25 @@ def face_focus(box: dict | None, width: int, height: int) -> tuple[float, float]
     return ((box["x"] + box["w"] / 2) / width, (box["y"] + box["h"] / 2) / height)
 
 
-def _animate(ctx: TaskContext, name: str) -> StepOutput:
+def burn_in(ctx: TaskContext) -> str | None:
+    """The -vf filter that burns the subtitles into the final frames, when the request asks."""
+    from ...media.subtitles import burn_filter, subtitle_mode, write_srt
+
+    if subtitle_mode(ctx.payload) != "burned":
+        return None
+    timings = ctx.storage.get_json(ctx.upstream_artifact("tts", "timings")["key"])
+    srt = ctx.path("out/burned.srt")
+    write_srt(timings["words"], srt)
+    return burn_filter(srt, ctx.payload["width"], ctx.payload["height"])
+
+
+def _speech(ctx: TaskContext) -> tuple[Path, dict]:
+    speech = ctx.fetch(ctx.upstream_artifact("tts", "speech")["key"], "speech.wav")
+    timings = ctx.storage.get_json(ctx.upstream_artifact("tts", "timings")["key"])
+    return speech, timings
+
+
+def _kenburns(ctx: TaskContext, name: str, *, final: bool) -> StepOutput:
     from ...media.video import ken_burns
 
     p = ctx.payload
@@ -58,33 +83,85 @@ def _animate(ctx: TaskContext, name: str) -> StepOutput:
     # A zoom anchored on the face, without pan: the face stays where the image step framed it.
     on_face = {"focus": focus, "pan": (0.0, 0.0)} if focus else {}
     out = ctx.path(f"out/{name}")
+    burn = burn_in(ctx) if final else None
     ken_burns(
-        still, out, duration, p["width"], p["height"],
+        still, out, duration, p["width"], p["height"], lossless=not final, video_filter=burn,
         progress=lambda f: ctx.progress(f, "rendering frames"), cancelled=ctx.cancelled, **on_face,
     )
-    ref = ctx.upload(name, out, "video_raw", "video/mp4", {"durationSec": round(duration, 3)})
-    return StepOutput([ref], {"videoKey": ref["key"], "durationSec": duration})
+    encode = "final H.264" if final else LOSSLESS_NOTE
+    meta = {"durationSec": round(duration, 3), "encode": encode, "subtitlesBurned": burn is not None}
+    ref = ctx.upload(name, out, "video" if final else "video_raw",
+                     "video/mp4" if final else "video/x-matroska", meta)
+    return StepOutput([ref], {"videoKey": ref["key"], **meta})
 
 
 @REGISTRY.engine("motion", "kenburns", default=True)
 class KenBurnsMotion(Engine):
-    """Slow zoom/pan of the still, as long as the speech (so it follows tts on the CPU)."""
+    """Slow zoom of the still anchored on the face, as long as the speech (so it follows tts on
+    the CPU), handed on losslessly to the lip sync."""
 
     def animate(self, ctx: TaskContext) -> StepOutput:
-        return _animate(ctx, "motion.mp4")
+        return _kenburns(ctx, "motion.mkv", final=False)
 
 
-@REGISTRY.engine("talking_head", "kenburns", default=True)
+@REGISTRY.engine("talking_head", "kenburns")
 class KenBurnsTalkingHead(Engine):
-    """sadtalker pipeline on the CPU: zoom of the portrait driven by the speech duration, no lip sync."""
+    """The face-anchored zoom of the portrait, without lip sync (choose `landmarks` for that)."""
 
     def animate(self, ctx: TaskContext) -> StepOutput:
-        return _animate(ctx, "talking_head.mp4")
+        return _kenburns(ctx, "talking_head.mp4", final=True)
 
 
-@REGISTRY.engine("lipsync", "none", default=True)
+def _talking_outputs(ctx: TaskContext, out: Path, name: str, stats: dict, burned: bool) -> StepOutput:
+    meta = {**stats, "encode": "final H.264", "lipSync": True, "subtitlesBurned": burned}
+    ref = ctx.upload(name, out, "video", "video/mp4", meta)
+    return StepOutput([ref], {"videoKey": ref["key"], **meta})
+
+
+@REGISTRY.engine("talking_head", "landmarks", default=True)
+class LandmarksTalkingHead(Engine):
+    """The portrait's face speaks: MediaPipe's face mesh warped per frame from the phoneme
+    timeline (visemes) and the speech energy, with a painted mouth interior, blinks and small
+    head motion; the frames are encoded once, as the final stream."""
+
+    def animate(self, ctx: TaskContext) -> StepOutput:
+        from ...media.talking import animate_portrait, seed_of
+
+        p = ctx.payload
+        still = ctx.fetch(ctx.upstream_artifact("image", "scene")["key"], "scene.png")
+        speech, timings = _speech(ctx)
+        out = ctx.path("out/talking_head.mp4")
+        burn = burn_in(ctx)
+        stats = animate_portrait(
+            still, speech, timings, out, p["width"], p["height"], seed=seed_of(ctx.job_id),
+            video_filter=burn, progress=lambda f: ctx.progress(f, "animating the face"),
+            cancelled=ctx.cancelled)
+        return _talking_outputs(ctx, out, "talking_head.mp4", stats, burn is not None)
+
+
+@REGISTRY.engine("lipsync", "landmarks", default=True)
+class LandmarksLipsync(Engine):
+    """Lip sync on the moving video of the motion step: the face is tracked on every frame and
+    animated like `landmarks` talking_head; the frames are encoded once, as the final stream."""
+
+    def sync(self, ctx: TaskContext) -> StepOutput:
+        from ...media.talking import lipsync_video, seed_of
+
+        p = ctx.payload
+        video = ctx.fetch(ctx.upstream_outputs("motion")["videoKey"], "motion.video")
+        speech, timings = _speech(ctx)
+        out = ctx.path("out/lipsync.mp4")
+        burn = burn_in(ctx)
+        stats = lipsync_video(
+            video, speech, timings, out, p["width"], p["height"], seed=seed_of(ctx.job_id),
+            video_filter=burn, progress=lambda f: ctx.progress(f, "lip sync"),
+            cancelled=ctx.cancelled)
+        return _talking_outputs(ctx, out, "lipsync.mp4", stats, burn is not None)
+
+
+@REGISTRY.engine("lipsync", "none")
 class NoLipsync(Engine):
-    """No lip sync yet (issue #3 brings `landmarks`): the video is passed through, unchanged."""
+    """No lip sync: the video is passed through, unchanged."""
 
     def sync(self, ctx: TaskContext) -> StepOutput:
         video = ctx.upstream_outputs("motion")["videoKey"]
@@ -93,23 +170,33 @@ class NoLipsync(Engine):
 
 @REGISTRY.engine("upscale", "lanczos", default=True)
 class LanczosUpscale(Engine):
+    """ffmpeg lanczos to the output size; nothing at all when the frames already have it."""
+
     def upscale(self, ctx: TaskContext) -> StepOutput:
-        from ...media.video import upscale_lanczos
+        from ...media.video import probe, upscale_lanczos
 
         p = ctx.payload
+        src_key = next(ctx.upstream[s]["outputs"]["videoKey"] for s in VIDEO_STEPS[1:]
+                       if ctx.upstream.get(s, {}).get("outputs", {}).get("videoKey"))
         src = upstream_video(ctx, VIDEO_STEPS[1:])
+        info = probe(src)
+        if (info["width"], info["height"]) == (p["width"], p["height"]):
+            reason = f"skipped: the frames are already {p['width']}x{p['height']}"
+            return StepOutput([], {"videoKey": src_key, "skipped": True, "reason": reason})
         out = ctx.path("out/upscaled.mp4")
         upscale_lanczos(src, out, p["width"], p["height"], cancelled=ctx.cancelled)
         ref = ctx.upload("upscaled.mp4", out, "video_upscaled", "video/mp4", {"width": p["width"], "height": p["height"]})
-        return StepOutput([ref], {"videoKey": ref["key"]})
+        return StepOutput([ref], {"videoKey": ref["key"], "skipped": False,
+                                  "reason": f"scaled {info['width']}x{info['height']} to {p['width']}x{p['height']}"})
 
 
 @REGISTRY.engine("mux", "ffmpeg", default=True)
 class FfmpegMux(Engine):
-    """H.264 yuv420p 25 fps + AAC, +faststart, soft subtitles from the TTS word timings."""
+    """The MP4: the video stream copied (encoded only if no earlier step made a final stream),
+    AAC at -16 LUFS, soft subtitles (mov_text) from the TTS word timings, +faststart."""
 
     def mux(self, ctx: TaskContext) -> StepOutput:
-        from ...media.subtitles import write_srt
+        from ...media.subtitles import subtitle_mode, write_srt
         from ...media.video import mux
 
         p = ctx.payload
@@ -117,17 +204,22 @@ class FfmpegMux(Engine):
         speech = ctx.fetch(ctx.upstream_artifact("tts", "speech")["key"], "speech.wav")
         srt = None
         artifacts = []
-        if p.get("subtitles"):
+        if subtitle_mode(p) == "soft":
             timings = ctx.storage.get_json(ctx.upstream_artifact("tts", "timings")["key"])
             srt = ctx.path("out/subtitles.srt")
             write_srt(timings["words"], srt)
+        # Burned in already by the step that made the final frames, or here (then mux encodes).
+        burned = any(ctx.upstream.get(s, {}).get("outputs", {}).get("subtitlesBurned") for s in VIDEO_STEPS)
+        burn = burn_in(ctx) if subtitle_mode(p) == "burned" and not burned else None
         out = ctx.path("out/video.mp4")
-        info = mux(video, speech, out, srt, cancelled=ctx.cancelled)
+        info = mux(video, speech, out, srt, video_filter=burn, cancelled=ctx.cancelled)
         outputs = {
             "durationSec": float(info["duration_sec"]),
             "width": int(info["width"]),
             "height": int(info["height"]),
             "fps": float(info["fps"]),
+            "video": info["video_stream"],
+            "subtitles": subtitle_mode(p),
         }
         video_ref = ctx.upload("video.mp4", out, "video", "video/mp4", dict(outputs))
         artifacts.append(video_ref)
@@ -137,5 +229,3 @@ class FfmpegMux(Engine):
             artifacts.append(sub_ref)
             outputs["subtitlesKey"] = sub_ref["key"]
         return StepOutput(artifacts, outputs)
-
-
