@@ -12,6 +12,7 @@ from likeness_worker import contracts
 from likeness_worker.contracts import ProtocolError, RedisKeys, validate_command, validate_event, validate_progress
 from likeness_worker.events import job_finished_event_id, now_iso
 from likeness_worker.graphs.dag import DAGS
+from likeness_worker.media.subtitles import subtitle_mode
 
 FIXTURES = Path(__file__).resolve().parents[2] / "packages" / "contracts" / "fixtures"
 VALIDATORS = {"job-command": validate_command, "job-event": validate_event, "progress": validate_progress}
@@ -55,6 +56,16 @@ def test_refuses_what_zod_refuses():
         mutate(bad)
         with pytest.raises(ProtocolError):
             validate_command(bad)
+
+
+def test_subtitle_modes_of_the_fixtures_old_booleans_included():
+    def mode(name: str) -> str:
+        return subtitle_mode(validate_command(json.loads((FIXTURES / name).read_text()))["payload"])
+
+    assert mode("job-command.generate_video.json") == "soft"
+    assert mode("job-command.generate_video.burned.json") == "burned"
+    # a command queued before the modes existed: still valid, its boolean read as a mode
+    assert mode("job-command.generate_video.boolean-subtitles.json") == "none"
 
 
 def test_worker_side_tables_match_the_schema():

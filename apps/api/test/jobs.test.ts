@@ -287,7 +287,7 @@ describeWithServices("jobs", () => {
     const res = await app.inject({ method: "POST", url: "/v1/videos", headers: a.auth, payload: { profileId: p.id, narration, width: 256, height: 256 } });
     expect(res.statusCode, res.body).toBe(202);
     const { video, job: j } = res.json();
-    expect(video.state).toBe("queued");
+    expect(video).toMatchObject({ state: "queued", subtitles: "soft" });
     expect(video.script.narration).toBe(narration);
     expect(video.script.stage).toContain(p.trigger);
     expect(video.script.stage).toContain("sadtalker");
@@ -298,7 +298,7 @@ describeWithServices("jobs", () => {
     const { command } = await worker.next("generate_video");
     if (command.kind !== "generate_video") throw new Error("kind");
     expect(command.payload.script.narration).toBe(narration);
-    expect(command.payload).toMatchObject({ pipeline: "sadtalker", width: 256, height: 256, fps: 25, subtitles: true });
+    expect(command.payload).toMatchObject({ pipeline: "sadtalker", width: 256, height: 256, fps: 25, subtitles: "soft" });
     const bytes = await worker.video(command);
 
     const v = await waitFor("finalized video", async () => {
@@ -340,6 +340,21 @@ describeWithServices("jobs", () => {
     }
     for (const url of [`/v1/jobs/${j.id}/retry`, `/v1/jobs/${j.id}/cancel`]) {
       expect((await app.inject({ method: "POST", url, headers: b.auth })).statusCode).toBe(404);
+    }
+  });
+
+  it("hands the subtitle mode to the worker and shows it on the video; an old client's boolean is a mode", async () => {
+    const p = await makeProfile(t.db, a.userId, { trained: true });
+    for (const [asked, mode] of [["burned", "burned"], ["none", "none"], [false, "none"], [true, "soft"]] as const) {
+      const res = await app.inject({ method: "POST", url: "/v1/videos", headers: a.auth, payload: { profileId: p.id, narration: "Hi.", subtitles: asked } });
+      expect(res.statusCode, res.body).toBe(202);
+      const { video } = res.json();
+      expect(video.subtitles).toBe(mode);
+      const { command } = await worker.next("generate_video");
+      if (command.kind !== "generate_video") throw new Error("kind");
+      expect(command.payload.subtitles).toBe(mode);
+      const got = await app.inject({ method: "GET", url: `/v1/videos/${video.id}`, headers: a.auth });
+      expect(got.json().subtitles).toBe(mode);
     }
   });
 

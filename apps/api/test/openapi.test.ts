@@ -127,6 +127,17 @@ describeWithServices("OpenAPI document", () => {
     expect(op("delete", "/v1/profiles/{id}").responses["204"]).toBeDefined();
   });
 
+  it("documents the subtitle modes of POST /v1/videos and the mode on a video", () => {
+    const body = op("post", "/v1/videos").requestBody!.content["application/json"]!.schema;
+    const subtitles = body.properties.subtitles;
+    expect(subtitles.default).toBe("soft");
+    expect(subtitles.anyOf).toContainEqual({ type: "string", enum: ["soft", "burned", "none"] });
+    expect(subtitles.description).toMatch(/burned/);
+    const video = op("get", "/v1/videos/{id}").responses["200"]!.content!["application/json"]!.schema;
+    expect(video.properties.subtitles).toMatchObject({ type: "string", enum: ["soft", "burned", "none"] });
+    expect(video.required).toContain("subtitles");
+  });
+
   it("the documented WebSocket route still upgrades, and a plain GET is still refused", async () => {
     const user = await signUp(t.app);
     const plain = await t.app.inject({ method: "GET", url: `/v1/jobs/${randomUUID()}/events`, headers: user.auth });
@@ -159,7 +170,8 @@ describeWithServices("validation messages", () => {
     ["a profileId that is not a UUID", { narration: "hi", profileId: "abc" }, "profileId", "profileId: must be a UUID"],
     ["neither narration nor topic", {}, "narration", "narration: give exactly one of narration or topic"],
     ["an unknown pipeline", { narration: "hi", pipeline: "nope" }, "pipeline", /^pipeline: must be one of "/],
-    ["a string for a boolean", { narration: "hi", subtitles: "yes" }, "subtitles", "subtitles: must be true or false"],
+    ["an unknown subtitle mode", { narration: "hi", subtitles: "yes" }, "subtitles", 'subtitles: must be "soft", "burned" or "none"'],
+    ["a number for a subtitle mode", { narration: "hi", subtitles: 1 }, "subtitles", 'subtitles: must be "soft", "burned" or "none"'],
   ])("POST /v1/videos with %s: 400 naming the field", async (_what, payload, field, message) => {
     const res = await createVideo(payload);
     expect(res.statusCode, res.body).toBe(400);

@@ -63,14 +63,27 @@ describe("argument parsing", () => {
     const code = await h.run("video", "create", "--profile", PROFILE_ID, "--narration", "Hello there", "--pipeline", "svd_wav2lip", "--size", "640x360", "--no-subtitles");
     expect(code).toBe(0);
     expect(h.calls).toEqual([
-      { method: "createVideo", args: [{ profileId: PROFILE_ID, narration: "Hello there", pipeline: "svd_wav2lip", width: 640, height: 360, subtitles: false }] },
+      { method: "createVideo", args: [{ profileId: PROFILE_ID, narration: "Hello there", pipeline: "svd_wav2lip", width: 640, height: 360, subtitles: "none" }] },
     ]);
   });
 
-  it("video create defaults: sadtalker 512x512 with subtitles", async () => {
+  it("video create defaults: sadtalker 512x512 with soft subtitles", async () => {
     const h = harness(env);
     await h.run("video", "create", "--profile", PROFILE_ID, "--topic", "tea");
-    expect(h.calls[0]!.args[0]).toEqual({ profileId: PROFILE_ID, topic: "tea", pipeline: "sadtalker", width: 512, height: 512, subtitles: true });
+    expect(h.calls[0]!.args[0]).toEqual({ profileId: PROFILE_ID, topic: "tea", pipeline: "sadtalker", width: 512, height: 512, subtitles: "soft" });
+  });
+
+  it("video create --burn-subtitles asks for subtitles drawn into the picture", async () => {
+    const h = harness(env);
+    expect(await h.run("video", "create", "--profile", PROFILE_ID, "--narration", "Hi", "--burn-subtitles")).toBe(0);
+    expect(h.calls[0]!.args[0]).toMatchObject({ subtitles: "burned" });
+  });
+
+  it("refuses --burn-subtitles with --no-subtitles, naming both, before calling the api", async () => {
+    const h = harness(env);
+    expect(await h.run("video", "create", "--profile", PROFILE_ID, "--narration", "Hi", "--burn-subtitles", "--no-subtitles")).toBe(2);
+    expect(h.calls).toEqual([]);
+    expect(h.stderr.join("")).toContain("error: give at most one of --burn-subtitles or --no-subtitles");
   });
 
   it("refuses both or neither of --narration/--topic, before calling the api", async () => {

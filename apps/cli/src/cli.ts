@@ -164,7 +164,7 @@ const VIDEO_OPTIONS: Record<string, string> = {
   pipeline: "--pipeline",
   width: "--size",
   height: "--size",
-  subtitles: "--no-subtitles",
+  subtitles: "--burn-subtitles / --no-subtitles",
 };
 
 /** `state.exitCode` is set by a command whose result should fail the process (a failed job). */
@@ -314,11 +314,13 @@ function buildProgram(deps: Deps, state: { exitCode: number }): Command {
     .option("--topic <text>", "what the person talks about (the api writes the narration)")
     .addOption(new Option("--pipeline <name>", "how the video is made").choices(Pipeline.options).default("sadtalker"))
     .option("--size <WxH>", `output size, default 512x512 (${SIZE_RULE})`, parseSize)
-    .option("--no-subtitles", "no soft subtitles in the MP4")
+    .option("--burn-subtitles", "draw the subtitles into the picture (default: a subtitle track the player can switch)")
+    .option("--no-subtitles", "no subtitles at all")
     .option("--wait", "follow the job to the end, with live progress")
     .option("--out <file>", "with --wait: save the MP4 here")
-    .action(async (opts: { profile: string; narration?: string; topic?: string; pipeline: Pipeline; size?: { width: number; height: number }; subtitles: boolean; wait?: boolean; out?: string }) => {
+    .action(async (opts: { profile: string; narration?: string; topic?: string; pipeline: Pipeline; size?: { width: number; height: number }; subtitles: boolean; burnSubtitles?: boolean; wait?: boolean; out?: string }) => {
       if ((opts.narration === undefined) === (opts.topic === undefined)) throw new UsageError("give exactly one of --narration or --topic");
+      if (opts.burnSubtitles && !opts.subtitles) throw new UsageError("give at most one of --burn-subtitles or --no-subtitles");
       if (opts.out && !opts.wait) throw new UsageError("--out needs --wait (or use `likeness video download` later)");
       if (opts.out) await checkOutFile(opts.out);
       const c = await client();
@@ -330,7 +332,7 @@ function buildProgram(deps: Deps, state: { exitCode: number }): Command {
           pipeline: opts.pipeline,
           width: opts.size?.width ?? 512,
           height: opts.size?.height ?? 512,
-          subtitles: opts.subtitles,
+          subtitles: opts.burnSubtitles ? "burned" : opts.subtitles ? "soft" : "none",
         });
       } catch (e) {
         if (e instanceof ApiError) e.options = VIDEO_OPTIONS;

@@ -1,7 +1,19 @@
 // The public HTTP and WebSocket API. Routes validate with these schemas and the OpenAPI document
 // at /docs is generated from them.
 import { z } from "zod";
-import { ArtifactRef, JobEvent, JobKind, OutputSize, Pipeline, Progress, Script, StepError, StepName } from "./jobs.js";
+import {
+  ArtifactRef,
+  JobEvent,
+  JobKind,
+  OutputSize,
+  Pipeline,
+  Progress,
+  Script,
+  StepError,
+  StepName,
+  SubtitleMode,
+  subtitleMode,
+} from "./jobs.js";
 
 export const ErrorBody = z.object({
   error: z.string(),
@@ -79,7 +91,14 @@ export const CreateVideoRequest = z
     pipeline: Pipeline.default("sadtalker"),
     width: OutputSize.shape.width.default(512),
     height: OutputSize.shape.height.default(512),
-    subtitles: z.boolean().default(true),
+    subtitles: z
+      .union([SubtitleMode, z.boolean()], { error: 'must be "soft", "burned" or "none"' })
+      .describe(
+        "`soft` (default): a subtitle track the player can switch; `burned`: drawn into the picture; `none`. " +
+          "The booleans of older clients still work: true = soft, false = none.",
+      )
+      .default("soft")
+      .transform(subtitleMode),
   })
   .refine((r) => (r.narration === undefined) !== (r.topic === undefined), {
     message: "give exactly one of narration or topic",
@@ -130,6 +149,7 @@ export const Video = z.object({
   pipeline: Pipeline,
   width: z.number().int(),
   height: z.number().int(),
+  subtitles: SubtitleMode,
   script: Script.nullable(),
   durationSec: z.number().nullable(),
   createdAt: z.iso.datetime(),

@@ -1,6 +1,7 @@
 import { readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { CreateVideoRequest } from "./api.js";
 import { MESSAGE_SCHEMAS, schemaFileText, toJsonSchemas } from "./json-schema.js";
 
 const root = join(import.meta.dirname, "..");
@@ -27,6 +28,27 @@ describe("exported JSON Schema", () => {
     for (const [name, schema] of Object.entries(toJsonSchemas())) {
       const committed = readFileSync(join(root, "schema", `${name}.json`), "utf8");
       expect(committed, `schema/${name}.json is stale`).toBe(schemaFileText(schema));
+    }
+  });
+});
+
+describe("subtitles of a video request", () => {
+  const request = { profileId: "33333333-3333-4333-8333-333333333333", narration: "Hello" };
+  it.each([
+    [undefined, "soft"],
+    ["soft", "soft"],
+    ["burned", "burned"],
+    ["none", "none"],
+    [true, "soft"],
+    [false, "none"],
+  ])("%s is read as %s", (subtitles, mode) => {
+    expect(CreateVideoRequest.parse({ ...request, subtitles }).subtitles).toBe(mode);
+  });
+
+  it("refuses anything else", () => {
+    for (const subtitles of ["yes", "hard", 1, null]) {
+      const r = CreateVideoRequest.safeParse({ ...request, subtitles });
+      expect(r.error?.issues.map((i) => [i.path.join("."), i.message])).toEqual([["subtitles", 'must be "soft", "burned" or "none"']]);
     }
   });
 });

@@ -136,6 +136,16 @@ export const OutputSize = z.object({
   height: z.number().int().min(128).max(3840).multipleOf(2),
 });
 
+/**
+ * How the narration shows as text: `soft` a subtitle track the player can switch on and off,
+ * `burned` drawn into the picture (every player shows it), `none` no subtitles.
+ */
+export const SubtitleMode = z.enum(["soft", "burned", "none"]);
+export type SubtitleMode = z.infer<typeof SubtitleMode>;
+
+/** The mode a boolean of an older client or command stands for: true = soft, false = none. */
+export const subtitleMode = (v: SubtitleMode | boolean): SubtitleMode => (v === true ? "soft" : v === false ? "none" : v);
+
 export const GenerateVideoPayload = z.object({
   profileId: z.uuid(),
   profile: ProfileAssets,
@@ -143,7 +153,11 @@ export const GenerateVideoPayload = z.object({
   pipeline: Pipeline,
   ...OutputSize.shape,
   fps: z.literal(25),
-  subtitles: z.boolean(),
+  /**
+   * The api writes a SubtitleMode. A boolean comes only from commands queued before the modes
+   * existed (read it with `subtitleMode`); drop `z.boolean()` once those have drained.
+   */
+  subtitles: z.union([SubtitleMode, z.boolean()]),
 });
 export type GenerateVideoPayload = z.infer<typeof GenerateVideoPayload>;
 

@@ -202,8 +202,8 @@ class FaceRig:
             eye_w = float(np.linalg.norm(eye[-1] - eye[0]))
             lid = np.zeros((n, 2))
             for a, c in zip(upper[1:-1], lower[1:-1]):
-                lid[a] = 0.88 * (pts[c] - pts[a])
-                lid[c] = 0.10 * (pts[a] - pts[c])
+                lid[a] = 0.92 * (pts[c] - pts[a])
+                lid[c] = 0.06 * (pts[a] - pts[c])
             moved = set(upper[1:-1]) | set(lower[1:-1])
             for i in range(MESH_POINTS):
                 if i in moved:

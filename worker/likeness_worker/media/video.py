@@ -18,6 +18,7 @@ from .errors import BadInput, ToolFailed
 from .voice import loudness
 
 FACE_HEIGHT_FRACTION = 0.48  # face box height / frame height (brief: 40-55 %)
+FACE_WIDTH_MAX = 0.6  # ...unless the frame is narrow (9:16): then the hair and ears still fit
 EYE_LINE = 1.0 / 3.0  # eyes on the upper third line
 EYES_IN_FACE_BOX = 0.36  # MediaPipe's box: eyes ~36 % down from its top
 OUTPUT_LUFS = -16.0  # online video / podcast loudness
@@ -67,7 +68,7 @@ def frame_portrait(
     """Crop/scale the portrait to width x height around the face; return the face box there.
 
     The face is centred horizontally, the eyes sit on the upper third line and the face box
-    is ``face_fraction`` of the frame height. Where that frame reaches past the photo, the
+    is ``face_fraction`` of the frame height, or 60 % of its width on a narrow frame. Where that frame reaches past the photo, the
     gap is filled with a blurred, dimmed copy of the photo (no black bars, no stretching).
     """
     _check_size(width, height)
@@ -75,7 +76,7 @@ def frame_portrait(
     fx, fy, fw, fh = (float(face_box[k]) for k in ("x", "y", "w", "h"))
     if fw <= 0 or fh <= 0:
         raise ValueError(f"face box {face_box} is empty")
-    s = face_fraction * height / fh  # output pixels per source pixel
+    s = min(face_fraction * height / fh, FACE_WIDTH_MAX * width / fw)  # output px per source px
     cx, eye_y = fx + fw / 2, fy + EYES_IN_FACE_BOX * fh
     if s < 1.0:  # shrink first with area averaging: warpAffine alone would alias
         h, w = rgb.shape[:2]
@@ -83,7 +84,7 @@ def frame_portrait(
         rgb = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_AREA)
         sx, sy = nw / w, nh / h
         cx, eye_y, fx, fy, fw, fh = cx * sx, eye_y * sy, fx * sx, fy * sy, fw * sx, fh * sy
-        s = face_fraction * height / fh
+        s = min(face_fraction * height / fh, FACE_WIDTH_MAX * width / fw)
     tx, ty = width / 2 - cx * s, height * EYE_LINE - eye_y * s
     m = np.float32([[s, 0, tx], [0, s, ty]])
     fg = cv2.warpAffine(rgb, m, (width, height), flags=cv2.INTER_LANCZOS4,

@@ -30,7 +30,8 @@ def test_frame_portrait_places_the_face(portrait, tmp_path, size):
     box = frame_portrait(portrait, ASTRONAUT_FACE, out, w, h)
     img = cv2.cvtColor(cv2.imread(str(out)), cv2.COLOR_BGR2RGB)
     assert img.shape[:2] == (h, w)
-    assert 0.40 <= box["h"] / h <= 0.55
+    assert box["w"] / w <= 0.61  # narrow frames (9:16): the width decides
+    assert 0.40 <= box["h"] / h <= 0.55 or box["w"] / w >= 0.59
     assert abs(box["x"] + box["w"] / 2 - w / 2) <= 2
     # measured, not just computed: the detector finds the face where we said it is
     faces = detect_faces(img)
@@ -143,3 +144,35 @@ def test_mux_makes_the_final_mp4(portrait, tmp_path, tools):
     res2 = mux(tmp_path / "long.mp4", tmp_path / "speech.wav", tmp_path / "v2.mp4", None)
     assert not res2["has_subtitles"]
     assert abs(res2["video_duration_sec"] - speech) <= 0.04
+
+
+@pytest.mark.parametrize("size", [(720, 1280), (512, 512), (1280, 720)], ids=["9:16", "1:1", "16:9"])
+def test_frame_portrait_frames_each_aspect_ratio_without_stretching(astronaut_rgb, portrait, tmp_path, size):
+    w, h = size
+    box = frame_portrait(portrait, ASTRONAUT_FACE, tmp_path / "scene.png", w, h)
+    out = cv2.cvtColor(cv2.imread(str(tmp_path / "scene.png")), cv2.COLOR_BGR2RGB)
+    assert out.shape[:2] == (h, w)
+    # re-detected in the output: one face, centred, a sensible size, wholly inside with room around it
+    faces = detect_faces(out)
+    assert len(faces) == 1
+    f, src = faces[0], detect_faces(astronaut_rgb)[0]
+    assert abs(f.x + f.w / 2 - w / 2) <= 0.02 * w
+    assert 0.3 <= f.h / h <= 0.6 and f.w / w <= 0.65
+    assert min(f.x, w - f.x - f.w) >= 0.04 * w and min(f.y, h - f.y - f.h) >= 0.1 * h
+    assert all(0 < x < w and 0 < y < h for x, y in f.keypoints)
+    # not stretched: the face keeps its shape...
+    assert abs((f.w / f.h) / (src.w / src.h) - 1) <= 0.03
+    # ...and the output, scaled back by 1/s on both axes, matches the source face best; 5 % more
+    # on one axis than the other already matches clearly worse
+    s = box["h"] / ASTRONAUT_FACE["h"]
+    x, y, fw, fh = (ASTRONAUT_FACE[k] for k in ("x", "y", "w", "h"))
+    face = cv2.cvtColor(astronaut_rgb[y:y + fh, x:x + fw], cv2.COLOR_RGB2GRAY)
+    grey = cv2.cvtColor(out, cv2.COLOR_RGB2GRAY)
+
+    def match(stretch: float) -> float:
+        back = cv2.resize(grey, None, fx=1 / (s * stretch), fy=stretch / s, interpolation=cv2.INTER_AREA)
+        return float(cv2.matchTemplate(back, face, cv2.TM_CCOEFF_NORMED).max())
+
+    same = match(1.0)
+    assert same >= 0.97
+    assert same - 0.03 >= max(match(0.95), match(1.05))

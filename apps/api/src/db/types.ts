@@ -5,7 +5,7 @@
 //    because node-postgres would turn a JS array into a Postgres array literal;
 //  - bigint columns (bytes) are parsed to number by createDb().
 import type { ColumnType, Generated, Insertable, Selectable, Updateable } from "kysely";
-import type { JobKind, JobState, ProfileState, StepState } from "@likeness/contracts";
+import type { JobKind, JobState, ProfileState, StepState, SubtitleMode } from "@likeness/contracts";
 
 export type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>;
 export type NullableTimestamp = ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
@@ -116,6 +116,8 @@ export interface VideosTable {
   pipeline: string;
   width: number;
   height: number;
+  /** 'soft' | 'burned' | 'none' (CHECK); 'soft' when not given. */
+  subtitles: Generated<SubtitleMode>;
   script: NullableJson;
   duration_sec: number | null;
   video_key: string | null;

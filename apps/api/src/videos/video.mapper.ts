@@ -10,6 +10,7 @@ export function toVideo(v: VideoWithState): Video {
     pipeline: v.pipeline as Video["pipeline"],
     width: v.width,
     height: v.height,
+    subtitles: v.subtitles,
     script: (v.script as Script | null) ?? null,
     durationSec: v.duration_sec,
     createdAt: v.created_at.toISOString(),

@@ -1,6 +1,6 @@
 // All SQL on `videos`. Reads of a user's video filter by user_id: another user's video does not exist.
 import type { Kysely } from "kysely";
-import type { Script } from "@likeness/contracts";
+import type { Script, SubtitleMode } from "@likeness/contracts";
 import { json } from "../db/db.js";
 import type { Database, JobStateValue, VideoRow } from "../db/types.js";
 
@@ -10,7 +10,15 @@ export type VideoWithState = VideoRow & { state: JobStateValue };
 export class VideosRepository {
   constructor(private readonly db: Kysely<Database>) {}
 
-  insert(v: { userId: string; profileId: string; jobId: string; pipeline: string; width: number; height: number }): Promise<VideoRow> {
+  insert(v: {
+    userId: string;
+    profileId: string;
+    jobId: string;
+    pipeline: string;
+    width: number;
+    height: number;
+    subtitles: SubtitleMode;
+  }): Promise<VideoRow> {
     return this.db
       .insertInto("videos")
       .values({
@@ -20,6 +28,7 @@ export class VideosRepository {
         pipeline: v.pipeline,
         width: v.width,
         height: v.height,
+        subtitles: v.subtitles,
       })
       .returningAll()
       .executeTakeFirstOrThrow();

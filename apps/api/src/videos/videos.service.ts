@@ -55,6 +55,7 @@ export class VideosService {
         pipeline: req.pipeline,
         width: req.width,
         height: req.height,
+        subtitles: req.subtitles,
       });
       return { job, video };
     });

@@ -189,7 +189,6 @@ export function buildGenerateVideoGraph(d: WorkflowDeps, checkpointer: BaseCheck
         const video = await videos.findByJob(job.id);
         const profile = await profiles.findForUser(job.user_id, job.profile_id);
         if (!video || !profile) throw new JobGone(`video or profile of job ${job.id} is gone`);
-        const request = job.request as CreateVideoRequest;
         const payload = GenerateVideoPayload.parse({
           profileId: profile.id,
           profile: ProfileAssets.parse(profile.assets),
@@ -198,7 +197,7 @@ export function buildGenerateVideoGraph(d: WorkflowDeps, checkpointer: BaseCheck
           width: video.width,
           height: video.height,
           fps: 25,
-          subtitles: request.subtitles ?? true,
+          subtitles: video.subtitles,
         });
         return { ...commandBase(job), kind: "generate_video", payload };
       }),

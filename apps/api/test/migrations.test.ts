@@ -1,0 +1,52 @@
+// Migrations that carry data forward: rows written under the previous schema read right after.
+import { randomUUID } from "node:crypto";
+import { Migrator, sql } from "kysely";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { json, migrateToLatest } from "../src/db/db.js";
+import { migrations } from "../src/db/migrations/index.js";
+import { createTestDatabase, describeWithServices, type TestDatabase } from "./support.js";
+
+describeWithServices("migrations", () => {
+  let t: TestDatabase;
+  beforeAll(async () => {
+    t = await createTestDatabase();
+  });
+  afterAll(async () => {
+    await t?.drop();
+  });
+
+  it("0003 gives older videos the subtitle mode their request's boolean meant", async () => {
+    const migrator = new Migrator({ db: t.db, provider: { getMigrations: async () => migrations } });
+    expect((await migrator.migrateTo("0002-job-cancelling")).error).toBeUndefined();
+
+    const db = t.db;
+    const user = await db.insertInto("users").values({ email: `${randomUUID()}@example.com`, password_hash: "x" }).returning("id").executeTakeFirstOrThrow();
+    const profile = await db
+      .insertInto("profiles")
+      .values({ user_id: user.id, name: "Ada", trigger_word: "lkada", state: "trained" })
+      .returning("id")
+      .executeTakeFirstOrThrow();
+    const videoFor = async (request: object) => {
+      const job = await db
+        .insertInto("jobs")
+        .values({ user_id: user.id, kind: "generate_video", profile_id: profile.id, state: "succeeded", request: json(request) })
+        .returning("id")
+        .executeTakeFirstOrThrow();
+      // Under 0002 the table has no subtitles column: insert only what it had.
+      const video = await db
+        .insertInto("videos")
+        .values({ user_id: user.id, profile_id: profile.id, job_id: job.id, pipeline: "sadtalker", width: 512, height: 512 })
+        .returning("id")
+        .executeTakeFirstOrThrow();
+      return video.id;
+    };
+    const soft = await videoFor({ narration: "Hi", subtitles: true });
+    const none = await videoFor({ narration: "Hi", subtitles: false });
+    const unsaid = await videoFor({ narration: "Hi" });
+
+    expect(await migrateToLatest(db)).toEqual(["0003-video-subtitles"]);
+    const rows = await db.selectFrom("videos").select(["id", "subtitles"]).execute();
+    expect(Object.fromEntries(rows.map((r) => [r.id, r.subtitles]))).toEqual({ [soft]: "soft", [none]: "none", [unsaid]: "soft" });
+    await expect(sql`UPDATE videos SET subtitles = 'hard' WHERE id = ${unsaid}`.execute(db)).rejects.toThrow(/check constraint/);
+  });
+});
