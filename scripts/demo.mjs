@@ -7,98 +7,32 @@ import { spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
-import { freePort, startInfra, watchdog } from "./infra.mjs";
+import { startInfra } from "./infra.mjs";
 import { makeSamples } from "./samples.mjs";
+import { API_ENTRY, CLI, REPO, Stack, StackError, WORKER_BIN, rel, requireBuilt, stepTable } from "./stack.mjs";
 
-const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const DATA = path.join(REPO, ".data");
 const LOGS = path.join(DATA, "logs");
 const DEMO = path.join(DATA, "demo");
-const API_ENTRY = path.join(REPO, "apps/api/dist/server.js");
-const WORKER_BIN = path.join(REPO, "worker/.venv/bin/likeness-worker");
-const CLI = path.join(REPO, "apps/cli/dist/main.js");
 const NARRATION =
   "Hello! I am a talking portrait made by Likeness, entirely on this computer. " +
   "My voice comes from espeak, shaped to the speaker's measured pitch.";
 
-const rel = (p) => path.relative(process.cwd(), p) || ".";
 const say = (msg) => process.stderr.write(`demo: ${msg}\n`);
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-class DemoError extends Error {}
+class DemoError extends StackError {}
 
-/** @type {{name: string, child: import('node:child_process').ChildProcess, log: string}[]} */
-const services = [];
+const stack = new Stack(LOGS);
 let infra;
 let shuttingDown = false;
-
-function startService(name, cmd, args, env) {
-  const log = path.join(LOGS, `${name}.log`);
-  const fd = fs.openSync(log, "w");
-  // Own process group: ^C reaches the demo, which stops the services in order (api/worker before
-  // the databases). A watchdog stops them if the demo itself is killed.
-  const child = spawn(cmd, args, { cwd: REPO, env, detached: true, stdio: ["ignore", fd, fd] });
-  fs.closeSync(fd);
-  child.exitInfo = null;
-  child.on("exit", (code, signal) => (child.exitInfo = { code, signal }));
-  const dog = watchdog(process.pid, "TERM", [child.pid]);
-  // Once the service is gone its watchdog must not outlive it (the pid could be reused).
-  child.on("exit", () => {
-    try {
-      process.kill(dog, "SIGKILL");
-    } catch {}
-  });
-  services.push({ name, child, log });
-  return child;
-}
-
-async function stopServices() {
-  await Promise.all(
-    services.map(async ({ child }) => {
-      if (child.exitInfo) return;
-      const gone = new Promise((r) => child.once("exit", r));
-      child.kill("SIGTERM");
-      const t = setTimeout(() => child.kill("SIGKILL"), 20000);
-      await gone;
-      clearTimeout(t);
-    }),
-  );
-}
 
 async function shutdown() {
   if (shuttingDown) return;
   shuttingDown = true;
   const t0 = performance.now();
-  await stopServices();
+  await stack.stop();
   await infra?.stop();
   say(`stopped api, worker${infra?.started.length ? ` and ${infra.started.join(" + ")}` : ""} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
-}
-
-function checkServices() {
-  for (const s of services) {
-    if (s.child.exitInfo) {
-      const { code, signal } = s.child.exitInfo;
-      throw new DemoError(`the ${s.name} exited (${code ?? signal}) — see ${rel(s.log)}`);
-    }
-  }
-}
-
-async function waitHealthy(url, timeoutMs = 90000) {
-  const deadline = Date.now() + timeoutMs;
-  let last = "";
-  for (;;) {
-    checkServices();
-    try {
-      const res = await fetch(`${url}/healthz`);
-      if (res.ok) return;
-      last = `HTTP ${res.status} ${(await res.text()).slice(0, 200)}`;
-    } catch (err) {
-      last = err.cause?.code ?? err.message;
-    }
-    if (Date.now() > deadline) throw new DemoError(`the api did not become healthy in ${timeoutMs / 1000} s (${last}) — see ${rel(path.join(LOGS, "api.log"))}`);
-    await sleep(200);
-  }
 }
 
 /** CLI processes still running, stopped by the demo's own shutdown on ^C. */
@@ -136,54 +70,23 @@ async function cliJson(args, env, input) {
   return { code, data };
 }
 
-function stepTable(title, job) {
-  const rows = job.steps.map((s) => [s.name, s.engine ?? "", s.state, s.durationMs == null ? "" : (s.durationMs / 1000).toFixed(2), s.reused ? "yes" : ""]);
-  const total = job.finishedAt ? ((Date.parse(job.finishedAt) - Date.parse(job.createdAt)) / 1000).toFixed(2) : "";
-  const head = ["step", "engine", "state", "seconds", "reused"];
-  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const fmt = (r) => r.map((c, i) => (i === 3 ? c.padStart(w[i]) : c.padEnd(w[i]))).join("  ").trimEnd();
-  return [
-    `${title} (job ${job.id}, ${job.state}, ${total} s from queued to finished)`,
-    "  " + fmt(head),
-    "  " + w.map((n) => "-".repeat(n)).join("  "),
-    ...rows.map((r) => "  " + fmt(r)),
-  ].join("\n");
-}
-
 async function main() {
   const t0 = performance.now();
   const timings = [];
   const mark = (what, since) => timings.push([what, (performance.now() - since) / 1000]);
-  fs.mkdirSync(LOGS, { recursive: true });
   fs.mkdirSync(DEMO, { recursive: true });
-  for (const [file, what] of [
+  requireBuilt([
     [API_ENTRY, "the api build (npx tsc -b)"],
     [WORKER_BIN, "the worker venv (scripts/bootstrap.sh)"],
     [CLI, "the cli build (npx tsc -b)"],
-  ]) {
-    if (!fs.existsSync(file)) throw new DemoError(`${rel(file)} is missing: ${what}`);
-  }
+  ]);
 
   let t = performance.now();
   infra = await startInfra({ dataDir: DATA });
   mark("infra (postgres, redis)", t);
 
   t = performance.now();
-  const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
-  const env = {
-    ...process.env,
-    ...infra.env,
-    API_HOST: "127.0.0.1",
-    API_PORT: String(port),
-    STORAGE_DRIVER: process.env.STORAGE_DRIVER ?? "local",
-    STORAGE_DIR: process.env.STORAGE_DIR ?? path.join(DATA, "objects"),
-    LOG_LEVEL: process.env.LOG_LEVEL ?? "info",
-  };
-  startService("api", process.execPath, [API_ENTRY], env);
-  startService("worker", WORKER_BIN, [], env);
-  await waitHealthy(url);
-  checkServices();
+  const { url } = await stack.startApiAndWorker(infra.env, { storageDir: path.join(DATA, "objects") });
   mark("api healthy, worker started", t);
   say(`api on ${url}; logs in ${rel(LOGS)}/{api,worker}.log`);
 
@@ -287,19 +190,9 @@ try {
   await shutdown();
 } catch (err) {
   if (stopping) await new Promise(() => {}); // the signal handler stops everything and exits 130
-  const msg = err instanceof DemoError ? err.message : err.stack ?? String(err);
+  const msg = err instanceof StackError ? err.message : err.stack ?? String(err);
   process.stderr.write(`\ndemo FAILED: ${msg}\n`);
-  for (const s of services) {
-    const lines = (() => {
-      try {
-        return fs.readFileSync(s.log, "utf8").trimEnd().split("\n").slice(-15);
-      } catch {
-        return [];
-      }
-    })();
-    if (lines.length) process.stderr.write(`\n--- last lines of ${rel(s.log)} ---\n${lines.join("\n")}\n`);
-  }
-  process.stderr.write(`\nlogs: ${rel(LOGS)}/api.log, ${rel(LOGS)}/worker.log\n`);
+  stack.writeLogTails();
   await shutdown().catch(() => {});
   process.exit(1);
 }

@@ -1,0 +1,239 @@
+#!/usr/bin/env node
+// `npm run bench` (after bench/run.sh has bootstrapped): the real stack as in the demo (private
+// Postgres/Redis when DATABASE_URL/REDIS_URL are unset, the api, the worker), driven over HTTP:
+// sign up, profile from the demo inputs, train, one ~15 s narration at 512x512 with the default
+// pipeline. Prints the step times and the worker's peak memory, measures the MP4
+// (likeness_worker.bench.measure), saves a contact sheet, and ends with one `likeness-bench` line.
+// Exit 0 when the run completed (a figure short of its goal is reported, not an error); 1 when the
+// stack, the job or the measuring failed.
+import { spawnSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import fs from "node:fs";
+import path from "node:path";
+import { startInfra } from "../scripts/infra.mjs";
+import { makeSamples } from "../scripts/samples.mjs";
+import { API_ENTRY, REPO, Stack, StackError, WORKER_BIN, rel, requireBuilt, stepTable } from "../scripts/stack.mjs";
+
+const BENCH = path.join(REPO, ".data", "bench");
+const PYTHON = path.join(REPO, "worker/.venv/bin/python");
+const SIZE = 512;
+// About 15 s of speech with sentence pauses (silent frames for silent_closed) and the lip shapes
+// that matter: open vowels, rounded o/oo, closed m/b/p.
+const NARRATION =
+  "Hello. I am a talking portrait, made on this computer from one photo and a voice sample. " +
+  "My lips open wide for every vowel, and close for m, b and p. " +
+  "Between sentences, I pause. Then I go on.";
+const SAMPLE_MS = 100;
+const JOB_TIMEOUT_MS = 15 * 60 * 1000;
+const MB = 1024 * 1024;
+const RSS_GOAL_MB = 1.5 * 1024;
+
+// The goals of issue #9 (2 cores). `ok` says whether a value meets the goal.
+const GOALS = [
+  { key: "lipsync_r", digits: 2, goal: "≥ 0.6", ok: (v) => v >= 0.6 },
+  { key: "silent_closed", digits: 2, goal: "≥ 0.9", ok: (v) => v >= 0.9 },
+  { key: "identity_drift", digits: 3, goal: "≤ 0.02", ok: (v) => v <= 0.02 },
+  { key: "voice_gain", digits: 3, goal: "> 0", ok: (v) => v > 0 },
+  { key: "rtf", digits: 2, goal: "≤ 0.35 (stretch 0.2)", ok: (v) => v <= 0.35 },
+];
+
+const say = (msg) => process.stderr.write(`bench: ${msg}\n`);
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+const stack = new Stack(path.join(BENCH, "logs"));
+let infra;
+let stopped = false;
+
+async function shutdown() {
+  if (stopped) return;
+  stopped = true;
+  await stack.stop();
+  await infra?.stop();
+}
+
+/** One JSON call to the api; an error answer becomes a StackError naming the route. */
+async function api(url, token, method, route, body) {
+  const headers = { accept: "application/json" };
+  if (token) headers.authorization = `Bearer ${token}`;
+  if (body !== undefined && !(body instanceof FormData)) headers["content-type"] = "application/json";
+  const res = await fetch(url + route, { method, headers, body: body instanceof FormData || body === undefined ? body : JSON.stringify(body) });
+  const text = await res.text();
+  if (!res.ok) throw new StackError(`${method} ${route}: HTTP ${res.status} ${text.slice(0, 300)}`);
+  return JSON.parse(text);
+}
+
+/** Poll GET /v1/jobs/:id until the job ends (and notice a dead api or worker at once). */
+async function waitJob(url, token, id) {
+  const deadline = Date.now() + JOB_TIMEOUT_MS;
+  for (;;) {
+    stack.check();
+    const job = await api(url, token, "GET", `/v1/jobs/${id}`);
+    if (["succeeded", "failed", "cancelled"].includes(job.state)) return job;
+    if (Date.now() > deadline) throw new StackError(`job ${id} still ${job.state} after ${JOB_TIMEOUT_MS / 60000} min`);
+    await sleep(SAMPLE_MS);
+  }
+}
+
+function requireSucceeded(job, what) {
+  if (job.state === "succeeded") return;
+  const e = job.error;
+  throw new StackError(`${what} ${job.state}${e ? ` at step ${e.step ?? "?"}: ${e.code}: ${e.message}` : ""} (job ${job.id})`);
+}
+
+/**
+ * Peak resident memory of a process and all its descendants (summed), sampled from /proc every
+ * SAMPLE_MS: the worker runs ffmpeg and other tools as child processes, and they count.
+ */
+function rssSampler(rootPid) {
+  const page = Number(spawnSync("getconf", ["PAGESIZE"], { encoding: "utf8" }).stdout) || 4096;
+  let peak = 0;
+  const sample = () => {
+    const children = new Map();
+    for (const name of fs.readdirSync("/proc")) {
+      if (!/^\d+$/.test(name)) continue;
+      try {
+        // Field 4 of stat is the parent pid; the command name (field 2) may contain spaces.
+        const ppid = Number(fs.readFileSync(`/proc/${name}/stat`, "utf8").replace(/^.*\) /s, "").split(" ")[1]);
+        if (!children.has(ppid)) children.set(ppid, []);
+        children.get(ppid).push(Number(name));
+      } catch {} // the process ended meanwhile
+    }
+    let total = 0;
+    for (const todo = [rootPid]; todo.length; ) {
+      const pid = todo.pop();
+      try {
+        total += Number(fs.readFileSync(`/proc/${pid}/statm`, "utf8").split(" ")[1]) * page;
+      } catch {}
+      todo.push(...(children.get(pid) ?? []));
+    }
+    peak = Math.max(peak, total);
+  };
+  sample();
+  const timer = setInterval(sample, SAMPLE_MS);
+  return () => {
+    clearInterval(timer);
+    sample();
+    return peak;
+  };
+}
+
+const artifactPath = (storageDir, job, step, kind) => {
+  const a = job.steps.find((s) => s.name === step)?.artifacts.find((x) => x.kind === kind);
+  if (!a) throw new StackError(`job ${job.id} has no ${kind} artifact from step ${step}`);
+  return path.join(storageDir, a.key);
+};
+
+async function main() {
+  requireBuilt([
+    [API_ENTRY, "the api build (npx tsc -b)"],
+    [WORKER_BIN, "the worker venv (scripts/bootstrap.sh)"],
+  ]);
+  // The speech and the voice reference are read straight from the object store's folder (the api
+  // serves only the MP4).
+  if ((process.env.STORAGE_DRIVER ?? "local") !== "local") throw new StackError("the bench reads artifacts from local storage: unset STORAGE_DRIVER");
+  fs.mkdirSync(BENCH, { recursive: true });
+
+  infra = await startInfra({ dataDir: BENCH });
+  const { url, env } = await stack.startApiAndWorker(infra.env, { storageDir: path.join(BENCH, "objects") });
+  const worker = stack.services.find((s) => s.name === "worker").child;
+  say(`api on ${url}; logs in ${rel(stack.logsDir)}/{api,worker}.log`);
+
+  let samples;
+  try {
+    samples = makeSamples(path.join(BENCH, "inputs"));
+  } catch (err) {
+    throw new StackError(err.message);
+  }
+  const email = `bench-${randomBytes(4).toString("hex")}@likeness.local`;
+  const { token } = await api(url, null, "POST", "/v1/auth/signup", { email, password: randomBytes(18).toString("base64url") });
+
+  const form = new FormData();
+  form.append("name", "Astronaut");
+  form.append("images", new Blob([fs.readFileSync(samples.portrait)], { type: "image/png" }), "astronaut.png");
+  form.append("voice", new Blob([fs.readFileSync(samples.voice)], { type: "audio/wav" }), "voice.wav");
+  const profile = await api(url, token, "POST", "/v1/profiles", form);
+  say(`profile ${profile.id}: training`);
+  const trained = await waitJob(url, token, (await api(url, token, "POST", `/v1/profiles/${profile.id}/train`, {})).id);
+  requireSucceeded(trained, "training");
+
+  say(`rendering ${SIZE}x${SIZE}, default pipeline (${NARRATION.split(/\s+/).length} words)`);
+  const stopSampling = rssSampler(worker.pid);
+  const submitted = Date.now();
+  const created = await api(url, token, "POST", "/v1/videos", { profileId: profile.id, narration: NARRATION, width: SIZE, height: SIZE });
+  const job = await waitJob(url, token, created.job.id);
+  const peakMb = stopSampling() / MB;
+  requireSucceeded(job, "the video");
+  const wallS = (Date.parse(job.finishedAt) - submitted) / 1000;
+
+  const out = path.join(BENCH, "out");
+  fs.mkdirSync(out, { recursive: true });
+  const mp4 = path.join(out, "video.mp4");
+  const res = await fetch(`${url}/v1/videos/${created.video.id}/file`, { headers: { authorization: `Bearer ${token}` } });
+  if (!res.ok) throw new StackError(`GET /v1/videos/${created.video.id}/file: HTTP ${res.status}`);
+  fs.writeFileSync(mp4, Buffer.from(await res.arrayBuffer()));
+  const speech = artifactPath(env.STORAGE_DIR, job, "tts", "speech");
+  const reference = artifactPath(env.STORAGE_DIR, trained, "prepare", "voice_reference");
+  const ttsEngine = job.steps.find((s) => s.name === "tts")?.engine ?? "";
+
+  // The stack's part is done: stop it so the measuring has the machine to itself.
+  await shutdown();
+
+  say("measuring the MP4 (face mesh on every frame, speech energy, voice similarity)");
+  const sheet = path.join(BENCH, "contact-sheet.png");
+  const m = spawnSync(
+    PYTHON,
+    ["-m", "likeness_worker.bench.measure", "--video", mp4, "--speech", speech, "--reference", reference, "--narration", NARRATION, "--tts-engine", ttsEngine, "--contact-sheet", sheet],
+    { cwd: REPO, encoding: "utf8", env: { ...process.env, GLOG_minloglevel: "2", TF_CPP_MIN_LOG_LEVEL: "2" } },
+  );
+  if (m.status !== 0) throw new StackError(`measuring failed (${m.status ?? m.signal}):\n${(m.stderr || "").trim().split("\n").slice(-20).join("\n")}`);
+  const fig = JSON.parse(m.stdout.trim().split("\n").at(-1));
+  fig.rtf = wallS / fig.speech_seconds;
+
+  const fmt = (v, d) => (v == null ? "nan" : v.toFixed(d));
+  const rows = [
+    ...GOALS.map((g) => [g.key, fmt(fig[g.key], g.digits), g.goal, fig[g.key] == null ? "n/a" : g.ok(fig[g.key]) ? "yes" : "no"]),
+    ["worker RSS", `${peakMb.toFixed(0)} MB`, `≤ ${RSS_GOAL_MB} MB (1.5 GB)`, peakMb <= RSS_GOAL_MB ? "yes" : "no"],
+  ];
+  const w = [0, 1, 2].map((i) => Math.max(...rows.map((r) => r[i].length), ["figure", "value", "goal"][i].length));
+  const line = (r) => r.map((c, i) => (i < 3 ? c.padEnd(w[i]) : c)).join("  ");
+  const d = fig.details;
+
+  console.log("");
+  console.log(stepTable("generate_video", job));
+  console.log("");
+  console.log(`submit → finished  ${wallS.toFixed(2)} s for ${fig.speech_seconds.toFixed(2)} s of speech (${d.frames} frames, ${SIZE}x${SIZE})`);
+  console.log(`peak worker RSS    ${peakMb.toFixed(0)} MB (likeness-worker + its child processes, summed, every ${SAMPLE_MS} ms during the render; MB = 2^20 bytes)`);
+  console.log("");
+  console.log("  " + line(["figure", "value", "goal", "met"]));
+  console.log("  " + line(w.map((n) => "-".repeat(n)).concat("---")));
+  for (const r of rows) console.log("  " + line(r));
+  console.log("");
+  console.log(`  face found on ${d.face_frames}/${d.frames} frames; ${d.silent_frames} silent frames; mouth opening p5/median/p95 ${[d.mouth_opening.p5, d.mouth_opening.median, d.mouth_opening.p95].map((v) => fmt(v, 3)).join("/")} (inner-lip gap / inter-ocular distance; closed < 0.05)`);
+  console.log(`  voice_gain: ${d.voice_gain}; ${d.contact_sheet.blinks} blinks detected`);
+  console.log(`  contact sheet: ${rel(sheet)}; video: ${rel(mp4)}`);
+  const result = `likeness-bench lipsync_r=${fmt(fig.lipsync_r, 2)} silent_closed=${fmt(fig.silent_closed, 2)} identity_drift=${fmt(fig.identity_drift, 3)} voice_gain=${fmt(fig.voice_gain, 3)} rtf=${fmt(fig.rtf, 2)}`;
+  fs.writeFileSync(path.join(BENCH, "result.json"), JSON.stringify({ line: result, peakRssMb: peakMb, wallS, job, figures: fig }, null, 2) + "\n");
+  console.log("");
+  console.log(result);
+}
+
+let interrupted = false;
+for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"]) {
+  process.on(sig, () => {
+    if (interrupted) return;
+    interrupted = true;
+    say(`${sig}: shutting down`);
+    shutdown().finally(() => process.exit(130));
+  });
+}
+
+try {
+  await main();
+} catch (err) {
+  if (interrupted) await new Promise(() => {}); // the signal handler stops everything and exits 130
+  process.stderr.write(`\nbench FAILED: ${err instanceof StackError ? err.message : err.stack ?? String(err)}\n`);
+  if (stack.services.length) stack.writeLogTails();
+  await shutdown().catch(() => {});
+  process.exit(1);
+}
+await shutdown();

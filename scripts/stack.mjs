@@ -1,0 +1,146 @@
+// The api and the worker as child processes, shared by the demo and the bench: start them with
+// their logs in a folder, wait for /healthz, notice when one dies, show the last lines of their
+// logs on failure, stop them. Also the step-timing table both print from GET /v1/jobs/:id.
+import { spawn } from "node:child_process";
+import fs from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { freePort, watchdog } from "./infra.mjs";
+
+export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+export const API_ENTRY = path.join(REPO, "apps/api/dist/server.js");
+export const WORKER_BIN = path.join(REPO, "worker/.venv/bin/likeness-worker");
+export const CLI = path.join(REPO, "apps/cli/dist/main.js");
+
+export const rel = (p) => path.relative(process.cwd(), p) || ".";
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** A failure worth one line to the user (no stack trace): a service died, a job failed... */
+export class StackError extends Error {}
+
+/** Refuse to start when a build output is missing, naming what makes it. */
+export function requireBuilt(entries) {
+  for (const [file, what] of entries) {
+    if (!fs.existsSync(file)) throw new StackError(`${rel(file)} is missing: ${what}`);
+  }
+}
+
+export class Stack {
+  /** @param {string} logsDir  where `<name>.log` of each service goes */
+  constructor(logsDir) {
+    this.logsDir = logsDir;
+    /** @type {{name: string, child: import('node:child_process').ChildProcess, log: string}[]} */
+    this.services = [];
+    fs.mkdirSync(logsDir, { recursive: true });
+  }
+
+  start(name, cmd, args, env) {
+    const log = path.join(this.logsDir, `${name}.log`);
+    const fd = fs.openSync(log, "w");
+    // Own process group: ^C reaches the launcher, which stops the services in order (api/worker
+    // before the databases). A watchdog stops them if the launcher itself is killed.
+    const child = spawn(cmd, args, { cwd: REPO, env, detached: true, stdio: ["ignore", fd, fd] });
+    fs.closeSync(fd);
+    child.exitInfo = null;
+    child.on("exit", (code, signal) => (child.exitInfo = { code, signal }));
+    const dog = watchdog(process.pid, "TERM", [child.pid]);
+    // Once the service is gone its watchdog must not outlive it (the pid could be reused).
+    child.on("exit", () => {
+      try {
+        process.kill(dog, "SIGKILL");
+      } catch {}
+    });
+    this.services.push({ name, child, log });
+    return child;
+  }
+
+  /**
+   * The api and the worker on a free port, with the databases of `infraEnv`; resolves once the
+   * api answers /healthz. Returns the api's URL and the environment both run with.
+   */
+  async startApiAndWorker(infraEnv, { storageDir }) {
+    const port = await freePort();
+    const url = `http://127.0.0.1:${port}`;
+    const env = {
+      ...process.env,
+      ...infraEnv,
+      API_HOST: "127.0.0.1",
+      API_PORT: String(port),
+      STORAGE_DRIVER: process.env.STORAGE_DRIVER ?? "local",
+      STORAGE_DIR: process.env.STORAGE_DIR ?? storageDir,
+      LOG_LEVEL: process.env.LOG_LEVEL ?? "info",
+    };
+    this.start("api", process.execPath, [API_ENTRY], env);
+    this.start("worker", WORKER_BIN, [], env);
+    await this.waitHealthy(url);
+    this.check();
+    return { url, env };
+  }
+
+  /** Throws when a service has exited: nothing that follows can work. */
+  check() {
+    for (const s of this.services) {
+      if (s.child.exitInfo) {
+        const { code, signal } = s.child.exitInfo;
+        throw new StackError(`the ${s.name} exited (${code ?? signal}) — see ${rel(s.log)}`);
+      }
+    }
+  }
+
+  async waitHealthy(url, timeoutMs = 90000) {
+    const deadline = Date.now() + timeoutMs;
+    let last = "";
+    for (;;) {
+      this.check();
+      try {
+        const res = await fetch(`${url}/healthz`);
+        if (res.ok) return;
+        last = `HTTP ${res.status} ${(await res.text()).slice(0, 200)}`;
+      } catch (err) {
+        last = err.cause?.code ?? err.message;
+      }
+      if (Date.now() > deadline) throw new StackError(`the api did not become healthy in ${timeoutMs / 1000} s (${last}) — see ${rel(path.join(this.logsDir, "api.log"))}`);
+      await sleep(200);
+    }
+  }
+
+  async stop() {
+    await Promise.all(
+      this.services.map(async ({ child }) => {
+        if (child.exitInfo) return;
+        const gone = new Promise((r) => child.once("exit", r));
+        child.kill("SIGTERM");
+        const t = setTimeout(() => child.kill("SIGKILL"), 20000);
+        await gone;
+        clearTimeout(t);
+      }),
+    );
+  }
+
+  /** The last lines of each service's log, for a failure report on stderr. */
+  writeLogTails(lines = 15) {
+    for (const s of this.services) {
+      let tail = [];
+      try {
+        tail = fs.readFileSync(s.log, "utf8").trimEnd().split("\n").slice(-lines);
+      } catch {}
+      if (tail.join("").trim()) process.stderr.write(`\n--- last lines of ${rel(s.log)} ---\n${tail.join("\n")}\n`);
+    }
+    process.stderr.write(`\nlogs: ${rel(this.logsDir)}/api.log, ${rel(this.logsDir)}/worker.log\n`);
+  }
+}
+
+/** A job's steps as GET /v1/jobs/:id records them: engine, state, seconds, reused. */
+export function stepTable(title, job) {
+  const rows = job.steps.map((s) => [s.name, s.engine ?? "", s.state, s.durationMs == null ? "" : (s.durationMs / 1000).toFixed(2), s.reused ? "yes" : ""]);
+  const total = job.finishedAt ? ((Date.parse(job.finishedAt) - Date.parse(job.createdAt)) / 1000).toFixed(2) : "";
+  const head = ["step", "engine", "state", "seconds", "reused"];
+  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const fmt = (r) => r.map((c, i) => (i === 3 ? c.padStart(w[i]) : c.padEnd(w[i]))).join("  ").trimEnd();
+  return [
+    `${title} (job ${job.id}, ${job.state}, ${total} s from queued to finished)`,
+    "  " + fmt(head),
+    "  " + w.map((n) => "-".repeat(n)).join("  "),
+    ...rows.map((r) => "  " + fmt(r)),
+  ].join("\n");
+}
