@@ -97,17 +97,15 @@ def mesh_triangles() -> np.ndarray:
 def drop_overlapping(tris: np.ndarray, pts: np.ndarray) -> np.ndarray:
     """Keep the triangles that contain no other vertex (a clique that is not a face of a planar
     mesh always encloses one)."""
-    keep = []
-    p = pts[:, :2]
-    for t in tris:
-        a, b, c = p[t]
-        m = np.array([[b[0] - a[0], c[0] - a[0]], [b[1] - a[1], c[1] - a[1]]])
-        det = np.linalg.det(m)
-        if abs(det) < 1e-9:
-            continue
-        uv = np.linalg.solve(m, (p - a).T).T
-        inside = (uv[:, 0] > 1e-3) & (uv[:, 1] > 1e-3) & (uv.sum(1) < 1 - 1e-3)
-        inside[t] = False
-        if not inside[:MESH_POINTS].any():
-            keep.append(t)
-    return np.array(keep, np.int32)
+    p = pts[:MESH_POINTS, :2]
+    a, b, c = p[tris[:, 0]], p[tris[:, 1]], p[tris[:, 2]]
+    v0, v1 = b - a, c - a
+    det = v0[:, 0] * v1[:, 1] - v1[:, 0] * v0[:, 1]
+    ok = np.abs(det) > 1e-9
+    rel = p[None, :, :] - a[:, None, :]  # triangles x points x 2
+    den = np.where(ok, det, 1.0)[:, None]
+    u = (rel[..., 0] * v1[:, None, 1] - v1[:, None, 0] * rel[..., 1]) / den
+    w = (v0[:, None, 0] * rel[..., 1] - rel[..., 0] * v0[:, None, 1]) / den
+    inside = (u > 1e-3) & (w > 1e-3) & (u + w < 1 - 1e-3)
+    inside[np.arange(len(tris))[:, None], tris] = False
+    return tris[ok & ~inside.any(1)]

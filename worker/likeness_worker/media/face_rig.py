@@ -232,10 +232,18 @@ class FaceRig:
         index = np.full((h, w), -1, np.int32)
         for k, t in enumerate(self.triangles):
             cv2.fillConvexPoly(index, np.round(pts[t] * 16).astype(np.int32), k, cv2.LINE_8, 4)
-        ys, xs = np.nonzero(index >= 0)
-        tri = self.triangles[index[ys, xs]]
+        # The backward map is computed on a half-resolution grid (the centres of 2 x 2 blocks)
+        # and upsampled: the fields are smooth, so this costs nothing visible and a quarter of
+        # the time.
+        half = (w // 2, h // 2)
+        gx, gy = np.meshgrid(np.arange(half[0], dtype=np.float32) * 2 + 0.5,
+                             np.arange(half[1], dtype=np.float32) * 2 + 0.5)
+        self.grid_half = np.stack([gx + x0, gy + y0], -1)
+        sub = index[0::2, 0::2][: half[1], : half[0]]
+        ys, xs = np.nonzero(sub >= 0)
+        tri = self.triangles[sub[ys, xs]]
         a, b, c = pts[tri[:, 0]], pts[tri[:, 1]], pts[tri[:, 2]]
-        q = np.stack([xs, ys], 1).astype(np.float64)
+        q = np.stack([xs * 2 + 0.5, ys * 2 + 0.5], 1)
         v0, v1, v2 = b - a, c - a, q - a
         den = v0[:, 0] * v1[:, 1] - v1[:, 0] * v0[:, 1]
         den[np.abs(den) < 1e-12] = 1e-12
@@ -244,20 +252,12 @@ class FaceRig:
         l0 = 1 - l1 - l2
 
         def spread(vtx: np.ndarray) -> np.ndarray:
-            f = np.zeros((h, w, 2), np.float32)
+            f = np.zeros((half[1], half[0], 2), np.float32)
             f[ys, xs] = (l0[:, None] * vtx[tri[:, 0]] + l1[:, None] * vtx[tri[:, 1]]
                          + l2[:, None] * vtx[tri[:, 2]])
             return f
 
-        # The backward map is computed on a half-resolution grid (block centres) and upsampled:
-        # the fields are smooth, so this costs nothing visible and a quarter of the time.
-        half = (max(1, w // 2), max(1, h // 2))
-        self.fields = np.stack([cv2.resize(spread(bk)[: half[1] * 2, : half[0] * 2], half,
-                                           interpolation=cv2.INTER_AREA)
-                                for bk in self.bases]).reshape(len(BASES), -1)
-        gx, gy = np.meshgrid(np.arange(half[0], dtype=np.float32) * 2 + 0.5 + x0,
-                             np.arange(half[1], dtype=np.float32) * 2 + 0.5 + y0)
-        self.grid_half = np.stack([gx, gy], -1)
+        self.fields = np.stack([spread(bk) for bk in self.bases]).reshape(len(BASES), -1)
         gx, gy = np.meshgrid(np.arange(x0, x1, dtype=np.float32), np.arange(y0, y1, dtype=np.float32))
         self.grid = np.stack([gx, gy], -1)
 
