@@ -46,6 +46,27 @@ def _smoothstep(x: np.ndarray) -> np.ndarray:
     return x * x * (3 - 2 * x)
 
 
+def _thin_plate(ctrl: np.ndarray, values: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """Thin-plate spline through ``values`` (k x 2) at ``ctrl`` (k x 2), evaluated ``at``."""
+    def u(r2: np.ndarray) -> np.ndarray:
+        return 0.5 * r2 * np.log(np.maximum(r2, 1e-12))
+
+    k = len(ctrl)
+    scale = max(1.0, float(np.ptp(ctrl, axis=0).max()))
+    c, q = ctrl / scale, at / scale  # well conditioned whatever the picture's size
+    m = np.zeros((k + 3, k + 3))
+    m[:k, :k] = u(((c[:, None] - c[None]) ** 2).sum(-1)) + 1e-6 * np.eye(k)
+    m[:k, k] = 1
+    m[:k, k + 1:] = c
+    m[k, :k] = 1
+    m[k + 1:, :k] = c.T
+    rhs = np.zeros((k + 3, 2))
+    rhs[:k] = values
+    coef = np.linalg.solve(m, rhs)
+    basis = u(((q[:, None] - c[None]) ** 2).sum(-1))
+    return basis @ coef[:k] + coef[k] + q @ coef[k + 1:]
+
+
 def _strip(upper: tuple[int, ...], lower: tuple[int, ...]) -> list[tuple[int, int, int]]:
     """Triangles filling the hole between two contours that share their end points."""
     tris = []
@@ -134,6 +155,7 @@ class FaceRig:
                                           self.roi, cv2.INTER_LINEAR)
             pts = pts + closing
             self.points = pts
+            image = _clean_lips(image, pts)
         self.image = image
         self.bases = self._bases(pts, len(anchor_ids))
         self._fields()
@@ -148,30 +170,51 @@ class FaceRig:
     def _rest_closing(self, pts: np.ndarray) -> np.ndarray:
         """Constant displacement that closes a mouth open in the picture (the rest pose is
         closed lips: the avatar's mouth rests closed on silence)."""
-        d = np.zeros_like(pts)
         gaps = np.array([max(0.0, float((pts[lo] - pts[up]) @ self.v))
                          for up, lo in zip(LIPS_INNER_UPPER, LIPS_INNER_LOWER)])
         g = float(gaps[len(gaps) // 2])
         if g < 0.03 * self.mouth_w:  # closed, or as good as: leave the lips as they are
-            return d
-        _, t = self._mouth_coords(pts)
-        jaw = self._jaw_weight(pts)
-        d -= np.outer(jaw * g, self.v)
-        for k, i in enumerate(LIPS_INNER_LOWER):
-            d[i] = -gaps[k] * self.v  # each inner point onto its upper partner
-        return d
+            return np.zeros_like(pts)
+        inner = {i: -gaps[k] * self.v for k, i in enumerate(LIPS_INNER_LOWER)}  # onto the upper lip
+        return self._jaw_move(pts, -g, inner, {})
 
-    def _jaw_weight(self, pts: np.ndarray) -> np.ndarray:
-        """How much each vertex follows the jaw: 1 on the lower lip and chin, fading toward the
-        jaw's angles and to 0 at the mouth line and above."""
+    def _lip_profile(self, pts: np.ndarray, ids: tuple[int, ...]) -> np.ndarray:
+        """1 in the middle of the mouth, 0 at the corners."""
+        s, _ = self._mouth_coords(pts)
+        # An ellipse, not a V: the opening is round at the bottom. The corners, shared with the
+        # upper lip, stay where they are (moving them folds the skin around them).
+        corner = max(abs(s[MOUTH_LEFT]), abs(s[MOUTH_RIGHT]))
+        return np.sqrt(np.clip(1 - (s[list(ids)] / corner) ** 2, 0, 1))
+
+    def _jaw_move(self, pts: np.ndarray, drop: float, inner_lower: dict, upper: dict) -> np.ndarray:
+        """The jaw moves by ``drop`` pixels (down > 0) with the lower lip; ``inner_lower`` and
+        ``upper`` give some lip points their own displacement. Every other vertex follows by a
+        thin-plate spline through the lips, the chin (moving) and the upper face (still): smooth,
+        so the skin between lip and chin neither folds nor tears."""
         s, t = self._mouth_coords(pts)
-        w = _smoothstep(t / 0.55) * np.exp(-(np.maximum(0, np.abs(s) - 0.35) / 0.9) ** 2)
-        lower = [i for i in LIPS_OUTER_LOWER + LIPS_INNER_LOWER]
-        w[lower] = 0.45 + 0.55 * np.cos(np.pi / 2 * np.clip(np.abs(s[lower]) / 0.55, 0, 1))
-        for corner in (61, 291, 78, 308):
-            w[corner] = 0.3
-        w[MESH_POINTS:] = 0.0
-        return w
+        v = self.v
+        fixed: dict[int, np.ndarray] = {}
+        for i, w in zip(LIPS_OUTER_LOWER, self._lip_profile(pts, LIPS_OUTER_LOWER)):
+            fixed[i] = drop * w * v
+        for i in FACE_OVAL:  # the chin moves with the jaw, less toward the jaw's angles, the rest not
+            w = _smoothstep((t[i] - 0.1) / 0.6) * np.exp(-(max(0.0, abs(s[i]) - 0.45) / 0.8) ** 2)
+            fixed[i] = drop * float(w) * v
+        for i in LIPS_OUTER_UPPER + (1, 4, 195, 197, 33, 133, 263, 362):
+            fixed.setdefault(i, np.zeros(2))
+        fixed.update({i: np.asarray(d, np.float64) for i, d in upper.items() if i in LIPS_OUTER_UPPER})
+        ids = list(fixed)
+        d = np.zeros_like(pts)
+        d[:MESH_POINTS] = _thin_plate(pts[ids], np.array([fixed[i] for i in ids]), pts[:MESH_POINTS])
+        # Above the mouth line nothing follows the jaw (a spline overshoots a little there, and
+        # a nostril that twitches with every syllable looks wrong).
+        d[:MESH_POINTS] *= _smoothstep((t[:MESH_POINTS] + 0.12) / 0.12)[:, None]
+        for i, w in zip(LIPS_INNER_LOWER, self._lip_profile(pts, LIPS_INNER_LOWER)):
+            d[i] = inner_lower.get(i, drop * w * v)
+        for i, dd in upper.items():
+            d[i] = dd
+        for i in ids:
+            d[i] = fixed[i]
+        return d
 
     def _bases(self, pts: np.ndarray, n_anchor: int) -> np.ndarray:
         n = len(pts)
@@ -180,12 +223,10 @@ class FaceRig:
         mw, u, v = self.mouth_w, self.u, self.v
         # open: the jaw drops, the upper lip lifts a little.
         gap = MAX_GAP * mw
-        b[0] = np.outer(self._jaw_weight(pts) * 0.85 * gap, v)
         up_w = np.cos(np.pi / 2 * np.clip(np.abs(s) / 0.55, 0, 1))
-        for i in LIPS_INNER_UPPER:
-            b[0, i] = -0.15 * gap * up_w[i] * v
-        for i in LIPS_OUTER_UPPER:
-            b[0, i] = -0.08 * gap * up_w[i] * v
+        upper = {i: -0.15 * gap * up_w[i] * v for i in LIPS_INNER_UPPER}
+        upper.update({i: -0.08 * gap * up_w[i] * v for i in LIPS_OUTER_UPPER})
+        b[0] = self._jaw_move(pts, 0.85 * gap, {}, upper)
         # spread / round: the corners move out / in; rounding also opens the middle a little.
         near = np.exp(-((s / 0.8) ** 2 + (t / 0.5) ** 2))
         near[MESH_POINTS:] = 0
@@ -246,10 +287,15 @@ class FaceRig:
         q = np.stack([xs * 2 + 0.5, ys * 2 + 0.5], 1)
         v0, v1, v2 = b - a, c - a, q - a
         den = v0[:, 0] * v1[:, 1] - v1[:, 0] * v0[:, 1]
-        den[np.abs(den) < 1e-12] = 1e-12
+        flat = np.abs(den) < 1e-6  # the closed mouth's strip: no area, any weights will do
+        den[flat] = 1.0
         l1 = (v2[:, 0] * v1[:, 1] - v1[:, 0] * v2[:, 1]) / den
         l2 = (v0[:, 0] * v2[:, 1] - v2[:, 0] * v0[:, 1]) / den
-        l0 = 1 - l1 - l2
+        # A block centre can sit just outside the triangle its corner pixel belongs to: clamp.
+        lam = np.clip(np.stack([1 - l1 - l2, l1, l2], 1), 0.0, 1.0)
+        lam[flat] = 1 / 3
+        lam /= lam.sum(1, keepdims=True)
+        l0, l1, l2 = lam[:, 0], lam[:, 1], lam[:, 2]
 
         def spread(vtx: np.ndarray) -> np.ndarray:
             f = np.zeros((half[1], half[0], 2), np.float32)
@@ -324,6 +370,30 @@ def warp_exact(image: np.ndarray, src: np.ndarray, dst: np.ndarray, tris: np.nda
     return out
 
 
+def _clean_lips(image: np.ndarray, pts: np.ndarray) -> np.ndarray:
+    """After closing a mouth that showed its teeth: MediaPipe's inner lip contour runs inside
+    the teeth, so the closed lips carry bits of tooth and of the dark gap. Those pixels (much
+    brighter and greyer than the lips, or much darker) are filled in from the lips around them."""
+    lips = np.zeros(image.shape[:2], np.uint8)
+    for outer, inner in ((LIPS_OUTER_UPPER, LIPS_INNER_UPPER), (LIPS_OUTER_LOWER, LIPS_INNER_LOWER)):
+        poly = np.vstack([pts[list(outer)], pts[list(inner)][::-1]])
+        cv2.fillPoly(lips, [np.round(poly * 16).astype(np.int32)], 255, cv2.LINE_8, 4)
+    lab = cv2.cvtColor(image, cv2.COLOR_RGB2LAB).astype(np.float32)
+    inside = lab[lips > 0]
+    if len(inside) < 20:
+        return image
+    light, chroma = lab[..., 0], np.hypot(lab[..., 1] - 128, lab[..., 2] - 128)
+    lip_light = float(np.median(inside[:, 0]))
+    lip_chroma = float(np.median(np.hypot(inside[:, 1] - 128, inside[:, 2] - 128)))
+    # Teeth inside the lips; the dark gap's shadow inside and just around them (the corners).
+    near = cv2.dilate(lips, np.ones((5, 5), np.uint8)) > 0
+    odd = ((lips > 0) & (light > lip_light + 18) & (chroma < 0.7 * lip_chroma)) | (near & (light < 0.6 * lip_light))
+    mask = cv2.dilate(odd.astype(np.uint8) * 255, np.ones((3, 3), np.uint8))
+    if not mask.any():
+        return image
+    return cv2.inpaint(image, mask, 3, cv2.INPAINT_TELEA)
+
+
 def _lip_colour(rig: FaceRig) -> np.ndarray:
     p, image = rig.points, rig.image
     ring = np.array([p[i] for i in LIPS_OUTER_UPPER + LIPS_OUTER_LOWER], np.int32)
@@ -338,7 +408,7 @@ def _lip_colour(rig: FaceRig) -> np.ndarray:
 def paint_mouth(rig: FaceRig, out: np.ndarray, vtx: np.ndarray, down: np.ndarray | None = None,
                 scale: float = 1.0) -> None:
     """Fill the opening between the inner lips: a dark interior, the upper teeth under the upper
-    lip and, wide open, a glimpse of the lower teeth; feathered into the warped lips.
+    lip and, open wide, the tongue low in the mouth; feathered into the warped lips.
     ``vtx``: the posed vertices where ``out`` has them; ``down``/``scale``: the face's downward
     direction and size there, when ``out`` is not the rig's own picture."""
     v = rig.v if down is None else down
@@ -354,7 +424,7 @@ def paint_mouth(rig: FaceRig, out: np.ndarray, vtx: np.ndarray, down: np.ndarray
         shade = region.copy()
         line = np.round((mid - (max(lx0, 0), max(ly0, 0))) * 16).astype(np.int32)
         cv2.polylines(shade, [line], False, tuple(float(c) for c in rig.lip_rgb * 0.35), 1, cv2.LINE_AA, 4)
-        cv2.addWeighted(shade, 0.7, region, 0.3, 0, region)
+        cv2.addWeighted(shade, 0.45, region, 0.55, 0, region)
         return
     poly = np.vstack([upper, lower[::-1]])
     bx0, by0 = np.floor(poly.min(0)).astype(int) - 2
@@ -382,17 +452,16 @@ def paint_mouth(rig: FaceRig, out: np.ndarray, vtx: np.ndarray, down: np.ndarray
     # Interior: the lips' own colour, darkened most in the middle of the opening; the tongue's
     # warmer tone low in the mouth.
     dark = rig.lip_rgb * (0.30 + 0.45 * np.abs(depth - 0.45) ** 1.3)[..., None]
-    tongue = np.clip((depth - 0.65) / 0.35, 0, 1)[..., None] * np.clip(local_gap / (0.25 * mouth_w), 0, 1)[..., None]
-    interior = dark * (1 - 0.6 * tongue) + rig.lip_rgb * 0.55 * 0.6 * tongue
+    tongue = (np.clip((depth - 0.6) / 0.3, 0, 1) * np.clip(local_gap / (0.2 * mouth_w), 0, 1)
+              * (1 - side ** 2))[..., None]
+    interior = dark * (1 - 0.8 * tongue) + rig.lip_rgb * 0.62 * 0.8 * tongue
     interior *= (1 - 0.35 * side ** 2)[..., None]
-    tooth = np.array([240.0, 236.0, 226.0]) * min(1.0, max(0.6, luma))
-    band_up = np.minimum(local_gap * 0.32, 0.075 * mouth_w)
+    tooth = np.array([244.0, 240.0, 230.0]) * min(1.0, max(0.6, luma))
+    band_up = np.minimum(local_gap * 0.3, 0.07 * mouth_w)
     teeth_up = np.clip((y_up + band_up - ys) / 1.0, 0, 1) * (1 - 0.75 * side ** 3)
     # the teeth are lit from the front and shaded under the lip and toward the corners
     shade = (0.78 + 0.22 * np.clip((ys - y_up) / np.maximum(band_up, 1), 0, 1))[..., None] * (1 - 0.5 * side ** 2)[..., None]
-    band_lo = np.where(local_gap > 0.22 * mouth_w, np.minimum(local_gap * 0.15, 0.04 * mouth_w), 0)
-    teeth_lo = np.clip((ys - (y_lo - band_lo)) / 1.0, 0, 1) * (band_lo > 0) * (1 - side ** 2)
-    t = np.maximum(teeth_up, teeth_lo * 0.7)[..., None]
+    t = teeth_up[..., None]
     fill = interior * (1 - t) + tooth * shade * t
     region = out[by0:by1, bx0:bx1].astype(np.float32)
     a = alpha[..., None]

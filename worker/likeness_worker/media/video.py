@@ -260,7 +260,7 @@ def mux(
     cancelled: Callable[[], bool] | None = None,
     timeout: float = 600.0,
 ) -> dict:
-    """Final MP4: H.264 yuv420p at ``fps`` + AAC 48 kHz at ``target_lufs``, faststart, and a
+    """Final MP4: H.264 yuv420p at ``fps`` + mono AAC 48 kHz at ``target_lufs``, faststart, and a
     mov_text subtitle track from ``srt``; the video lasts round(audio duration x fps) frames.
 
     A video that already is that stream (H.264 yuv420p, ``fps``, the right number of frames:
@@ -313,7 +313,9 @@ def mux(
     out_mp4.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_mp4.with_name(f".{out_mp4.stem}.tmp.mp4")
     cmd += [*FINAL, "-r", str(fps)] if why else ["-c:v", "copy"]
-    cmd += ["-c:a", "aac", "-b:a", "160k", "-ar", "48000", "-ac", "2",
+    # Mono speech: one AAC channel; the fast coder is 3x quicker than the default at no audible
+    # cost for a voice.
+    cmd += ["-c:a", "aac", "-aac_coder", "fast", "-b:a", "128k", "-ar", "48000", "-ac", "1",
             "-movflags", "+faststart", str(tmp)]
     try:
         proc.run(cmd, timeout=timeout, cancelled=cancelled)
