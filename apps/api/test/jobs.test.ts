@@ -512,6 +512,67 @@ describeWithServices("jobs", () => {
     expect(metrics.body).toMatch(/likeness_job_step_failures_total\{step="train_lora",code="engine_failed"\} 1/);
   });
 
+  it("shows what each step reported (storage keys left out); a step that runs again, and a retry, clear it", async () => {
+    const p = await makeProfile(t.db, a.userId, { trained: true });
+    const res = await app.inject({ method: "POST", url: "/v1/videos", headers: a.auth, payload: { profileId: p.id, narration: "Hi there.", width: 256, height: 256 } });
+    expect(res.statusCode, res.body).toBe(202);
+    const { job: j } = res.json();
+    const { command } = await worker.next("generate_video");
+    const dir = `jobs/${command.jobId}`;
+    const sub = t.redis.duplicate();
+    const published: JobUpdate[] = [];
+    sub.on("message", (_channel, m) => published.push(JSON.parse(m)));
+    await sub.subscribe(keys.jobUpdates(j.id));
+    try {
+      const upscale = { skipped: true, reason: "skipped: the frames are already 256x256", videoKey: `${dir}/talking_head/talking_head.mp4` };
+      const mux = {
+        video: "copied: already the final H.264 stream",
+        subtitles: "soft",
+        videoKey: `${dir}/mux/video.mp4`,
+        subtitlesKey: `${dir}/mux/subtitles.srt`,
+        streams: [{ codec: "h264", sourceKey: `${dir}/talking_head/talking_head.mp4` }],
+      };
+      await worker.send(command, { type: "job_started", worker: worker.name });
+      await worker.send(command, { type: "step_succeeded", step: "upscale", engine: "lanczos", artifacts: [], outputs: upscale, durationMs: 20, reused: false });
+      await worker.send(command, { type: "step_succeeded", step: "mux", engine: "ffmpeg", artifacts: [], outputs: mux, durationMs: 400, reused: false });
+
+      const shown = await waitFor("outputs recorded", async () => {
+        const v = await job(j.id);
+        return v.steps.find((s: { name: string }) => s.name === "mux").outputs ? v : undefined;
+      });
+      const step = (v: { steps: { name: string; outputs: unknown }[] }, name: string) => v.steps.find((s) => s.name === name)!.outputs;
+      expect(step(shown, "upscale")).toEqual({ skipped: true, reason: "skipped: the frames are already 256x256" });
+      expect(step(shown, "mux")).toEqual({ video: "copied: already the final H.264 stream", subtitles: "soft", streams: [{ codec: "h264" }] });
+      expect(step(shown, "tts")).toBeNull();
+      const stored = await t.db.selectFrom("job_steps").select("outputs").where("job_id", "=", j.id).where("name", "=", "mux").executeTakeFirstOrThrow();
+      expect(JSON.stringify(stored.outputs)).not.toMatch(/Key|jobs\//);
+      // The live events say the same, without the keys.
+      await waitFor("events published", async () => published.filter((u) => u.type === "event" && u.event.type === "step_succeeded").length === 2);
+      const live = published.flatMap((u) => (u.type === "event" && u.event.type === "step_succeeded" ? [u.event.outputs] : []));
+      expect(live).toEqual([step(shown, "upscale"), step(shown, "mux")]);
+
+      // mux runs again, then fails: what it said before is gone.
+      await worker.send(command, { type: "step_started", step: "mux", engine: "ffmpeg" });
+      await waitFor("mux running again", async () => (await job(j.id)).steps.find((s: { name: string }) => s.name === "mux").state === "running");
+      expect(step(await job(j.id), "mux")).toBeNull();
+      const error = { code: "engine_failed", message: "ffmpeg crashed", retryable: true } as const;
+      await worker.send(command, { type: "step_failed", step: "mux", engine: "ffmpeg", error, durationMs: 50 });
+      await worker.send(command, { type: "job_finished", state: "failed", error: { ...error, step: "mux" } });
+      await waitFor("failed job", async () => (await job(j.id)).state === "failed");
+
+      // A retry resets every step that did not succeed, outputs included (here a row that still holds some);
+      // a step that succeeded keeps what it said: the worker reuses it.
+      await t.db.updateTable("job_steps").set({ outputs: JSON.stringify({ video: "stale" }) }).where("job_id", "=", j.id).where("name", "=", "mux").execute();
+      const retry = await app.inject({ method: "POST", url: `/v1/jobs/${j.id}/retry`, headers: a.auth });
+      expect(retry.statusCode, retry.body).toBe(202);
+      expect(step(retry.json(), "mux")).toBeNull();
+      expect(step(retry.json(), "upscale")).toEqual({ skipped: true, reason: "skipped: the frames are already 256x256" });
+      await worker.next("generate_video"); // drain attempt 2
+    } finally {
+      sub.disconnect();
+    }
+  });
+
   it("cancels a queued job at once, and a running job when the worker reports", async () => {
     const p = await makeProfile(t.db, a.userId);
     const j = await train(p.id);

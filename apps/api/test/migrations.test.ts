@@ -44,9 +44,39 @@ describeWithServices("migrations", () => {
     const none = await videoFor({ narration: "Hi", subtitles: false });
     const unsaid = await videoFor({ narration: "Hi" });
 
-    expect(await migrateToLatest(db)).toEqual(["0003-video-subtitles"]);
+    expect(await migrateToLatest(db)).toContain("0003-video-subtitles");
     const rows = await db.selectFrom("videos").select(["id", "subtitles"]).execute();
     expect(Object.fromEntries(rows.map((r) => [r.id, r.subtitles]))).toEqual({ [soft]: "soft", [none]: "none", [unsaid]: "soft" });
     await expect(sql`UPDATE videos SET subtitles = 'hard' WHERE id = ${unsaid}`.execute(db)).rejects.toThrow(/check constraint/);
+  });
+
+  it("0004 gives job steps a nullable outputs column, empty for the steps before it, and takes it back", async () => {
+    const migrator = new Migrator({ db: t.db, provider: { getMigrations: async () => migrations } });
+    expect((await migrator.migrateTo("0003-video-subtitles")).error).toBeUndefined();
+    const db = t.db;
+    const user = await db.insertInto("users").values({ email: `${randomUUID()}@example.com`, password_hash: "x" }).returning("id").executeTakeFirstOrThrow();
+    const profile = await db
+      .insertInto("profiles")
+      .values({ user_id: user.id, name: "Ada", trigger_word: "lkada4", state: "draft" })
+      .returning("id")
+      .executeTakeFirstOrThrow();
+    const job = await db
+      .insertInto("jobs")
+      .values({ user_id: user.id, kind: "train_profile", profile_id: profile.id, state: "succeeded", request: json({}) })
+      .returning("id")
+      .executeTakeFirstOrThrow();
+    await db.insertInto("job_steps").values({ job_id: job.id, name: "prepare", state: "succeeded", engine: "dataset" }).execute();
+
+    expect(await migrateToLatest(db)).toContain("0004-step-outputs");
+    const step = await db.selectFrom("job_steps").selectAll().where("job_id", "=", job.id).executeTakeFirstOrThrow();
+    expect(step).toMatchObject({ name: "prepare", state: "succeeded", outputs: null });
+    await db.updateTable("job_steps").set({ outputs: json({ reason: "why" }) }).where("job_id", "=", job.id).execute();
+    expect((await db.selectFrom("job_steps").select("outputs").executeTakeFirstOrThrow()).outputs).toEqual({ reason: "why" });
+
+    expect((await migrator.migrateTo("0003-video-subtitles")).error).toBeUndefined();
+    const columns = await sql<{ column_name: string }>`
+      SELECT column_name FROM information_schema.columns WHERE table_name = 'job_steps'`.execute(db);
+    expect(columns.rows.map((r) => r.column_name)).not.toContain("outputs");
+    await migrateToLatest(db);
   });
 });

@@ -138,6 +138,15 @@ describeWithServices("OpenAPI document", () => {
     expect(video.required).toContain("subtitles");
   });
 
+  it("documents what each step of a job reports (its outputs), null until it succeeds", () => {
+    const job = op("get", "/v1/jobs/{id}").responses["200"]!.content!["application/json"]!.schema;
+    const step = job.properties.steps.items;
+    expect(step.required).toContain("outputs");
+    expect(step.properties.outputs).toMatchObject({ type: "object", nullable: true });
+    expect(step.properties.outputs.description).toMatch(/why upscale was skipped/);
+    expect(step.properties.outputs.description).toMatch(/storage keys/);
+  });
+
   it("the documented WebSocket route still upgrades, and a plain GET is still refused", async () => {
     const user = await signUp(t.app);
     const plain = await t.app.inject({ method: "GET", url: `/v1/jobs/${randomUUID()}/events`, headers: user.auth });

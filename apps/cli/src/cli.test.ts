@@ -320,6 +320,33 @@ describe("what the user sees after the fact", () => {
     expect(h.stdout.join("")).toContain(`next: likeness video download ${VIDEO_ID} --out video.mp4\n`);
   });
 
+  it("job show notes why a step did what it did; --json has all of its outputs", async () => {
+    const h = harness(env);
+    const base = trainJob().steps[0]!;
+    const outputs = { skipped: true, reason: "skipped: the frames are already 512x512" };
+    h.answers.getJob = trainJob({
+      kind: "generate_video",
+      state: "succeeded",
+      finishedAt: at(5),
+      videoId: VIDEO_ID,
+      steps: [
+        { ...base, name: "tts", state: "succeeded", engine: "piper", durationMs: 900, outputs: { voice: "en_US-joe-medium", shaping: { pitch: "skipped" } } },
+        { ...base, name: "upscale", state: "succeeded", engine: "lanczos", durationMs: 20, outputs },
+        { ...base, name: "mux", state: "succeeded", engine: "ffmpeg", durationMs: 400, outputs: { video: "copied: already the final H.264 stream", subtitles: "soft" } },
+      ],
+    });
+    expect(await h.run("job", "show", JOB_ID)).toBe(0);
+    const lines = h.stdout.join("").split("\n");
+    expect(lines[1]).toMatch(/^✓ tts\s+piper\s+█+ 100%\s+0\.9s$/);
+    expect(lines[2]).toMatch(/^✓ upscale\s+lanczos\s+█+ 100%\s+0\.0s  — skipped: the frames are already 512x512$/);
+    expect(lines[3]).toMatch(/^✓ mux\s+ffmpeg\s+█+ 100%\s+0\.4s  — copied: already the final H\.264 stream$/);
+
+    await h.run("--json", "job", "show", JOB_ID);
+    const steps = JSON.parse(h.stdout.at(-1)!).steps;
+    expect(steps[0].outputs).toEqual({ voice: "en_US-joe-medium", shaping: { pitch: "skipped" } });
+    expect(steps[1].outputs).toEqual(outputs);
+  });
+
   it("video list: one line per video", async () => {
     const h = harness(env);
     h.answers.listVideos = [

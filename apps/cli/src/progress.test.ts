@@ -74,6 +74,37 @@ describe("progress renderer", () => {
     expect(plainLine(ev.finished("failed", 3), printed)).toBe("job failed: prepare: bad_input: no face found in any photo");
   });
 
+  it("shows what a step said about its work: its reason, or how mux handled the video", () => {
+    const skipped = { skipped: true, reason: "skipped: the frames are already 512x512" };
+    const copied = { video: "copied: already the final H.264 stream", subtitles: "soft", durationSec: 3.2 };
+    const view = fold([
+      { type: "job", job: trainJob({ kind: "generate_video", steps: [] }) },
+      ev.stepSucceeded("tts", 1, 900, "piper", { voice: "en_US-joe-medium", shaping: { rate: 1.02 } }),
+      ev.stepSucceeded("upscale", 2, 20, "lanczos", skipped),
+      ev.stepSucceeded("mux", 3, 400, "ffmpeg", copied),
+    ])!;
+    const lines = renderLines(view, Date.parse(at(5)), { barWidth: 10 });
+    expect(lines[1]).toMatch(/^✓ tts\s+piper\s+██████████ 100%\s+0\.9s$/);
+    expect(lines[2]).toMatch(/^✓ upscale\s+lanczos\s+██████████ 100%\s+0\.0s  — skipped: the frames are already 512x512$/);
+    expect(lines[3]).toMatch(/  — copied: already the final H\.264 stream$/);
+
+    const printed = new Map<string, number>();
+    expect(plainLine(ev.stepSucceeded("upscale", 2, 20, "lanczos", skipped), printed)).toBe(
+      "step upscale succeeded (lanczos) in 0.0s — skipped: the frames are already 512x512",
+    );
+    expect(plainLine(ev.stepSucceeded("tts", 1, 900, "piper", { voice: "en_US-joe-medium" }), printed)).toBe("step tts succeeded (piper) in 0.9s");
+
+    // The same note from the job the api answers (job show), and none for a step that has not succeeded.
+    const job = trainJob({ kind: "generate_video", steps: [] });
+    job.steps = [
+      { ...trainJob().steps[0]!, name: "upscale", state: "succeeded", engine: "lanczos", durationMs: 20, reused: true, outputs: skipped },
+      { ...trainJob().steps[0]!, name: "mux", state: "running", engine: "ffmpeg", outputs: copied },
+    ];
+    const shown = renderLines(viewFromJob(job), Date.parse(at(5)), { barWidth: 10 });
+    expect(shown[1]).toMatch(/  reused — skipped: the frames are already 512x512$/);
+    expect(shown[2]).not.toContain("copied");
+  });
+
   it("final summary names the failing step, code and message, and fails the exit code", () => {
     const failed = trainJob({ state: "failed", finishedAt: at(3), error: { code: "bad_input", message: "no face found", retryable: false, step: "prepare" } });
     expect(finalSummary(failed)).toEqual({ line: `train_profile ${JOB_ID} failed at step prepare: bad_input: no face found`, exitCode: 1 });

@@ -15,6 +15,8 @@ export interface StepView {
   durationMs: number | null;
   reused: boolean;
   error: StepError | null;
+  /** What the step said about its work (see stepNote), once it succeeded. */
+  note?: string;
 }
 
 export interface JobView {
@@ -29,6 +31,18 @@ export interface JobView {
 export const TERMINAL: ReadonlySet<Job["state"]> = new Set(["succeeded", "failed", "cancelled"]);
 
 const ms = (iso: string | null | undefined) => (iso ? Date.parse(iso) : null);
+
+/**
+ * The one thing worth a glance in a step's outputs: its `reason` (e.g. upscale: "skipped: the
+ * frames are already 512x512"), else mux's `video` (copied, or why it was encoded). `--json` has the rest.
+ */
+export function stepNote(outputs: Record<string, unknown> | null | undefined): string | undefined {
+  for (const field of ["reason", "video"]) {
+    const v = outputs?.[field];
+    if (typeof v === "string" && v.trim()) return v.trim();
+  }
+  return undefined;
+}
 
 export function viewFromJob(job: Job, previous?: JobView): JobView {
   return {
@@ -49,6 +63,7 @@ export function viewFromJob(job: Job, previous?: JobView): JobView {
         durationMs: s.durationMs,
         reused: s.reused,
         error: s.error,
+        note: s.state === "succeeded" ? stepNote(s.outputs) : undefined,
       };
     }),
   };
@@ -87,13 +102,13 @@ export function applyUpdate(view: JobView | undefined, update: JobUpdate): JobVi
       break;
     case "step_started": {
       const s = step(e.step);
-      Object.assign(s, { state: "running", engine: e.engine, startedAt: ms(e.at), fraction: 0, error: null });
+      Object.assign(s, { state: "running", engine: e.engine, startedAt: ms(e.at), fraction: 0, error: null, note: undefined });
       if (!TERMINAL.has(next.state)) next.state = "running";
       break;
     }
     case "step_succeeded": {
       const s = step(e.step);
-      Object.assign(s, { state: "succeeded", engine: e.engine, fraction: 1, durationMs: e.durationMs, reused: e.reused, message: undefined });
+      Object.assign(s, { state: "succeeded", engine: e.engine, fraction: 1, durationMs: e.durationMs, reused: e.reused, message: undefined, note: stepNote(e.outputs) });
       break;
     }
     case "step_failed": {
@@ -139,7 +154,9 @@ export function renderLines(view: JobView, now: number, opts: { barWidth?: numbe
   const lines = [`${view.kind} ${view.id}  ${view.state}${view.attempt > 1 ? `  (attempt ${view.attempt})` : ""}`];
   for (const s of view.steps) {
     const pct = s.state === "pending" ? "" : `${Math.floor(s.fraction * 100)}%`;
-    const tailText = s.state === "failed" && s.error ? `${s.error.code}: ${s.error.message}` : s.reused ? "reused" : (s.message ?? "");
+    const tailText = s.state === "failed" && s.error
+      ? `${s.error.code}: ${s.error.message}`
+      : [s.reused ? "reused" : s.message, s.note && `— ${s.note}`].filter(Boolean).join(" ");
     let line = `${MARK[s.state]} ${s.name.padEnd(nameW)}  ${(s.engine ?? "").padEnd(engineW)}  ${bar(s.fraction, barWidth)} ${pct.padStart(4)}  ${formatSeconds(elapsed(s, now)).padStart(6)}`;
     if (tailText) line += `  ${tailText}`;
     lines.push(line);
@@ -168,7 +185,7 @@ export function plainLine(update: JobUpdate, printed: Map<string, number>): stri
     case "step_started":
       return `step ${e.step} started (${e.engine})`;
     case "step_succeeded":
-      return `step ${e.step} succeeded (${e.engine}) in ${formatSeconds(e.durationMs)}${e.reused ? ", reused" : ""}`;
+      return `step ${e.step} succeeded (${e.engine}) in ${formatSeconds(e.durationMs)}${e.reused ? ", reused" : ""}${noteOf(e.outputs)}`;
     case "step_failed":
       if (e.error.code === "cancelled") return `step ${e.step} cancelled (${e.engine}): ${e.error.message}`;
       return `step ${e.step} failed (${e.engine}): ${e.error.code}: ${e.error.message}`;
@@ -177,6 +194,11 @@ export function plainLine(update: JobUpdate, printed: Map<string, number>): stri
       return `job ${e.state}${e.error ? `: ${e.error.step ? `${e.error.step}: ` : ""}${e.error.code}: ${e.error.message}` : ""}`;
   }
 }
+
+const noteOf = (outputs: Record<string, unknown>): string => {
+  const note = stepNote(outputs);
+  return note ? ` — ${note}` : "";
+};
 
 /** The closing line, and the exit status it implies. */
 export function finalSummary(job: Job): { line: string; exitCode: number } {

@@ -123,6 +123,14 @@ export const JobStep = z.object({
   /** True when an earlier attempt's output was reused. */
   reused: z.boolean(),
   error: StepError.nullable(),
+  outputs: z
+    .record(z.string(), z.unknown())
+    .nullable()
+    .describe(
+      "What the step reports about its work: the engine's notes, e.g. why upscale was skipped, how mux handled " +
+        "the video stream, which voice and shaping tts used. Null until the step succeeds; storage keys " +
+        "(fields named `…Key`) are left out, the artifacts list the step's files.",
+    ),
   artifacts: z.array(ArtifactRef.extend({ engine: z.string() })),
 });
 export type JobStep = z.infer<typeof JobStep>;

@@ -34,6 +34,19 @@ function foreignResultKeys(jobId: string, result: Record<string, unknown>): stri
     .map(([, v]) => v as string);
 }
 
+/**
+ * A step's `outputs` as the api keeps and shows them: every field named `…Key` (a storage key,
+ * e.g. `videoKey`), at any depth, is left out; the step's artifacts already say where its files are.
+ */
+export function withoutStorageKeys(outputs: Record<string, unknown>): Record<string, unknown> {
+  const strip = (v: unknown): unknown => {
+    if (Array.isArray(v)) return v.map(strip);
+    if (v === null || typeof v !== "object") return v;
+    return Object.fromEntries(Object.entries(v).filter(([name]) => !name.endsWith("Key")).map(([name, x]) => [name, strip(x)]));
+  };
+  return strip(outputs) as Record<string, unknown>;
+}
+
 /** When a step that ended at `at` after `durationMs` started (for a step whose step_started was never recorded). */
 const startedBefore = (e: { at: string; durationMs: number }): string =>
   new Date(Date.parse(e.at) - e.durationMs).toISOString();
@@ -67,6 +80,7 @@ export async function recordEvent(
           finished_at: null,
           duration_ms: null,
           error: null,
+          outputs: null,
         });
         return { status: "applied", job: await jobs.markRunning(job, event.at) };
       }
@@ -82,6 +96,7 @@ export async function recordEvent(
             duration_ms: Math.round(event.durationMs),
             reused: event.reused,
             error: null,
+            outputs: json(withoutStorageKeys(event.outputs)),
           },
           startedBefore(event),
         );
@@ -119,6 +134,7 @@ export async function recordEvent(
             finished_at: event.at,
             duration_ms: Math.round(event.durationMs),
             error: json(event.error),
+            outputs: null,
           },
           startedBefore(event),
         );

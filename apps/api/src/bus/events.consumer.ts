@@ -9,7 +9,7 @@ import type { Kysely } from "kysely";
 import type { FastifyBaseLogger } from "fastify";
 import { API_GROUP, JobEvent, MESSAGE_FIELD, redisKeys, type JobUpdate } from "@likeness/contracts";
 import type { Database } from "../db/types.js";
-import { recordEvent, type RecordOutcome } from "./event-recorder.js";
+import { recordEvent, withoutStorageKeys, type RecordOutcome } from "./event-recorder.js";
 import type { JobMetrics } from "../jobs/jobs.metrics.js";
 import type { WorkflowRunner } from "../workflows/workflow.runner.js";
 
@@ -170,7 +170,9 @@ export class EventsConsumer {
   /** Fan-out to WebSocket clients on every replica, then resume the workflow on job_finished. */
   async afterAck(event: JobEvent, outcome: RecordOutcome): Promise<void> {
     if (outcome.status !== "duplicate" && outcome.status !== "unknown_job") {
-      const update: JobUpdate = { type: "event", event };
+      // A step's outputs go out as GET /v1/jobs/:id shows them: without storage keys.
+      const shown = event.type === "step_succeeded" ? { ...event, outputs: withoutStorageKeys(event.outputs) } : event;
+      const update: JobUpdate = { type: "event", event: shown };
       await this.deps.redis
         .publish(this.keys.jobUpdates(event.jobId), JSON.stringify(update))
         .catch((err) => this.deps.log.warn({ err }, "events consumer: publish failed"));

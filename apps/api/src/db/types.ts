@@ -92,6 +92,8 @@ export interface JobStepsTable {
   duration_ms: number | null;
   reused: ColumnType<boolean, boolean | undefined, boolean>;
   error: NullableJson;
+  /** The step_succeeded event's `outputs`, storage keys removed; null until the step succeeds. */
+  outputs: NullableJson;
 }
 
 export interface ArtifactsTable {

@@ -41,6 +41,7 @@ export function toJob(job: JobRow, steps: JobStepRow[], artifacts: ArtifactRow[]
       durationMs: s.duration_ms,
       reused: s.reused,
       error: (s.error as JobStep["error"]) ?? null,
+      outputs: (s.outputs as JobStep["outputs"]) ?? null,
       artifacts: artifacts
         .filter((a) => a.step === s.name)
         .map((a) => ({

@@ -27,6 +27,8 @@ export type StepUpdate = Partial<{
   duration_ms: number | null;
   reused: boolean;
   error: string | null;
+  /** JSON (`json(…)`) or null. */
+  outputs: string | null;
 }>;
 
 export interface NewArtifact {
@@ -153,7 +155,7 @@ export class JobsRepository {
       .executeTakeFirstOrThrow();
     await this.db
       .updateTable("job_steps")
-      .set({ state: "pending", error: null, started_at: null, finished_at: null, duration_ms: null, reused: false })
+      .set({ state: "pending", error: null, outputs: null, started_at: null, finished_at: null, duration_ms: null, reused: false })
       .where("job_id", "=", job.id)
       .where("state", "<>", "succeeded")
       .execute();

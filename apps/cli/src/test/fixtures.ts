@@ -17,6 +17,7 @@ const step = (name: Job["steps"][number]["name"]): Job["steps"][number] => ({
   durationMs: null,
   reused: false,
   error: null,
+  outputs: null,
   artifacts: [],
 });
 
@@ -41,9 +42,9 @@ export const ev = {
     type: "event",
     event: { v: 1, eventId: crypto.randomUUID(), jobId: JOB_ID, attempt: 1, at: at(sec), type: "step_started", step: s as never, engine },
   }),
-  stepSucceeded: (s: string, sec: number, durationMs: number, engine = "dataset"): JobUpdate => ({
+  stepSucceeded: (s: string, sec: number, durationMs: number, engine = "dataset", outputs: Record<string, unknown> = {}): JobUpdate => ({
     type: "event",
-    event: { v: 1, eventId: crypto.randomUUID(), jobId: JOB_ID, attempt: 1, at: at(sec), type: "step_succeeded", step: s as never, engine, artifacts: [], outputs: {}, durationMs, reused: false },
+    event: { v: 1, eventId: crypto.randomUUID(), jobId: JOB_ID, attempt: 1, at: at(sec), type: "step_succeeded", step: s as never, engine, artifacts: [], outputs, durationMs, reused: false },
   }),
   stepFailed: (s: string, sec: number): JobUpdate => ({
     type: "event",
