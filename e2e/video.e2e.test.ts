@@ -91,11 +91,14 @@ describe.skipIf(await skipE2e())("e2e: profile → video on the real stack", () 
     made.videoJob = job;
   }, 180_000);
 
-  test("svd_wav2lip video: a valid MP4 too", async () => {
+  test("svd_wav2lip video at 9:16 with burned subtitles: a valid MP4 too", async () => {
     stack.printLogsOnFailure();
     if (!made.profile) throw new Error("needs the trained profile of the test above");
     const t0 = performance.now();
-    const { video, job: queued } = await a.createVideo({ profileId: made.profile.id, narration: NARRATION, pipeline: "svd_wav2lip" });
+    const { video, job: queued } = await a.createVideo({
+      profileId: made.profile.id, narration: NARRATION, pipeline: "svd_wav2lip", width: 720, height: 1280, subtitles: "burned",
+    });
+    expect(video.subtitles).toBe("burned");
     const job = await a.waitJob(queued.id, { timeoutMs: 150_000 });
     expect(job.state, JSON.stringify(summarize(job))).toBe("succeeded");
     const r = await expectPlayableVideo(stack, a, video, job, "svd_wav2lip");
