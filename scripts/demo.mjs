@@ -16,7 +16,7 @@ const LOGS = path.join(DATA, "logs");
 const DEMO = path.join(DATA, "demo");
 const NARRATION =
   "Hello! I am a talking portrait made by Likeness, entirely on this computer. " +
-  "My voice comes from espeak, shaped to the speaker's measured pitch.";
+  "My voice comes from piper, shaped toward the speaker's pitch, and my lips follow every word.";
 
 const say = (msg) => process.stderr.write(`demo: ${msg}\n`);
 

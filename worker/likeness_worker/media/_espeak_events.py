@@ -2,11 +2,13 @@
 
 Usage: python -m likeness_worker.media._espeak_events OUT.wav OUT.json  (JSON request on stdin:
 {"text", "voice", "pitch", "rate"}). Writes 16-bit mono PCM at espeak's native rate and a JSON
-document {"sample_rate", "samples", "words": [{"text_position", "length", "audio_ms"}]}.
+document {"sample_rate", "samples", "words": [{"text_position", "length", "audio_ms"}],
+"phonemes": [{"phoneme" (IPA), "audio_ms"}]}.
 
 The word events come from espeak-ng's synthesis callback (``espeakEVENT_WORD``): each one
 carries the position (ms) at which that word's audio starts in the produced stream, so the
-timings are measured on the audio itself, not estimated. This runs in its own process so that
+timings are measured on the audio itself, not estimated. Phoneme events (``espeakEVENT_PHONEME``,
+asked for in IPA at initialisation) carry the same position for each phoneme. This runs in its own process so that
 tts.py can kill it on timeout or cancel like any other tool (see proc.py).
 """
 
@@ -24,6 +26,9 @@ CHARS_UTF8 = 1
 ENDPAUSE = 0x1000
 EVENT_LIST_TERMINATED = 0
 EVENT_WORD = 1
+EVENT_PHONEME = 7
+INITIALIZE_PHONEME_EVENTS = 0x0001
+INITIALIZE_PHONEME_IPA = 0x0002
 PARAM_RATE = 1
 PARAM_PITCH = 3
 
@@ -53,7 +58,8 @@ def main() -> int:
     req = json.loads(sys.stdin.read())
     lib = ctypes.CDLL("libespeak-ng.so.1")
     lib.espeak_Initialize.restype = c_int
-    rate = lib.espeak_Initialize(AUDIO_OUTPUT_SYNCHRONOUS, 200, None, 0)
+    rate = lib.espeak_Initialize(AUDIO_OUTPUT_SYNCHRONOUS, 200, None,
+                                 INITIALIZE_PHONEME_EVENTS | INITIALIZE_PHONEME_IPA)
     if rate <= 0:
         print("espeak-ng could not initialise (espeak-ng-data missing?)", file=sys.stderr)
         return 2
@@ -65,6 +71,7 @@ def main() -> int:
 
     chunks: list[bytes] = []
     words: list[dict] = []
+    phonemes: list[dict] = []
     total = [0]
 
     def on_audio(wav, numsamples, events):  # noqa: ANN001
@@ -73,6 +80,9 @@ def main() -> int:
             ev = events[i]
             if ev.type == EVENT_WORD:
                 words.append({"text_position": ev.text_position, "length": ev.length, "audio_ms": ev.audio_position})
+            elif ev.type == EVENT_PHONEME:
+                name = ev.id.string.split(b"\0", 1)[0].decode("utf-8", "replace")
+                phonemes.append({"phoneme": name, "audio_ms": ev.audio_position})
             i += 1
         if wav and numsamples > 0:
             chunks.append(ctypes.string_at(wav, numsamples * 2))
@@ -95,7 +105,7 @@ def main() -> int:
         w.setframerate(rate)
         w.writeframes(pcm)
     with open(out_json, "w") as f:
-        json.dump({"sample_rate": rate, "samples": total[0], "words": words}, f)
+        json.dump({"sample_rate": rate, "samples": total[0], "words": words, "phonemes": phonemes}, f)
     return 0
 
 

@@ -90,6 +90,15 @@ def _words_from_events(text: str, events: list[dict], active: np.ndarray, frame_
     return words
 
 
+def _phonemes_from_events(events: list[dict], cut: float) -> list[dict]:
+    out = []
+    for ev, nxt in zip(events, events[1:] + [{"audio_ms": cut * 1000.0}]):
+        start, end = ev["audio_ms"] / 1000.0, min(nxt["audio_ms"] / 1000.0, cut)
+        if ev["phoneme"] and end > start:  # an empty name is a pause
+            out.append({"phoneme": ev["phoneme"], "start": round(start, 3), "end": round(end, 3)})
+    return out
+
+
 def synthesize_espeak(
     text: str,
     out_wav: Path,
@@ -98,12 +107,15 @@ def synthesize_espeak(
     rate: int = DEFAULT_RATE,
     timeout: float | None = None,
     cancelled: Callable[[], bool] | None = None,
+    phonemes: list[dict] | None = None,
 ) -> list[dict]:
     """Speak ``text`` with espeak-ng into a 24 kHz mono 16-bit WAV; return word timings.
 
     Timings ([{word, start, end}], seconds) come from espeak-ng's word events, i.e. from the
     very audio written (the trailing silence is cut to 0.2 s after the last word).
     ``voice_profile["median_f0_hz"]`` sets the voice and pitch (see ``espeak_voice_for``).
+    A ``phonemes`` list is filled with [{phoneme (IPA), start, end}] from espeak's phoneme
+    events (each phoneme lasts until the next event; pauses are left out).
     """
     text = " ".join((text or "").split())
     if not re.search(r"\w", text):
@@ -134,5 +146,7 @@ def synthesize_espeak(
                   "-ac", "1", "-c:a", "pcm_s16le", str(tmp)],
                  timeout=timeout, cancelled=cancelled)
         tmp.replace(out_wav)
+    if phonemes is not None:
+        phonemes.extend(_phonemes_from_events(info.get("phonemes", []), cut))
     return [{"word": w["word"], "start": round(w["start"], 3), "end": round(w["end"], 3)}
             for w in words]

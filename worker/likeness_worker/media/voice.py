@@ -219,8 +219,35 @@ def _syllable_nuclei(snd) -> int:
     return voiced
 
 
+FORMANT_CEILING_HZ = 5500.0  # one Burg ceiling for every voice, so two voices' ratios compare
+
+
+def _formants(snd) -> list[float] | None:
+    """Median F1, F2, F3 (Hz) over the voiced frames, or None with too few of them.
+
+    The same fixed analysis for every voice (speaker sample or synthesized): what matters is the
+    ratio between two voices (vocal-tract length), not each value on its own."""
+    pitch = snd.to_pitch_ac(time_step=0.01, pitch_floor=60.0, pitch_ceiling=500.0)
+    f0 = pitch.selected_array["frequency"]
+    times = pitch.xs()[f0 > 0]
+    if times.size < 20:
+        return None
+    fm = snd.to_formant_burg(time_step=0.01, max_number_of_formants=5.0,
+                             maximum_formant=FORMANT_CEILING_HZ, window_length=0.025)
+    out = []
+    for i in (1, 2, 3):
+        v = np.array([fm.get_value_at_time(i, float(t)) for t in times])
+        v = v[np.isfinite(v)]
+        if v.size < 10:
+            return None
+        out.append(round(float(np.median(v)), 1))
+    return out
+
+
 def measure_voice(wav: Path) -> dict:
-    """Median F0, F0 range (5th/95th percentile), speaking rate (syllables/s), duration."""
+    """Median F0, F0 range (5th/95th percentile), speaking rate (syllables/s over the clip),
+    articulation rate (syllables/s of speech, pauses left out), median formants F1-F3 over
+    voiced frames (``formants_hz``), duration."""
     import parselmouth
 
     snd = parselmouth.Sound(str(wav))
@@ -234,7 +261,9 @@ def measure_voice(wav: Path) -> dict:
         median = lo = hi = None
     nuclei = _syllable_nuclei(snd) if duration >= 0.5 else 0
     rate = round(nuclei / duration, 2) if nuclei and duration > 0 else None
+    speech_s = float(speech_mask(snd.values[0], int(snd.sampling_frequency)).sum()) * FRAME_S
+    artic = round(nuclei / speech_s, 2) if nuclei and speech_s > 0 else None
     r = (lambda v: None if v is None else round(v, 1))
     return {"median_f0_hz": r(median), "f0_min_hz": r(lo), "f0_max_hz": r(hi),
-            "speaking_rate_sps": rate, "duration_sec": round(duration, 3),
-            "voiced_frames": int(f.size)}
+            "speaking_rate_sps": rate, "articulation_rate_sps": artic, "formants_hz": _formants(snd),
+            "duration_sec": round(duration, 3), "voiced_frames": int(f.size)}

@@ -77,3 +77,19 @@ def test_non_ascii_words_keep_their_timings(tools, tmp_path):
 def test_empty_text_is_bad_input(tools, tmp_path, text):
     with pytest.raises(BadInput):
         synthesize_espeak(text, tmp_path / "x.wav")
+
+
+def test_espeak_phoneme_timings_come_from_its_events(tools, tmp_path):
+    phonemes: list[dict] = []
+    out = tmp_path / "ph.wav"
+    words = synthesize_espeak(NARRATION, out, phonemes=phonemes)
+    assert len(phonemes) > 3 * len(words)
+    for a, b in zip(phonemes, phonemes[1:]):
+        assert a["start"] < a["end"] <= b["start"] + 1e-9
+    # each phoneme lies in a word (pauses between words hold none), vowels carry speech energy
+    for p in phonemes:
+        assert any(w["start"] - 0.02 <= p["start"] and p["end"] <= w["end"] + 0.05 for w in words), p
+    x, sr = read_mono(out)
+    loud = rms_db(x)
+    vowels = [p for p in phonemes if p["phoneme"][0] in "aeiouæɑɐɒɔəɛɜɪʊʌ"]
+    assert all(rms_db(x[int(p["start"] * sr): int(p["end"] * sr)]) > loud - 20 for p in vowels)

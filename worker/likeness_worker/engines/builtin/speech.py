@@ -1,4 +1,6 @@
-"""tts engines: espeak (espeak-ng shaped to the profile's pitch)."""
+"""tts engines: piper (the default: a neural voice shaped toward the profile) and espeak (the
+fallback: espeak-ng with its pitch picked from the profile). Both write speech.wav and
+timings.json ({durationSec, words, phonemes, voice, shaping}); the lip sync reads the phonemes."""
 
 from __future__ import annotations
 
@@ -7,22 +9,53 @@ from ..registry import REGISTRY
 from .video import wav_duration
 
 
-@REGISTRY.engine("tts", "espeak", default=True)
-class EspeakTts(Engine):
-    """espeak-ng shaped to the profile's measured pitch; word timings from espeak's own events."""
+def _voice_profile(ctx: TaskContext) -> dict | None:
+    key = ctx.payload["profile"].get("voiceProfileKey")
+    return ctx.storage.get_json_or_none(key) if key else None  # none: the voice as it is
+
+
+def _publish(ctx: TaskContext, out, timings: dict) -> StepOutput:
+    duration = wav_duration(out)
+    timings = {"durationSec": duration, **timings}
+    n_words, n_phonemes = len(timings["words"]), len(timings.get("phonemes") or [])
+    artifacts = [
+        ctx.upload("speech.wav", out, "speech", "audio/wav", {"durationSec": round(duration, 3)}),
+        ctx.upload_json("timings.json", timings, "timings", {"words": n_words, "phonemes": n_phonemes}),
+    ]
+    outputs = {"durationSec": duration, "words": n_words, "phonemes": n_phonemes,
+               "voice": timings.get("voice"), "shaping": timings.get("shaping")}
+    return StepOutput(artifacts, outputs)
+
+
+@REGISTRY.engine("tts", "piper", default=True)
+class PiperTts(Engine):
+    """piper (joe-medium, ONNX on the CPU) shaped toward the profile's pitch, formants and rate;
+    word and phoneme timings from the model's own phoneme durations."""
 
     def synthesize(self, ctx: TaskContext) -> StepOutput:
-        from ...media.tts import synthesize_espeak
+        from ...media.piper_tts import synthesize_piper
 
-        p = ctx.payload
-        key = p["profile"].get("voiceProfileKey")
-        voice_profile = ctx.storage.get_json_or_none(key) if key else None  # none: espeak's own voice
         out = ctx.path("out/speech.wav")
-        words = synthesize_espeak(p["script"]["narration"], out, voice_profile, cancelled=ctx.cancelled)
-        duration = wav_duration(out)
-        timings = {"durationSec": duration, "words": words}
-        artifacts = [
-            ctx.upload("speech.wav", out, "speech", "audio/wav", {"durationSec": round(duration, 3)}),
-            ctx.upload_json("timings.json", timings, "timings", {"words": len(words)}),
-        ]
-        return StepOutput(artifacts, {"durationSec": duration, "words": len(words)})
+        res = synthesize_piper(ctx.payload["script"]["narration"], out, _voice_profile(ctx),
+                               cancelled=ctx.cancelled)
+        return _publish(ctx, out, res)
+
+
+@REGISTRY.engine("tts", "espeak", default=False)
+class EspeakTts(Engine):
+    """espeak-ng shaped to the profile's measured pitch; word and phoneme timings from espeak's
+    own events."""
+
+    def synthesize(self, ctx: TaskContext) -> StepOutput:
+        from ...media.tts import espeak_voice_for, synthesize_espeak
+
+        voice_profile = _voice_profile(ctx)
+        out = ctx.path("out/speech.wav")
+        phonemes: list[dict] = []
+        words = synthesize_espeak(ctx.payload["script"]["narration"], out, voice_profile,
+                                  cancelled=ctx.cancelled, phonemes=phonemes)
+        voice, pitch = espeak_voice_for(voice_profile)
+        shaping = {"espeakPitch": pitch, "targetF0Hz": (voice_profile or {}).get("median_f0_hz"),
+                   "notes": ["espeak-ng picks voice and pitch only: no formant or rate shaping"]}
+        return _publish(ctx, out, {"words": words, "phonemes": phonemes, "voice": voice,
+                                   "shaping": shaping})
