@@ -58,6 +58,18 @@ def check_services(settings) -> str | None:
     return None
 
 
+def _warm(engines: list) -> None:
+    """Load the default engines' models while the worker starts taking jobs, so that the first
+    video does not wait for them; a failure here only costs that time later, in the step."""
+    for cls in dict.fromkeys(engines):
+        try:
+            t0 = time.monotonic()
+            cls.warm()
+            log.debug("warmed %s/%s in %.2f s", cls.task_kind, cls.name, time.monotonic() - t0)
+        except Exception:  # noqa: BLE001 — the step will load it again and report a real error
+            log.warning("warming %s/%s failed", cls.task_kind, cls.name, exc_info=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings()
@@ -111,6 +123,11 @@ def main(argv: list[str] | None = None) -> int:
         w.start()
         workers.append(w)
     log.info("worker %s: queues %s", rt.consumer_name, ", ".join(settings.worker_queues))
+    # Only now, with start-up done: a model loading in native code must not be interrupted by an
+    # exit (it is joined on the way out).
+    warm = threading.Thread(target=_warm, args=(registry.defaults(WORKER_TASK_KINDS),), name="warm-engines",
+                            daemon=True)
+    warm.start()
 
     stop = threading.Event()
 
@@ -136,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         w.stop(timeout=max(100, int((deadline - time.monotonic()) * 1000)))
     rt.broker.close()
     pg_pool.close()
+    warm.join(timeout=30)
     if bridge.inflight:
         # Job threads still wait on steps; their commands stay pending and are reclaimed
         # elsewhere. Exit now instead of joining them.

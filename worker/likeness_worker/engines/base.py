@@ -100,6 +100,11 @@ class Engine:
     name: ClassVar[str]
     device: ClassVar[str] = "cpu"  # "cpu" or "gpu" (queue gpu0, gpu1... by placement)
 
+    @classmethod
+    def warm(cls) -> None:
+        """Load what the first job would otherwise wait for (a model); the worker calls it once
+        per default engine at start-up, in the background. Most engines need nothing."""
+
 
 # One Protocol per task kind, one verb each. ---------------------------------------------------
 @runtime_checkable

@@ -58,6 +58,9 @@ class EngineRegistry:
     def names(self, task_kind: str) -> list[str]:
         return sorted(n for k, n in self._engines if k == task_kind)
 
+    def defaults(self, task_kinds: tuple[str, ...]) -> list[type[Engine]]:
+        return [self._engines[(k, self._defaults[k])] for k in task_kinds if k in self._defaults]
+
     def missing_defaults(self, task_kinds: tuple[str, ...]) -> list[str]:
         return [k for k in task_kinds if k not in self._defaults]
 

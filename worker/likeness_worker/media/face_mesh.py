@@ -42,6 +42,12 @@ def _mesh(video: bool):
         return m
 
 
+def warm_mesh() -> None:
+    """Load the face mesh model (about a second, once per process) and its tessellation."""
+    detect_mesh(np.zeros((64, 64, 3), np.uint8))
+    mesh_triangles()
+
+
 def detect_mesh(rgb: np.ndarray) -> np.ndarray | None:
     """The 478 landmarks (x, y in pixels) of the largest face of an RGB still, or None."""
     return _landmarks(_mesh(False), rgb)

@@ -125,8 +125,8 @@ class FaceRig:
         # stay put, so the background beyond it never moves.
         lo, hi = p.min(0), p.max(0)
         fw, fh = hi - lo
-        x0 = int(max(0, lo[0] - 0.45 * fw)); x1 = int(min(w_img, hi[0] + 0.45 * fw))
-        y0 = int(max(0, lo[1] - 0.40 * fh)); y1 = int(min(h_img, hi[1] + 0.45 * fh))
+        x0 = int(max(0, lo[0] - 0.3 * fw)); x1 = int(min(w_img, hi[0] + 0.3 * fw))
+        y0 = int(max(0, lo[1] - 0.3 * fh)); y1 = int(min(h_img, hi[1] + 0.35 * fh))
         x1, y1 = x0 + (x1 - x0) // 2 * 2, y0 + (y1 - y0) // 2 * 2  # even: see _fields
         self.roi = (x0, y0, x1, y1)
         anchors = []
@@ -277,9 +277,6 @@ class FaceRig:
         # and upsampled: the fields are smooth, so this costs nothing visible and a quarter of
         # the time.
         half = (w // 2, h // 2)
-        gx, gy = np.meshgrid(np.arange(half[0], dtype=np.float32) * 2 + 0.5,
-                             np.arange(half[1], dtype=np.float32) * 2 + 0.5)
-        self.grid_half = np.stack([gx + x0, gy + y0], -1)
         sub = index[0::2, 0::2][: half[1], : half[0]]
         ys, xs = np.nonzero(sub >= 0)
         tri = self.triangles[sub[ys, xs]]
@@ -303,7 +300,10 @@ class FaceRig:
                          + l2[:, None] * vtx[tri[:, 2]])
             return f
 
-        self.fields = np.stack([spread(bk) for bk in self.bases]).reshape(len(BASES), -1)
+        # in steps of the half-resolution grid, as backward() iterates on it
+        self.fields = np.stack([spread(bk) / 2 for bk in self.bases]).reshape(len(BASES), -1)
+        self.grid_index = np.dstack(np.meshgrid(np.arange(half[0], dtype=np.float32),
+                                                np.arange(half[1], dtype=np.float32)))
         gx, gy = np.meshgrid(np.arange(x0, x1, dtype=np.float32), np.arange(y0, y1, dtype=np.float32))
         self.grid = np.stack([gx, gy], -1)
 
@@ -315,15 +315,14 @@ class FaceRig:
         """For each ROI pixel of the posed picture, where it comes from in ``self.image``
         (h x w x 2, absolute pixels)."""
         x0, y0, x1, y1 = self.roi
-        g = self.grid_half
-        d = (pose.vector() @ self.fields).reshape(g.shape)
+        g = self.grid_index
+        d = (pose.vector() @ self.fields).reshape(g.shape)  # in half-grid steps
         # Fixed-point iteration of src = dst - d(src): the fields are smooth except across the
         # opening lips, and that gap is painted over.
         q = g - d
         for _ in range(2):
-            dq = cv2.remap(d, (q[..., 0] - x0 - 0.5) / 2, (q[..., 1] - y0 - 0.5) / 2,
-                           cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-            q = g - dq
+            q = g - cv2.remap(d, q, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        q = q * 2 + np.float32((x0 + 0.5, y0 + 0.5))
         return cv2.resize(q, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
 
     def render(self, pose: Pose, out: np.ndarray) -> None:
@@ -331,7 +330,7 @@ class FaceRig:
         is written)."""
         x0, y0, x1, y1 = self.roi
         q = self.backward(pose)
-        out[y0:y1, x0:x1] = cv2.remap(self.image, q[..., 0], q[..., 1], cv2.INTER_LINEAR,
+        out[y0:y1, x0:x1] = cv2.remap(self.image, q, None, cv2.INTER_LINEAR,
                                       borderMode=cv2.BORDER_REFLECT101)
         paint_mouth(self, out, self.vertices(pose))
 

@@ -32,6 +32,12 @@ class PiperTts(Engine):
     """piper (joe-medium, ONNX on the CPU) shaped toward the profile's pitch, formants and rate;
     word and phoneme timings from the model's own phoneme durations."""
 
+    @classmethod
+    def warm(cls) -> None:
+        from ...media.piper_tts import load_voice
+
+        load_voice()
+
     def synthesize(self, ctx: TaskContext) -> StepOutput:
         from ...media.piper_tts import synthesize_piper
 

@@ -89,7 +89,8 @@ def _kenburns(ctx: TaskContext, name: str, *, final: bool) -> StepOutput:
         progress=lambda f: ctx.progress(f, "rendering frames"), cancelled=ctx.cancelled, **on_face,
     )
     encode = "final H.264" if final else LOSSLESS_NOTE
-    meta = {"durationSec": round(duration, 3), "encode": encode, "subtitlesBurned": burn is not None}
+    meta = {"durationSec": round(duration, 3), "width": p["width"], "height": p["height"],
+            "encode": encode, "subtitlesBurned": burn is not None}
     ref = ctx.upload(name, out, "video" if final else "video_raw",
                      "video/mp4" if final else "video/x-matroska", meta)
     return StepOutput([ref], {"videoKey": ref["key"], **meta})
@@ -113,7 +114,9 @@ class KenBurnsTalkingHead(Engine):
 
 
 def _talking_outputs(ctx: TaskContext, out: Path, name: str, stats: dict, burned: bool) -> StepOutput:
-    meta = {**stats, "encode": "final H.264", "lipSync": True, "subtitlesBurned": burned}
+    p = ctx.payload
+    meta = {**stats, "width": p["width"], "height": p["height"], "encode": "final H.264",
+            "lipSync": True, "subtitlesBurned": burned}
     ref = ctx.upload(name, out, "video", "video/mp4", meta)
     return StepOutput([ref], {"videoKey": ref["key"], **meta})
 
@@ -123,6 +126,12 @@ class LandmarksTalkingHead(Engine):
     """The portrait's face speaks: MediaPipe's face mesh warped per frame from the phoneme
     timeline (visemes) and the speech energy, with a painted mouth interior, blinks and small
     head motion; the frames are encoded once, as the final stream."""
+
+    @classmethod
+    def warm(cls) -> None:
+        from ...media.face_mesh import warm_mesh
+
+        warm_mesh()
 
     def animate(self, ctx: TaskContext) -> StepOutput:
         from ...media.talking import animate_portrait, seed_of
@@ -143,6 +152,10 @@ class LandmarksTalkingHead(Engine):
 class LandmarksLipsync(Engine):
     """Lip sync on the moving video of the motion step: the face is tracked on every frame and
     animated like `landmarks` talking_head; the frames are encoded once, as the final stream."""
+
+    @classmethod
+    def warm(cls) -> None:
+        LandmarksTalkingHead.warm()
 
     def sync(self, ctx: TaskContext) -> StepOutput:
         from ...media.talking import lipsync_video, seed_of
@@ -176,18 +189,23 @@ class LanczosUpscale(Engine):
         from ...media.video import probe, upscale_lanczos
 
         p = ctx.payload
-        src_key = next(ctx.upstream[s]["outputs"]["videoKey"] for s in VIDEO_STEPS[1:]
-                       if ctx.upstream.get(s, {}).get("outputs", {}).get("videoKey"))
-        src = upstream_video(ctx, VIDEO_STEPS[1:])
-        info = probe(src)
-        if (info["width"], info["height"]) == (p["width"], p["height"]):
+        made = next(ctx.upstream[s]["outputs"] for s in VIDEO_STEPS[1:]
+                    if ctx.upstream.get(s, {}).get("outputs", {}).get("videoKey"))
+        size = (made.get("width"), made.get("height"))
+        src = None
+        if None in size:  # the step that made the frames did not say their size: look
+            src = upstream_video(ctx, VIDEO_STEPS[1:])
+            info = probe(src)
+            size = (info["width"], info["height"])
+        if size == (p["width"], p["height"]):
             reason = f"skipped: the frames are already {p['width']}x{p['height']}"
-            return StepOutput([], {"videoKey": src_key, "skipped": True, "reason": reason})
+            return StepOutput([], {"videoKey": made["videoKey"], "skipped": True, "reason": reason})
+        src = src or upstream_video(ctx, VIDEO_STEPS[1:])
         out = ctx.path("out/upscaled.mp4")
         upscale_lanczos(src, out, p["width"], p["height"], cancelled=ctx.cancelled)
         ref = ctx.upload("upscaled.mp4", out, "video_upscaled", "video/mp4", {"width": p["width"], "height": p["height"]})
         return StepOutput([ref], {"videoKey": ref["key"], "skipped": False,
-                                  "reason": f"scaled {info['width']}x{info['height']} to {p['width']}x{p['height']}"})
+                                  "reason": f"scaled {size[0]}x{size[1]} to {p['width']}x{p['height']}"})
 
 
 @REGISTRY.engine("mux", "ffmpeg", default=True)
