@@ -10,7 +10,7 @@ import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
-import { startInfra } from "../scripts/infra.mjs";
+import { freePort, startInfra } from "../scripts/infra.mjs";
 import { makeSamples } from "../scripts/samples.mjs";
 import { API_ENTRY, REPO, Stack, StackError, WORKER_BIN, rel, requireBuilt, stepTable } from "../scripts/stack.mjs";
 
@@ -84,6 +84,18 @@ function requireSucceeded(job, what) {
  * Peak resident memory of a process and all its descendants (summed), sampled from /proc every
  * SAMPLE_MS: the worker runs ffmpeg and other tools as child processes, and they count.
  */
+async function waitWorkerWarm(port, timeoutMs = 60_000) {
+  const t0 = performance.now();
+  while (performance.now() - t0 < timeoutMs) {
+    try {
+      const body = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      if (/^likeness_worker_engines_warm 1(\.0)?$/m.test(body)) return (performance.now() - t0) / 1000;
+    } catch {}
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new StackError(`the worker's models were not loaded within ${timeoutMs / 1000} s (likeness_worker_engines_warm)`);
+}
+
 function rssSampler(rootPid) {
   const page = Number(spawnSync("getconf", ["PAGESIZE"], { encoding: "utf8" }).stdout) || 4096;
   let peak = 0;
@@ -134,7 +146,9 @@ async function main() {
   fs.mkdirSync(BENCH, { recursive: true });
 
   infra = await startInfra({ dataDir: BENCH });
-  const { url, env } = await stack.startApiAndWorker(infra.env, { storageDir: path.join(BENCH, "objects") });
+  // The worker's /metrics says when its models are loaded (likeness_worker_engines_warm).
+  const metricsPort = String(await freePort());
+  const { url, env } = await stack.startApiAndWorker({ ...infra.env, WORKER_METRICS_PORT: metricsPort }, { storageDir: path.join(BENCH, "objects") });
   const worker = stack.services.find((s) => s.name === "worker").child;
   say(`api on ${url}; logs in ${rel(stack.logsDir)}/{api,worker}.log`);
 
@@ -156,6 +170,10 @@ async function main() {
   const trained = await waitJob(url, token, (await api(url, token, "POST", `/v1/profiles/${profile.id}/train`, {})).id);
   requireSucceeded(trained, "training");
 
+  // A worker loads its models once, in the background, when it starts (about 2 s here): the
+  // figure is the render of a running studio, not of a process start, so wait for that.
+  const warmSec = await waitWorkerWarm(metricsPort);
+  say(`worker models loaded ${warmSec.toFixed(1)} s after training finished`);
   say(`rendering ${SIZE}x${SIZE}, default pipeline (${NARRATION.split(/\s+/).length} words)`);
   const stopSampling = rssSampler(worker.pid);
   const submitted = Date.now();

@@ -26,6 +26,7 @@ JOBS_RECLAIMED = Counter("likeness_worker_jobs_reclaimed_total", "Job commands r
 BRIDGE_LAST_READ = Gauge("likeness_worker_bridge_last_read_timestamp_seconds", "When the bridge last read the job streams")
 BRIDGE_LAST_JOB = Gauge("likeness_worker_bridge_last_job_timestamp_seconds", "When the bridge last took a job command")
 JOBS_RUNNING = Gauge("likeness_worker_jobs_running", "Jobs whose DAG this process is driving")
+ENGINES_WARM = Gauge("likeness_worker_engines_warm", "1 once the default engines' models are loaded (they load in the background at start-up)")
 REAL_TIME_FACTOR = Histogram(
     "likeness_worker_real_time_factor",
     "Processing seconds per second of media produced (lower is faster)",

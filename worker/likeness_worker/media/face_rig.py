@@ -377,20 +377,26 @@ def _clean_lips(image: np.ndarray, pts: np.ndarray) -> np.ndarray:
     for outer, inner in ((LIPS_OUTER_UPPER, LIPS_INNER_UPPER), (LIPS_OUTER_LOWER, LIPS_INNER_LOWER)):
         poly = np.vstack([pts[list(outer)], pts[list(inner)][::-1]])
         cv2.fillPoly(lips, [np.round(poly * 16).astype(np.int32)], 255, cv2.LINE_8, 4)
-    lab = cv2.cvtColor(image, cv2.COLOR_RGB2LAB).astype(np.float32)
-    inside = lab[lips > 0]
-    if len(inside) < 20:
+    near = cv2.dilate(lips, np.ones((5, 5), np.uint8)) > 0
+    ys, xs = np.nonzero(lips)
+    if len(ys) < 20:
         return image
+    y0, y1 = max(0, ys.min() - 8), ys.max() + 9  # the mouth and a margin: all that can change
+    x0, x1 = max(0, xs.min() - 8), xs.max() + 9
+    crop, lips, near = image[y0:y1, x0:x1], lips[y0:y1, x0:x1], near[y0:y1, x0:x1]
+    lab = cv2.cvtColor(crop, cv2.COLOR_RGB2LAB).astype(np.float32)
+    inside = lab[lips > 0]
     light, chroma = lab[..., 0], np.hypot(lab[..., 1] - 128, lab[..., 2] - 128)
     lip_light = float(np.median(inside[:, 0]))
     lip_chroma = float(np.median(np.hypot(inside[:, 1] - 128, inside[:, 2] - 128)))
     # Teeth inside the lips; the dark gap's shadow inside and just around them (the corners).
-    near = cv2.dilate(lips, np.ones((5, 5), np.uint8)) > 0
     odd = ((lips > 0) & (light > lip_light + 18) & (chroma < 0.7 * lip_chroma)) | (near & (light < 0.6 * lip_light))
     mask = cv2.dilate(odd.astype(np.uint8) * 255, np.ones((3, 3), np.uint8))
     if not mask.any():
         return image
-    return cv2.inpaint(image, mask, 3, cv2.INPAINT_TELEA)
+    out = image.copy()
+    out[y0:y1, x0:x1] = cv2.inpaint(np.ascontiguousarray(crop), mask, 3, cv2.INPAINT_TELEA)
+    return out
 
 
 def _lip_colour(rig: FaceRig) -> np.ndarray:

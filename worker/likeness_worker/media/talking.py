@@ -7,7 +7,9 @@ from __future__ import annotations
 import math
 import wave
 import zlib
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
@@ -73,16 +75,32 @@ def animate_portrait(
     rig = _rig(rgb, detect_mesh(rgb))
     n = max(1, int(round(_speech_seconds(speech_wav) * fps)))
     poses = performance(speech_wav, timings, rig.face_h, n, fps, seed)
-    frame = rig.image.copy()
+    def draw(pose: Pose) -> np.ndarray:
+        frame = rig.image.copy()
+        rig.render(pose, frame)
+        return frame
+
     step = max(1, n // 20)
     with frame_writer(out, width, height, n_frames=n, fps=fps, video_filter=video_filter,
                       cancelled=cancelled) as w:
-        for i, pose in enumerate(poses):
-            rig.render(pose, frame)
+        for i, frame in enumerate(_ahead(draw, poses)):
             w.write(frame)
             if progress is not None and ((i + 1) % step == 0 or i + 1 == n):
                 progress((i + 1) / n)
     return _summary(poses, fps)
+
+
+def _ahead(fn: Callable, items: list, threads: int = 2, window: int = 6) -> Iterator:
+    """fn over items, in order, on a few threads (OpenCV and numpy release the GIL while they
+    work), at most ``window`` results ahead of the consumer: memory stays flat."""
+    with ThreadPoolExecutor(threads, thread_name_prefix="render") as pool:
+        pending: deque = deque()
+        for item in items:
+            pending.append(pool.submit(fn, item))
+            if len(pending) >= window:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 # Points that move with the head but not with the mouth or the lids: the face's own frame of

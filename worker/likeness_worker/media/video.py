@@ -249,6 +249,13 @@ def probe(path: Path, *, count_frames: bool = False, timeout: float = 60.0) -> d
     }
 
 
+def final_stream_info(frames: int, width: int, height: int, fps: int = FPS) -> dict:
+    """What ``probe`` would say of a stream written by ``encode.frame_writer`` (not lossless)."""
+    return {"has_video": True, "video_codec": "h264", "pix_fmt": "yuv420p", "fps": float(fps),
+            "nb_frames": frames, "width": width, "height": height,
+            "video_duration_sec": frames / fps, "duration_sec": frames / fps}
+
+
 def _audio_seconds(audio: Path) -> float | None:
     try:  # a WAV, from the tts step: read its header, no ffprobe
         info = sf.info(str(audio))
@@ -288,6 +295,7 @@ def mux(
     fps: int = FPS,
     target_lufs: float = OUTPUT_LUFS,
     video_filter: str | None = None,
+    final_stream: dict | None = None,
     cancelled: Callable[[], bool] | None = None,
     timeout: float = 600.0,
 ) -> dict:
@@ -297,11 +305,12 @@ def mux(
     A video that already is that stream (H.264 yuv420p, ``fps``, the right number of frames:
     what the talking-head steps encode) is copied, not encoded again. Anything else is encoded
     here, its last frame held or cut to the speech's length, through ``video_filter`` if given;
-    ``video_stream`` in the answer says which happened and why."""
+    ``video_stream`` in the answer says which happened and why. ``final_stream``: what the step
+    that encoded the video says of it (``final_stream_info``), instead of probing it again."""
     a_dur = _audio_seconds(audio)
     if not a_dur:
         raise ToolFailed(f"{Path(audio).name} has no audio stream to mux")
-    vinfo = probe(video)
+    vinfo = final_stream or probe(video)
     if not vinfo["has_video"]:
         raise ToolFailed(f"{Path(video).name} has no video stream to mux")
     v_dur = vinfo["video_duration_sec"] or vinfo["duration_sec"] or 0.0

@@ -215,7 +215,7 @@ class FfmpegMux(Engine):
 
     def mux(self, ctx: TaskContext) -> StepOutput:
         from ...media.subtitles import subtitle_mode, write_srt
-        from ...media.video import mux
+        from ...media.video import final_stream_info, mux
 
         p = ctx.payload
         video = upstream_video(ctx, VIDEO_STEPS)
@@ -229,8 +229,12 @@ class FfmpegMux(Engine):
         # Burned in already by the step that made the final frames, or here (then mux encodes).
         burned = any(ctx.upstream.get(s, {}).get("outputs", {}).get("subtitlesBurned") for s in VIDEO_STEPS)
         burn = burn_in(ctx) if subtitle_mode(p) == "burned" and not burned else None
+        made = next((ctx.upstream[s]["outputs"] for s in VIDEO_STEPS
+                     if ctx.upstream.get(s, {}).get("outputs", {}).get("videoKey")), {})
+        final = (final_stream_info(made["frames"], made["width"], made["height"])
+                 if made.get("encode") == "final H.264" and made.get("frames") else None)
         out = ctx.path("out/video.mp4")
-        info = mux(video, speech, out, srt, video_filter=burn, cancelled=ctx.cancelled)
+        info = mux(video, speech, out, srt, video_filter=burn, final_stream=final, cancelled=ctx.cancelled)
         outputs = {
             "durationSec": float(info["duration_sec"]),
             "width": int(info["width"]),
