@@ -23,7 +23,7 @@ from .face_mesh import (
 
 # Coefficient order of Pose.vector() and of the rig's bases.
 BASES = ("open", "spread", "round", "blink_r", "blink_l", "turn", "head_x", "head_y")
-MAX_GAP = 0.42  # inner-lip gap at open=1, in mouth widths (a wide "ah")
+MAX_GAP = 0.34  # inner-lip gap at open=1, in mouth widths (a wide "ah"; wider looks forced)
 
 
 @dataclass
@@ -193,9 +193,13 @@ class FaceRig:
         so the skin between lip and chin neither folds nor tears."""
         s, t = self._mouth_coords(pts)
         v = self.v
-        fixed: dict[int, np.ndarray] = {}
+        corners = (MOUTH_LEFT, MOUTH_RIGHT, 78, 308)
+        # Opening, the corners follow the jaw a little (else the cheek beside them shears);
+        # closing, they stay (moving up, they would fold into the upper lip).
+        fixed: dict[int, np.ndarray] = {i: (0.2 * drop if drop > 0 else 0.0) * v for i in corners}
+        upper = {i: dd for i, dd in upper.items() if i not in corners}
         for i, w in zip(LIPS_OUTER_LOWER, self._lip_profile(pts, LIPS_OUTER_LOWER)):
-            fixed[i] = drop * w * v
+            fixed.setdefault(i, drop * w * v)
         for i in FACE_OVAL:  # the chin moves with the jaw, less toward the jaw's angles, the rest not
             w = _smoothstep((t[i] - 0.1) / 0.6) * np.exp(-(max(0.0, abs(s[i]) - 0.45) / 0.8) ** 2)
             fixed[i] = drop * float(w) * v
@@ -205,11 +209,15 @@ class FaceRig:
         ids = list(fixed)
         d = np.zeros_like(pts)
         d[:MESH_POINTS] = _thin_plate(pts[ids], np.array([fixed[i] for i in ids]), pts[:MESH_POINTS])
-        # Above the mouth line nothing follows the jaw (a spline overshoots a little there, and
-        # a nostril that twitches with every syllable looks wrong).
-        d[:MESH_POINTS] *= _smoothstep((t[:MESH_POINTS] + 0.12) / 0.12)[:, None]
+        # Above the upper lip's line nothing follows the jaw (a spline overshoots a little there,
+        # and a nostril that twitches with every syllable looks wrong). The line, not the level
+        # of the mouth's middle: a smile's corners sit higher.
+        line = np.array(LIPS_OUTER_UPPER)[np.argsort(s[list(LIPS_OUTER_UPPER)])]
+        t_line = np.interp(s[:MESH_POINTS], s[line], t[line])
+        d[:MESH_POINTS] *= _smoothstep((t[:MESH_POINTS] - t_line + 0.04) / 0.14)[:, None]
         for i, w in zip(LIPS_INNER_LOWER, self._lip_profile(pts, LIPS_INNER_LOWER)):
-            d[i] = inner_lower.get(i, drop * w * v)
+            if i not in corners:
+                d[i] = inner_lower.get(i, drop * w * v)
         for i, dd in upper.items():
             d[i] = dd
         for i in ids:
