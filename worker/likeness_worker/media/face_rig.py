@@ -317,14 +317,15 @@ class FaceRig:
 
     def vertices(self, pose: Pose) -> np.ndarray:
         """Where the vertices are in this pose (pixels)."""
-        return self.points + np.tensordot(pose.vector(), self.bases, 1)
+        return self.points + np.einsum("k,knc->nc", pose.vector(), self.bases)
 
     def backward(self, pose: Pose) -> np.ndarray:
         """For each ROI pixel of the posed picture, where it comes from in ``self.image``
         (h x w x 2, absolute pixels)."""
         x0, y0, x1, y1 = self.roi
         g = self.grid_index
-        d = (pose.vector() @ self.fields).reshape(g.shape)  # in half-grid steps
+        # einsum, not a BLAS matmul: OpenBLAS's threads would spin on the core the encoder needs
+        d = np.einsum("k,kn->n", pose.vector(), self.fields).reshape(g.shape)  # half-grid steps
         # Fixed-point iteration of src = dst - d(src): the fields are smooth except across the
         # opening lips, and that gap is painted over.
         q = g - d
@@ -428,7 +429,7 @@ def paint_mouth(rig: FaceRig, out: np.ndarray, vtx: np.ndarray, down: np.ndarray
     mouth_w = rig.mouth_w * scale
     upper = vtx[list(LIPS_INNER_UPPER)]
     lower = vtx[list(LIPS_INNER_LOWER)]
-    gap = float(np.max((lower - upper) @ v))
+    gap = float(np.max(((lower - upper) * v).sum(1)))
     if gap < 1.0:  # closed: the dark line where the lips meet
         mid = (upper + lower) / 2
         lx0, ly0 = np.floor(mid.min(0)).astype(int) - 2

@@ -185,6 +185,6 @@ def _render_on(rig: FaceRig, pose: Pose, frame: np.ndarray, out: np.ndarray,
     mx = (a[0, 0] * sx + a[0, 1] * sy + t[0]).astype(np.float32)
     my = (a[1, 0] * sx + a[1, 1] * sy + t[1]).astype(np.float32)
     out[by0:by1, bx0:bx1] = cv2.remap(frame, mx, my, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT101)
-    vtx = rig.vertices(pose) @ a.T + t
+    vtx = np.einsum("ij,nj->ni", a, rig.vertices(pose)) + t  # no BLAS in the frame loop
     scale = float(math.sqrt(abs(np.linalg.det(a))))
-    paint_mouth(rig, out, vtx, down=rig.v @ a.T / scale, scale=scale)
+    paint_mouth(rig, out, vtx, down=a @ rig.v / scale, scale=scale)
