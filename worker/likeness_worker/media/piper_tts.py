@@ -31,6 +31,7 @@ import soundfile as sf
 
 from . import proc
 from .errors import BadInput, Cancelled, ToolFailed
+from .tts import join_silent_tokens
 
 SAMPLE_RATE = 24000  # output rate (the voices run at 22.05 kHz; resampled like espeak's output)
 TAIL_S = 0.2  # silence kept after the last word
@@ -244,19 +245,7 @@ def _words(tokens: list[str], segs: list[dict]) -> list[dict]:
             continue
         sp = spans.setdefault(sgm["_word"], [sgm["_start"], sgm["_end"]])
         sp[0], sp[1] = min(sp[0], sgm["_start"]), max(sp[1], sgm["_end"])
-    # Tokens without a sound of their own (a lone dash) join their neighbour, as in tts.py.
-    words: list[dict] = []
-    pending = ""
-    for k, tok in enumerate(tokens):
-        if k in spans:
-            words.append({"word": (pending + " " + tok).strip(), "start": spans[k][0], "end": spans[k][1]})
-            pending = ""
-        elif words:
-            words[-1]["word"] += " " + tok
-        else:
-            pending = (pending + " " + tok).strip()
-    if pending and words:
-        words[0]["word"] = pending + " " + words[0]["word"]
+    words = join_silent_tokens(tokens, {k: {"start": a, "end": b} for k, (a, b) in spans.items()})
     for a, b in zip(words, words[1:]):  # the alignment is monotonic; guard against equal edges
         a["end"] = min(a["end"], b["start"])
     return words

@@ -53,6 +53,24 @@ def _active_frames(x: np.ndarray, sr: int, frame_s: float = 0.01) -> np.ndarray:
     return db > thr
 
 
+def join_silent_tokens(tokens: list[str], timed: dict[int, dict]) -> list[dict]:
+    """Words with their timings (``timed``: token index -> {"start", ...}); a token that made no
+    sound of its own (lone punctuation, a dash) is joined to its neighbour's word."""
+    words: list[dict] = []
+    pending = ""
+    for i, tok in enumerate(tokens):
+        if i in timed:
+            words.append({"word": (pending + " " + tok).strip(), **timed[i]})
+            pending = ""
+        elif words:
+            words[-1]["word"] += " " + tok
+        else:
+            pending = (pending + " " + tok).strip()
+    if pending and words:
+        words[0]["word"] = pending + " " + words[0]["word"]
+    return words
+
+
 def _words_from_events(text: str, events: list[dict], active: np.ndarray, frame_s: float,
                        duration: float) -> list[dict]:
     tokens = [(m.start(), m.end(), m.group()) for m in re.finditer(r"\S+", text)]
@@ -66,18 +84,7 @@ def _words_from_events(text: str, events: list[dict], active: np.ndarray, frame_
                 starts.setdefault(i, ev["audio_ms"] / 1000.0)
                 break
     # Tokens espeak did not announce (lone punctuation, a dash) join their neighbour.
-    words: list[dict] = []
-    pending = ""
-    for i, (_, _, tok) in enumerate(tokens):
-        if i in starts:
-            words.append({"word": (pending + " " + tok).strip(), "start": starts[i]})
-            pending = ""
-        elif words:
-            words[-1]["word"] += " " + tok
-        else:
-            pending = (pending + " " + tok).strip()
-    if pending and words:
-        words[0]["word"] = pending + " " + words[0]["word"]
+    words = join_silent_tokens([tok for _, _, tok in tokens], {i: {"start": t} for i, t in starts.items()})
     idx_active = np.flatnonzero(active)
     speech_end = (idx_active[-1] + 1) * frame_s if idx_active.size else duration
     for k, w in enumerate(words):

@@ -113,10 +113,19 @@ class KenBurnsTalkingHead(Engine):
         return _kenburns(ctx, "talking_head.mp4", final=True)
 
 
-def _talking_outputs(ctx: TaskContext, out: Path, name: str, stats: dict, burned: bool) -> StepOutput:
+def _speak(ctx: TaskContext, animate, source: Path, name: str, doing: str) -> StepOutput:
+    """Make the face of ``source`` (a still or a video) speak the tts step's speech with
+    ``animate`` (media.talking); the result is the final stream."""
+    from ...media.talking import seed_of
+
     p = ctx.payload
+    speech, timings = _speech(ctx)
+    out = ctx.path(f"out/{name}")
+    burn = burn_in(ctx)
+    stats = animate(source, speech, timings, out, p["width"], p["height"], seed=seed_of(ctx.job_id),
+                    video_filter=burn, progress=lambda f: ctx.progress(f, doing), cancelled=ctx.cancelled)
     meta = {**stats, "width": p["width"], "height": p["height"], "encode": "final H.264",
-            "lipSync": True, "subtitlesBurned": burned}
+            "lipSync": True, "subtitlesBurned": burn is not None}
     ref = ctx.upload(name, out, "video", "video/mp4", meta)
     return StepOutput([ref], {"videoKey": ref["key"], **meta})
 
@@ -134,18 +143,10 @@ class LandmarksTalkingHead(Engine):
         warm_mesh()
 
     def animate(self, ctx: TaskContext) -> StepOutput:
-        from ...media.talking import animate_portrait, seed_of
+        from ...media.talking import animate_portrait
 
-        p = ctx.payload
         still = ctx.fetch(ctx.upstream_artifact("image", "scene")["key"], "scene.png")
-        speech, timings = _speech(ctx)
-        out = ctx.path("out/talking_head.mp4")
-        burn = burn_in(ctx)
-        stats = animate_portrait(
-            still, speech, timings, out, p["width"], p["height"], seed=seed_of(ctx.job_id),
-            video_filter=burn, progress=lambda f: ctx.progress(f, "animating the face"),
-            cancelled=ctx.cancelled)
-        return _talking_outputs(ctx, out, "talking_head.mp4", stats, burn is not None)
+        return _speak(ctx, animate_portrait, still, "talking_head.mp4", "animating the face")
 
 
 @REGISTRY.engine("lipsync", "landmarks", default=True)
@@ -158,18 +159,10 @@ class LandmarksLipsync(Engine):
         LandmarksTalkingHead.warm()
 
     def sync(self, ctx: TaskContext) -> StepOutput:
-        from ...media.talking import lipsync_video, seed_of
+        from ...media.talking import lipsync_video
 
-        p = ctx.payload
         video = ctx.fetch(ctx.upstream_outputs("motion")["videoKey"], "motion.video")
-        speech, timings = _speech(ctx)
-        out = ctx.path("out/lipsync.mp4")
-        burn = burn_in(ctx)
-        stats = lipsync_video(
-            video, speech, timings, out, p["width"], p["height"], seed=seed_of(ctx.job_id),
-            video_filter=burn, progress=lambda f: ctx.progress(f, "lip sync"),
-            cancelled=ctx.cancelled)
-        return _talking_outputs(ctx, out, "lipsync.mp4", stats, burn is not None)
+        return _speak(ctx, lipsync_video, video, "lipsync.mp4", "lip sync")
 
 
 @REGISTRY.engine("lipsync", "none")
