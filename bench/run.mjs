@@ -9,6 +9,7 @@
 import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { freePort, startInfra } from "../scripts/infra.mjs";
 import { makeSamples } from "../scripts/samples.mjs";
@@ -80,10 +81,7 @@ function requireSucceeded(job, what) {
   throw new StackError(`${what} ${job.state}${e ? ` at step ${e.step ?? "?"}: ${e.code}: ${e.message}` : ""} (job ${job.id})`);
 }
 
-/**
- * Peak resident memory of a process and all its descendants (summed), sampled from /proc every
- * SAMPLE_MS: the worker runs ffmpeg and other tools as child processes, and they count.
- */
+/** Resolves once the worker's /metrics says its models are loaded; seconds waited. */
 async function waitWorkerWarm(port, timeoutMs = 60_000) {
   const t0 = performance.now();
   while (performance.now() - t0 < timeoutMs) {
@@ -96,6 +94,10 @@ async function waitWorkerWarm(port, timeoutMs = 60_000) {
   throw new StackError(`the worker's models were not loaded within ${timeoutMs / 1000} s (likeness_worker_engines_warm)`);
 }
 
+/**
+ * Peak resident memory of a process and all its descendants (summed), sampled from /proc every
+ * SAMPLE_MS: the worker runs ffmpeg and other tools as child processes, and they count.
+ */
 function rssSampler(rootPid) {
   const page = Number(spawnSync("getconf", ["PAGESIZE"], { encoding: "utf8" }).stdout) || 4096;
   let peak = 0;
@@ -219,7 +221,7 @@ async function main() {
   console.log("");
   console.log(stepTable("generate_video", job));
   console.log("");
-  console.log(`submit → finished  ${wallS.toFixed(2)} s for ${fig.speech_seconds.toFixed(2)} s of speech (${d.frames} frames, ${SIZE}x${SIZE})`);
+  console.log(`submit → finished  ${wallS.toFixed(2)} s for ${fig.speech_seconds.toFixed(2)} s of speech (${d.frames} frames, ${SIZE}x${SIZE}, ${os.cpus().length} cores)`);
   console.log(`peak worker RSS    ${peakMb.toFixed(0)} MB (likeness-worker + its child processes, summed, every ${SAMPLE_MS} ms during the render; MB = 2^20 bytes)`);
   console.log("");
   console.log("  " + line(["figure", "value", "goal", "met"]));

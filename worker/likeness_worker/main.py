@@ -61,16 +61,19 @@ def check_services(settings) -> str | None:
 def _warm(engines: list) -> None:
     """Load the default engines' models while the worker starts taking jobs, so that the first
     video does not wait for them; a failure here only costs that time later, in the step."""
+    from . import metrics
+
+    failed = 0
     for cls in dict.fromkeys(engines):
         try:
             t0 = time.monotonic()
             cls.warm()
             log.debug("warmed %s/%s in %.2f s", cls.task_kind, cls.name, time.monotonic() - t0)
         except Exception:  # noqa: BLE001 — the step will load it again and report a real error
+            failed += 1
             log.warning("warming %s/%s failed", cls.task_kind, cls.name, exc_info=True)
-    from . import metrics
-
-    metrics.ENGINES_WARM.set(1)
+    if not failed:
+        metrics.ENGINES_WARM.set(1)
 
 
 def main(argv: list[str] | None = None) -> int:

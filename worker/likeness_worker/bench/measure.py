@@ -4,9 +4,10 @@
         --reference voice_reference.wav --narration TEXT --tts-engine piper \
         --contact-sheet sheet.png
 
-The face is re-detected on every decoded frame with MediaPipe's face mesh in tracking mode (the
-worker's own engines may use other models: this is an independent look at the pixels), the
-energy comes from the MP4's own audio track, so both are what a viewer gets.
+The face is re-detected on every decoded frame with MediaPipe's face mesh in tracking mode and
+the energy comes from the MP4's own audio track, so both are what a viewer gets. It is the same
+face model the `landmarks` engine builds its rig on, so it is not an independent judge: the
+issue's check uses another landmark model, and the figures are meant to be compared run to run.
 """
 
 from __future__ import annotations
@@ -139,19 +140,9 @@ def voice_gain_figure(reference: Path, shaped: Path, narration: str, tts_engine:
             synthesize_espeak(narration, unshaped, None)
         else:
             return float("nan"), f"no unshaped voice for tts engine {tts_engine!r}"
-        try:
-            from ..media.voice_similarity import voice_gain
-        except ImportError:  # the worker's own measure has not landed yet
-            voice_gain = _resemblyzer_gain
+        from ..media.voice_similarity import voice_gain
+
         return float(voice_gain(reference, shaped, unshaped)), f"{tts_engine} shaped vs {tts_engine} unshaped"
-
-
-def _resemblyzer_gain(reference: Path, shaped: Path, unshaped: Path) -> float:
-    from resemblyzer import VoiceEncoder, preprocess_wav
-
-    enc = VoiceEncoder("cpu", verbose=False)
-    ref, a, b = (enc.embed_utterance(preprocess_wav(Path(p))) for p in (reference, shaped, unshaped))
-    return float(np.dot(ref, a) - np.dot(ref, b))  # embeddings are unit length: dot = cosine
 
 
 def measure(video: Path, speech: Path, reference: Path, narration: str, tts_engine: str, sheet: Path) -> dict:

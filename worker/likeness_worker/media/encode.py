@@ -76,13 +76,15 @@ def frame_writer(
 @contextmanager
 def frame_reader(
     video: Path, width: int, height: int, *, fps: int = FPS,
-    cancelled: Callable[[], bool] | None = None, timeout: float = 600.0,
+    cancelled: Callable[[], bool] | None = None, timeout: float,
 ) -> Iterator[Iterator[np.ndarray]]:
     """The video's frames as RGB arrays at ``width`` x ``height``, one at a time (never the
-    whole video in memory), at ``fps``."""
+    whole video in memory), at ``fps``; a video of another shape is scaled to cover the frame
+    and centre-cropped, never stretched."""
+    fit = (f"scale={width}:{height}:force_original_aspect_ratio=increase:flags=lanczos,"
+           f"crop={width}:{height}")
     cmd = ["ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-i", str(video), "-map", "0:v:0",
-           "-vf", f"fps={fps},scale={width}:{height}:flags=lanczos", "-f", "rawvideo",
-           "-pix_fmt", "rgb24", "-"]
+           "-vf", f"fps={fps},{fit}", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
     size = width * height * 3
     with proc.reader(cmd, timeout=timeout, cancelled=cancelled) as p:
         def frames() -> Iterator[np.ndarray]:

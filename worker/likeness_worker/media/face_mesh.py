@@ -25,21 +25,20 @@ FOREHEAD, CHIN = 10, 152
 MOUTH_LEFT, MOUTH_RIGHT = 61, 291  # outer corners (image left, image right)
 MESH_POINTS = 468  # the 10 iris points (468-477) are not part of the tessellation
 
-_lock = threading.Lock()
-_meshes: dict[bool, object] = {}
+_still_lock = threading.Lock()  # one static graph per process, shared by the steps' threads
+_still = None
 
 
-def _mesh(video: bool):
+def _still_mesh():
+    global _still
     import mediapipe as mp
 
-    with _lock:
-        m = _meshes.get(video)
-        if m is None:
-            m = mp.solutions.face_mesh.FaceMesh(
-                static_image_mode=not video, refine_landmarks=True, max_num_faces=1,
-                min_detection_confidence=0.5, min_tracking_confidence=0.5)
-            _meshes[video] = m
-        return m
+    with _still_lock:
+        if _still is None:
+            _still = mp.solutions.face_mesh.FaceMesh(
+                static_image_mode=True, refine_landmarks=True, max_num_faces=1,
+                min_detection_confidence=0.5)
+        return _still
 
 
 def warm_mesh() -> None:
@@ -50,7 +49,9 @@ def warm_mesh() -> None:
 
 def detect_mesh(rgb: np.ndarray) -> np.ndarray | None:
     """The 478 landmarks (x, y in pixels) of the largest face of an RGB still, or None."""
-    return _landmarks(_mesh(False), rgb)
+    mesh = _still_mesh()
+    with _still_lock:  # a MediaPipe graph is not safe to share between threads
+        return _landmarks(mesh, rgb)
 
 
 class MeshTracker:
@@ -65,7 +66,7 @@ class MeshTracker:
             min_detection_confidence=0.5, min_tracking_confidence=0.5)
 
     def __call__(self, rgb: np.ndarray) -> np.ndarray | None:
-        return _landmarks(self._m, rgb)
+        return _landmarks(self._m, rgb)  # its own graph: no lock
 
     def close(self) -> None:
         self._m.close()
@@ -73,8 +74,7 @@ class MeshTracker:
 
 def _landmarks(mesh, rgb: np.ndarray) -> np.ndarray | None:
     h, w = rgb.shape[:2]
-    with _lock:  # a MediaPipe graph is not safe to share between threads
-        res = mesh.process(np.ascontiguousarray(rgb))
+    res = mesh.process(np.ascontiguousarray(rgb))
     if not res.multi_face_landmarks:
         return None
     lm = res.multi_face_landmarks[0].landmark

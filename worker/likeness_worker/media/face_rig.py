@@ -11,6 +11,7 @@ the rest pose), so a frame costs one weighted sum of a few dense fields, a fixed
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import cv2
 import numpy as np
@@ -77,11 +78,13 @@ def _strip(upper: tuple[int, ...], lower: tuple[int, ...]) -> list[tuple[int, in
     return tris
 
 
-def _ring(pts: np.ndarray, oval: list[int], anchors: list[int], roi: tuple[int, int, int, int]):
+def _ring(pts: np.ndarray, oval: list[int], anchors: list[int]):
     """Delaunay triangles between the face oval and the ROI border, outside the oval."""
-    x0, y0, x1, y1 = roi
-    sub = cv2.Subdiv2D((x0 - 2, y0 - 2, x1 - x0 + 4, y1 - y0 + 4))
     ids = oval + anchors
+    # The face may reach past the picture (a chin cut off by the frame): the subdivision's
+    # rectangle holds every point, not just the ROI.
+    lo, hi = np.floor(pts[ids].min(0)) - 2, np.ceil(pts[ids].max(0)) + 2
+    sub = cv2.Subdiv2D((int(lo[0]), int(lo[1]), int(hi[0] - lo[0]), int(hi[1] - lo[1])))
     where = {}
     for i in ids:
         p = (float(pts[i, 0]), float(pts[i, 1]))
@@ -140,19 +143,17 @@ class FaceRig:
         self.points = pts
 
         mesh = drop_overlapping(mesh_triangles(), p)
-        skin = [tuple(t) for t in mesh] + _ring(pts, list(FACE_OVAL), anchor_ids, self.roi)
+        skin = [tuple(t) for t in mesh] + _ring(pts, list(FACE_OVAL), anchor_ids)
         skin += _strip(RIGHT_EYE_UPPER, RIGHT_EYE_LOWER) + _strip(LEFT_EYE_UPPER, LEFT_EYE_LOWER)
         mouth = _strip(LIPS_INNER_UPPER, LIPS_INNER_LOWER)  # painted over whenever it is open
         self.triangles = np.array(skin + mouth, np.int32)
 
         closing = self._rest_closing(pts)
-        self.closed_from = None  # closed picture -> source picture coordinates, when it differs
+        self._closing = None  # (source, closed vertices, triangles) when the photo's mouth was open
         if np.abs(closing).max() > 0.25:
             skin_tris = np.array(skin, np.int32)
             image = warp_exact(image, pts, pts + closing, skin_tris, self.roi)
-            gy, gx = np.mgrid[0:h_img, 0:w_img].astype(np.float32)
-            self.closed_from = warp_exact(np.dstack([gx, gy]), pts, pts + closing, skin_tris,
-                                          self.roi, cv2.INTER_LINEAR)
+            self._closing = (pts.copy(), pts + closing, skin_tris)
             pts = pts + closing
             self.points = pts
             image = _clean_lips(image, pts)
@@ -312,8 +313,6 @@ class FaceRig:
         self.fields = np.stack([spread(bk) / 2 for bk in self.bases]).reshape(len(BASES), -1)
         self.grid_index = np.dstack(np.meshgrid(np.arange(half[0], dtype=np.float32),
                                                 np.arange(half[1], dtype=np.float32)))
-        gx, gy = np.meshgrid(np.arange(x0, x1, dtype=np.float32), np.arange(y0, y1, dtype=np.float32))
-        self.grid = np.stack([gx, gy], -1)
 
     def vertices(self, pose: Pose) -> np.ndarray:
         """Where the vertices are in this pose (pixels)."""
@@ -343,12 +342,30 @@ class FaceRig:
                                       borderMode=cv2.BORDER_REFLECT101)
         paint_mouth(self, out, self.vertices(pose))
 
+    @cached_property
+    def grid(self) -> np.ndarray:
+        """The ROI's own pixel coordinates (h x w x 2)."""
+        x0, y0, x1, y1 = self.roi
+        return np.dstack(np.meshgrid(np.arange(x0, x1, dtype=np.float32), np.arange(y0, y1, dtype=np.float32)))
+
+    @cached_property
+    def _closed_from(self) -> np.ndarray | None:
+        """Closed picture -> source picture coordinates over the ROI (when the mouth was closed)."""
+        if self._closing is None:
+            return None
+        src, dst, tris = self._closing
+        x0, y0, x1, y1 = self.roi
+        grid = np.zeros((y1, x1, 2), np.float32)  # the coordinates' own picture, up to the ROI
+        grid[y0:, x0:] = self.grid
+        return warp_exact(grid, src, dst, tris, self.roi, cv2.INTER_LINEAR)[y0:, x0:]
+
     def source_backward(self, pose: Pose) -> np.ndarray:
         """Like ``backward``, into the picture the rig was built from (before any closing)."""
         q = self.backward(pose)
-        if self.closed_from is None:
+        if self._closed_from is None:
             return q
-        return cv2.remap(self.closed_from, q[..., 0], q[..., 1], cv2.INTER_LINEAR,
+        x0, y0 = self.roi[:2]
+        return cv2.remap(self._closed_from, q - np.float32((x0, y0)), None, cv2.INTER_LINEAR,
                          borderMode=cv2.BORDER_REPLICATE)
 
 

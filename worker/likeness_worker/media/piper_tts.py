@@ -293,11 +293,14 @@ def synthesize_piper(
     plan = plan_shaping(name, voice_profile)
     from piper.config import SynthesisConfig
 
-    cfg = SynthesisConfig(length_scale=pv.config.length_scale * plan["lengthScale"])
+    # noise_w 0: the model's mean durations, not sampled ones. The same narration then always
+    # gets the same timings, so a redelivered step cannot pair one run's speech.wav with another
+    # run's timings.json (the voice's own noise still varies the sound, not its timing).
+    cfg = SynthesisConfig(length_scale=pv.config.length_scale * plan["lengthScale"], noise_w_scale=0.0)
     sr = pv.config.sample_rate
     audio: list[np.ndarray] = []
     chunks: list[tuple[list[str], list[int]]] = []
-    for chunk in pv.synthesize(text, syn_config=cfg, include_alignments=True):  # one per sentence
+    for chunk in pv.synthesize(text, syn_config=cfg, include_alignments=True):  # a sentence each
         if stop():
             raise Cancelled("cancelled during speech synthesis")
         al = chunk.phoneme_alignments

@@ -5,7 +5,6 @@ streamed frame by frame into one encode."""
 from __future__ import annotations
 
 import math
-import wave
 import zlib
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -15,16 +14,19 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .encode import FPS, frame_reader, frame_writer
-from .errors import BadInput
+from .encode import FPS, encode_timeout, frame_reader, frame_writer
+from .errors import BadInput, ToolFailed
 from .face_mesh import FACE_OVAL, MeshTracker, detect_mesh
 from .face_rig import FaceRig, Pose, paint_mouth
+from .video import audio_seconds, read_rgb
 from .visemes import RATE, blink_track, frame_samples, head_tracks, mouth_tracks, speech_envelope
 
 
-def _speech_seconds(wav: Path) -> float:
-    with wave.open(str(wav), "rb") as w:
-        return w.getnframes() / float(w.getframerate())
+def _seconds(speech_wav: Path) -> float:
+    seconds = audio_seconds(speech_wav)
+    if not seconds:
+        raise ToolFailed(f"{speech_wav.name} holds no audio")
+    return seconds
 
 
 def performance(speech_wav: Path, timings: dict, face_h: float, n_frames: int, fps: int,
@@ -50,8 +52,9 @@ def _rig(rgb: np.ndarray, lm: np.ndarray | None) -> FaceRig:
         raise BadInput("no face found in the scene to animate: use a profile whose portrait shows one face clearly")
     try:
         return FaceRig(rgb, lm)
-    except ValueError as exc:
-        raise BadInput(f"the face in the scene cannot be animated: {exc}") from exc
+    except (ValueError, cv2.error) as exc:
+        raise BadInput(f"the face in the scene cannot be animated ({exc}): use a portrait where "
+                       "the whole face is inside the picture") from exc
 
 
 def _summary(poses: list[Pose], fps: int) -> dict:
@@ -69,11 +72,11 @@ def animate_portrait(
 ) -> dict:
     """Animate the face of ``still`` (already width x height) to the speech; the frames are
     encoded once, as the final H.264 stream, exactly round(speech seconds x fps) of them."""
-    rgb = cv2.cvtColor(cv2.imread(str(still), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    rgb = read_rgb(still)
     if rgb.shape[:2] != (height, width):
         raise ValueError(f"scene is {rgb.shape[1]}x{rgb.shape[0]}, expected {width}x{height}")
     rig = _rig(rgb, detect_mesh(rgb))
-    n = max(1, int(round(_speech_seconds(speech_wav) * fps)))
+    n = max(1, int(round(_seconds(speech_wav) * fps)))
     poses = performance(speech_wav, timings, rig.face_h, n, fps, seed)
     def draw(pose: Pose) -> np.ndarray:
         frame = rig.image.copy()
@@ -118,7 +121,7 @@ def lipsync_video(
     mesh), the rig built on the first frame is carried onto each frame by the similarity
     transform between the tracked face and the first one (smoothed), and the frames are encoded
     once as the final stream. The video is read as a stream, never held in memory."""
-    n = max(1, int(round(_speech_seconds(speech_wav) * fps)))
+    n = max(1, int(round(_seconds(speech_wav) * fps)))
     tracker = MeshTracker()
     rig: FaceRig | None = None
     poses: list[Pose] = []
@@ -126,7 +129,8 @@ def lipsync_video(
     lost = 0
     step = max(1, n // 20)
     try:
-        with frame_reader(video, width, height, fps=fps, cancelled=cancelled) as frames, \
+        with frame_reader(video, width, height, fps=fps, cancelled=cancelled,
+                          timeout=encode_timeout(n, width, height)) as frames, \
                 frame_writer(out, width, height, n_frames=n, fps=fps, video_filter=video_filter,
                              cancelled=cancelled) as w:
             last = None
@@ -134,7 +138,7 @@ def lipsync_video(
                 frame = next(frames, None)
                 if frame is None:  # the motion is shorter than the speech: hold its last frame
                     if last is None:
-                        raise BadInput("the motion video has no frames")
+                        raise ToolFailed("the motion video has no frames")
                     frame = last
                 last = frame
                 lm = tracker(frame)
@@ -174,7 +178,8 @@ def _render_on(rig: FaceRig, pose: Pose, frame: np.ndarray, out: np.ndarray,
     if bx1 <= bx0 or by1 <= by0:
         return
     a, t = m[:, :2], m[:, 2]
-    ai = np.linalg.inv(a)
+    det = a[0, 0] * a[1, 1] - a[0, 1] * a[1, 0]  # no LAPACK in the frame loop (see face_rig)
+    ai = np.array([[a[1, 1], -a[0, 1]], [-a[1, 0], a[0, 0]]]) / det
     gy, gx = np.mgrid[by0:by1, bx0:bx1].astype(np.float32)
     # frame pixel -> rig picture: p0 = A^-1 (p - t); its source there: p0 + disp(p0); back: A s + t
     p0x = ai[0, 0] * (gx - t[0]) + ai[0, 1] * (gy - t[1])
@@ -186,5 +191,5 @@ def _render_on(rig: FaceRig, pose: Pose, frame: np.ndarray, out: np.ndarray,
     my = (a[1, 0] * sx + a[1, 1] * sy + t[1]).astype(np.float32)
     out[by0:by1, bx0:bx1] = cv2.remap(frame, mx, my, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT101)
     vtx = np.einsum("ij,nj->ni", a, rig.vertices(pose)) + t  # no BLAS in the frame loop
-    scale = float(math.sqrt(abs(np.linalg.det(a))))
+    scale = float(math.sqrt(abs(det)))
     paint_mouth(rig, out, vtx, down=a @ rig.v / scale, scale=scale)

@@ -30,7 +30,7 @@ def _check_size(width: int, height: int) -> None:
         raise ValueError(f"output size {width}x{height} must be even and at least 16 px")
 
 
-def _read_rgb(path: Path) -> np.ndarray:
+def read_rgb(path: Path) -> np.ndarray:
     bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if bgr is None:
         raise BadInput(f"cannot read the image {Path(path).name}")
@@ -73,7 +73,7 @@ def frame_portrait(
     gap is filled with a blurred, dimmed copy of the photo (no black bars, no stretching).
     """
     _check_size(width, height)
-    rgb = _read_rgb(src)
+    rgb = read_rgb(src)
     fx, fy, fw, fh = (float(face_box[k]) for k in ("x", "y", "w", "h"))
     if fw <= 0 or fh <= 0:
         raise ValueError(f"face box {face_box} is empty")
@@ -126,9 +126,10 @@ def ken_burns(
     cancelled: Callable[[], bool] | None = None,
     lossless: bool = False,
     video_filter: str | None = None,
-) -> None:
+) -> int:
     """Slow eased zoom with a slight pan; exactly round(duration_sec * fps) frames, encoded
     once: the final H.264 stream, or a lossless intermediate (``lossless``) for a later step.
+    Returns the number of frames.
 
     Frames are rendered with sub-pixel affine warps (no integer-rounding jitter, unlike
     ffmpeg zoompan) and piped to ffmpeg. ``focus``: point (fractions of the frame), e.g. the
@@ -141,7 +142,7 @@ def ken_burns(
     n = int(round(duration_sec * fps))
     if n < 1:
         raise ValueError(f"duration {duration_sec} s gives no frame at {fps} fps")
-    img = _cover(_read_rgb(still), width, height)
+    img = _cover(read_rgb(still), width, height)
     z0, z1 = zoom
     size = np.array([width, height], np.float64)
     mid = size / 2
@@ -163,6 +164,7 @@ def ken_burns(
                                    borderMode=cv2.BORDER_REFLECT101))
             if progress is not None and ((i + 1) % step == 0 or i + 1 == n):
                 progress((i + 1) / n)
+    return n
 
 
 def upscale_lanczos(
@@ -256,7 +258,7 @@ def final_stream_info(frames: int, width: int, height: int, fps: int = FPS) -> d
             "video_duration_sec": frames / fps, "duration_sec": frames / fps}
 
 
-def _audio_seconds(audio: Path) -> float | None:
+def audio_seconds(audio: Path) -> float | None:
     try:  # a WAV, from the tts step: read its header, no ffprobe
         info = sf.info(str(audio))
         return info.frames / info.samplerate if info.frames else None
@@ -307,7 +309,7 @@ def mux(
     here, its last frame held or cut to the speech's length, through ``video_filter`` if given;
     ``video_stream`` in the answer says which happened and why. ``final_stream``: what the step
     that encoded the video says of it (``final_stream_info``), instead of probing it again."""
-    a_dur = _audio_seconds(audio)
+    a_dur = audio_seconds(audio)
     if not a_dur:
         raise ToolFailed(f"{Path(audio).name} has no audio stream to mux")
     vinfo = final_stream or probe(video)

@@ -15,6 +15,7 @@ import soundfile as sf
 
 RATE = 100  # samples per second of the tracks
 LEAD_S = 0.03  # the lips move slightly ahead of the sound they make
+SILENCE_DBFS = -65.0
 
 # IPA symbol (as espeak-ng / piper write them) -> (open, spread, round) of the lips.
 _VISEMES: dict[str, tuple[float, float, float]] = {}
@@ -62,8 +63,10 @@ def speech_envelope(wav: Path, n: int) -> np.ndarray:
     db = 20 * np.log10(np.maximum(rms, 1e-6))
     if db.size == 0:
         return np.zeros(n)
+    # 38 dB below the loud part is silence, and so is anything under -65 dBFS (a silent or
+    # nearly silent file has no loud part to be relative to).
     top = float(np.percentile(db, 95))
-    env = np.clip((db - (top - 38.0)) / 34.0, 0.0, 1.0)  # 38 dB below the loud part = silence
+    env = np.clip((db - max(top - 38.0, SILENCE_DBFS)) / 34.0, 0.0, 1.0)
     out = np.zeros(n)
     out[: env.size] = env
     return out

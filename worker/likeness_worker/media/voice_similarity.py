@@ -33,17 +33,11 @@ def speaker_embedding(wav: Path) -> np.ndarray:
     return _encoder().embed_utterance(preprocess_wav(Path(wav)))
 
 
-def voice_similarity(a: Path, b: Path) -> float:
-    """Cosine similarity of two recordings' speaker embeddings (1 = same voice)."""
-    ea, eb = speaker_embedding(a), speaker_embedding(b)
-    return float(np.dot(ea, eb) / (np.linalg.norm(ea) * np.linalg.norm(eb)))
+def _cosine(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b)))
 
 
 def voice_gain(reference_wav: Path, shaped_wav: Path, unshaped_wav: Path) -> float:
     """similarity(reference, shaped) - similarity(reference, unshaped); > 0: the shaping helps."""
     ref = speaker_embedding(reference_wav)
-    sims = []
-    for wav in (shaped_wav, unshaped_wav):
-        e = speaker_embedding(wav)
-        sims.append(float(np.dot(ref, e) / (np.linalg.norm(ref) * np.linalg.norm(e))))
-    return sims[0] - sims[1]
+    return _cosine(ref, speaker_embedding(shaped_wav)) - _cosine(ref, speaker_embedding(unshaped_wav))

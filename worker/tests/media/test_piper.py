@@ -154,6 +154,14 @@ def test_rate_sets_the_length_scale_and_the_duration(tmp_path, spoken):
     assert crawl["durationRatio"] == piper_tts.DURATION_RATIO[1] and "clamped" in crawl["notes"][0]
 
 
+def test_the_same_narration_gets_the_same_timings(tmp_path, spoken):
+    # A redelivered step may synthesize again: its timings must still fit the other run's audio.
+    out, first = spoken
+    again = synthesize_piper(NARRATION, tmp_path / "again.wav", None)
+    assert again["words"] == first["words"] and again["phonemes"] == first["phonemes"]
+    assert sf.info(str(tmp_path / "again.wav")).frames == sf.info(str(out)).frames
+
+
 def test_voice_table_matches_a_fresh_measurement(tmp_path):
     """VOICES holds each voice's measure_voice() on CALIBRATION_TEXT: it must still be true."""
     out = tmp_path / "cal.wav"

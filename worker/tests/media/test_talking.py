@@ -146,3 +146,30 @@ def test_lipsync_tracks_the_face_on_a_moving_video(scene, speech_with_pause, tmp
     w0 = np.linalg.norm(lms[0][454] - lms[0][234])
     w1 = np.linalg.norm(lms[-1][454] - lms[-1][234])
     assert w1 / w0 > 1.03
+
+
+def test_silence_keeps_the_mouth_closed(scene, tmp_path):
+    wav = tmp_path / "silence.wav"
+    sf.write(str(wav), np.zeros(24000 * 2, np.float32), 24000, subtype="PCM_16")
+    stats = animate_portrait(scene, wav, {"words": []}, tmp_path / "silent.mp4", 384, 384, seed=1)
+    assert stats["frames"] == 50 and stats["mouthClosedShare"] == 1.0
+
+
+def test_a_face_cut_off_by_the_frame_still_speaks(astronaut_rgb, speech_with_pause, tmp_path):
+    wav, _ = speech_with_pause
+    # The astronaut's chin and the left of her face run out of the picture.
+    y, x = ASTRONAUT_FACE["y"], ASTRONAUT_FACE["x"]
+    crop = np.ascontiguousarray(astronaut_rgb[max(0, y - 60): y + 95, x + 15: x + 175])
+    still = write_rgb(tmp_path / "cut.png", cv2.resize(crop, (320, 320)))
+    stats = animate_portrait(still, wav, {"words": []}, tmp_path / "cut.mp4", 320, 320, seed=2)
+    assert stats["frames"] > 0 and stats["mouthOpenMean"] > 0.05
+
+
+def test_the_same_speech_gives_the_same_performance(scene, speech_with_pause, tmp_path):
+    # A redelivered step must render the same frames: blinks and motion are seeded, not random.
+    wav, _ = speech_with_pause
+    a = animate_portrait(scene, wav, {"words": []}, tmp_path / "a.mp4", 384, 384, seed=9)
+    b = animate_portrait(scene, wav, {"words": []}, tmp_path / "b.mp4", 384, 384, seed=9)
+    assert a == b
+    fa, fb = read_frames(tmp_path / "a.mp4"), read_frames(tmp_path / "b.mp4")
+    assert all(np.array_equal(x, y) for x, y in zip(fa[::10], fb[::10]))

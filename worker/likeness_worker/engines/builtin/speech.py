@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from ..base import Engine, StepOutput, TaskContext
 from ..registry import REGISTRY
-from .video import wav_duration
 
 
 def _voice_profile(ctx: TaskContext) -> dict | None:
@@ -15,7 +14,9 @@ def _voice_profile(ctx: TaskContext) -> dict | None:
 
 
 def _publish(ctx: TaskContext, out, timings: dict) -> StepOutput:
-    duration = wav_duration(out)
+    from ...media.video import audio_seconds
+
+    duration = audio_seconds(out)
     timings = {"durationSec": duration, **timings}
     n_words, n_phonemes = len(timings["words"]), len(timings.get("phonemes") or [])
     artifacts = [

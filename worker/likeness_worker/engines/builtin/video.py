@@ -10,7 +10,6 @@ video stream."""
 
 from __future__ import annotations
 
-import wave
 from pathlib import Path
 
 from ..base import Engine, StepOutput, TaskContext
@@ -21,9 +20,13 @@ VIDEO_STEPS = ("upscale", "lipsync", "talking_head", "motion")
 LOSSLESS_NOTE = "lossless intermediate (RGB H.264, qp 0): the next step makes the final frames"
 
 
-def wav_duration(path: Path) -> float:
-    with wave.open(str(path), "rb") as w:
-        return w.getnframes() / float(w.getframerate())
+def _maker(ctx: TaskContext, before: tuple[str, ...]) -> dict | None:
+    """The outputs of the step that made the current video (a skipped upscale made nothing)."""
+    for step in before:
+        out = ctx.upstream.get(step, {}).get("outputs", {})
+        if out.get("videoKey") and not out.get("skipped"):
+            return out
+    return None
 
 
 def upstream_video(ctx: TaskContext, before: tuple[str, ...]) -> Path:
@@ -55,22 +58,25 @@ def face_focus(box: dict | None, width: int, height: int) -> tuple[float, float]
     return ((box["x"] + box["w"] / 2) / width, (box["y"] + box["h"] / 2) / height)
 
 
-def burn_in(ctx: TaskContext) -> str | None:
-    """The -vf filter that burns the subtitles into the final frames, when the request asks."""
+def _timings(ctx: TaskContext) -> dict:
+    return ctx.storage.get_json(ctx.upstream_artifact("tts", "timings")["key"])
+
+
+def burn_in(ctx: TaskContext, timings: dict | None = None) -> str | None:
+    """The -vf filter that burns the subtitles into the final frames, when the request asks
+    (``timings``: the tts step's, if the caller has them already)."""
     from ...media.subtitles import burn_filter, subtitle_mode, write_srt
 
     if subtitle_mode(ctx.payload) != "burned":
         return None
-    timings = ctx.storage.get_json(ctx.upstream_artifact("tts", "timings")["key"])
+    timings = timings or _timings(ctx)
     srt = ctx.path("out/burned.srt")
     write_srt(timings["words"], srt)
     return burn_filter(srt, ctx.payload["width"], ctx.payload["height"])
 
 
 def _speech(ctx: TaskContext) -> tuple[Path, dict]:
-    speech = ctx.fetch(ctx.upstream_artifact("tts", "speech")["key"], "speech.wav")
-    timings = ctx.storage.get_json(ctx.upstream_artifact("tts", "timings")["key"])
-    return speech, timings
+    return ctx.fetch(ctx.upstream_artifact("tts", "speech")["key"], "speech.wav"), _timings(ctx)
 
 
 def _kenburns(ctx: TaskContext, name: str, *, final: bool) -> StepOutput:
@@ -84,13 +90,14 @@ def _kenburns(ctx: TaskContext, name: str, *, final: bool) -> StepOutput:
     on_face = {"focus": focus, "pan": (0.0, 0.0)} if focus else {}
     out = ctx.path(f"out/{name}")
     burn = burn_in(ctx) if final else None
-    ken_burns(
+    frames = ken_burns(
         still, out, duration, p["width"], p["height"], lossless=not final, video_filter=burn,
         progress=lambda f: ctx.progress(f, "rendering frames"), cancelled=ctx.cancelled, **on_face,
     )
     encode = "final H.264" if final else LOSSLESS_NOTE
-    meta = {"durationSec": round(duration, 3), "width": p["width"], "height": p["height"],
-            "encode": encode, "subtitlesBurned": burn is not None}
+    meta = {"durationSec": round(duration, 3), "frames": frames,
+            "width": p["width"], "height": p["height"], "encode": encode,
+            "subtitlesBurned": burn is not None}
     ref = ctx.upload(name, out, "video" if final else "video_raw",
                      "video/mp4" if final else "video/x-matroska", meta)
     return StepOutput([ref], {"videoKey": ref["key"], **meta})
@@ -121,7 +128,7 @@ def _speak(ctx: TaskContext, animate, source: Path, name: str, doing: str) -> St
     p = ctx.payload
     speech, timings = _speech(ctx)
     out = ctx.path(f"out/{name}")
-    burn = burn_in(ctx)
+    burn = burn_in(ctx, timings)
     stats = animate(source, speech, timings, out, p["width"], p["height"], seed=seed_of(ctx.job_id),
                     video_filter=burn, progress=lambda f: ctx.progress(f, doing), cancelled=ctx.cancelled)
     meta = {**stats, "width": p["width"], "height": p["height"], "encode": "final H.264",
@@ -182,8 +189,9 @@ class LanczosUpscale(Engine):
         from ...media.video import probe, upscale_lanczos
 
         p = ctx.payload
-        made = next(ctx.upstream[s]["outputs"] for s in VIDEO_STEPS[1:]
-                    if ctx.upstream.get(s, {}).get("outputs", {}).get("videoKey"))
+        made = _maker(ctx, VIDEO_STEPS[1:])
+        if made is None:
+            raise KeyError(f"step {ctx.step} found no upstream video (looked at {', '.join(VIDEO_STEPS[1:])})")
         size = (made.get("width"), made.get("height"))
         src = None
         if None in size:  # the step that made the frames did not say their size: look
@@ -211,19 +219,17 @@ class FfmpegMux(Engine):
         from ...media.video import final_stream_info, mux
 
         p = ctx.payload
+        mode = subtitle_mode(p)
         video = upstream_video(ctx, VIDEO_STEPS)
         speech = ctx.fetch(ctx.upstream_artifact("tts", "speech")["key"], "speech.wav")
         srt = None
         artifacts = []
-        if subtitle_mode(p) == "soft":
-            timings = ctx.storage.get_json(ctx.upstream_artifact("tts", "timings")["key"])
+        if mode == "soft":
             srt = ctx.path("out/subtitles.srt")
-            write_srt(timings["words"], srt)
+            write_srt(_timings(ctx)["words"], srt)
+        made = _maker(ctx, VIDEO_STEPS) or {}
         # Burned in already by the step that made the final frames, or here (then mux encodes).
-        burned = any(ctx.upstream.get(s, {}).get("outputs", {}).get("subtitlesBurned") for s in VIDEO_STEPS)
-        burn = burn_in(ctx) if subtitle_mode(p) == "burned" and not burned else None
-        made = next((ctx.upstream[s]["outputs"] for s in VIDEO_STEPS
-                     if ctx.upstream.get(s, {}).get("outputs", {}).get("videoKey")), {})
+        burn = burn_in(ctx) if mode == "burned" and not made.get("subtitlesBurned") else None
         final = (final_stream_info(made["frames"], made["width"], made["height"])
                  if made.get("encode") == "final H.264" and made.get("frames") else None)
         out = ctx.path("out/video.mp4")
@@ -234,7 +240,7 @@ class FfmpegMux(Engine):
             "height": int(info["height"]),
             "fps": float(info["fps"]),
             "video": info["video_stream"],
-            "subtitles": subtitle_mode(p),
+            "subtitles": mode,
         }
         video_ref = ctx.upload("video.mp4", out, "video", "video/mp4", dict(outputs))
         artifacts.append(video_ref)
