@@ -5,6 +5,7 @@ import { spawn } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { stepNote } from "../apps/cli/dist/progress.js"; // the CLI's rule for a step's note
 import { freePort, watchdog } from "./infra.mjs";
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -132,9 +133,12 @@ export class Stack {
 
 /** A job's steps as GET /v1/jobs/:id records them: engine, state, seconds, reused. */
 export function stepTable(title, job) {
-  const rows = job.steps.map((s) => [s.name, s.engine ?? "", s.state, s.durationMs == null ? "" : (s.durationMs / 1000).toFixed(2), s.reused ? "yes" : ""]);
+  const rows = job.steps.map((s) => [
+    s.name, s.engine ?? "", s.state, s.durationMs == null ? "" : (s.durationMs / 1000).toFixed(2), s.reused ? "yes" : "",
+    (s.state === "succeeded" && stepNote(s.outputs)) || "",
+  ]);
   const total = job.finishedAt ? ((Date.parse(job.finishedAt) - Date.parse(job.createdAt)) / 1000).toFixed(2) : "";
-  const head = ["step", "engine", "state", "seconds", "reused"];
+  const head = ["step", "engine", "state", "seconds", "reused", "note"];
   const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const fmt = (r) => r.map((c, i) => (i === 3 ? c.padStart(w[i]) : c.padEnd(w[i]))).join("  ").trimEnd();
   return [
