@@ -237,10 +237,12 @@ class FaceRig:
         upper.update({i: -0.08 * gap * up_w[i] * v for i in LIPS_OUTER_UPPER})
         b[0] = self._jaw_move(pts, 0.85 * gap, {}, upper)
         # spread / round: the corners move out / in; rounding also opens the middle a little.
-        near = np.exp(-((s / 0.8) ** 2 + (t / 0.5) ** 2))
+        # The cheeks follow the corners far out (a narrow falloff stretches the corner's creases
+        # into view when the lips round).
+        near = np.exp(-((s / 1.2) ** 2 + (t / 0.6) ** 2))
         near[MESH_POINTS:] = 0
-        b[1] = np.outer(0.18 * mw * s * near, u)
-        b[2] = np.outer(-0.40 * mw * s * near, u)
+        b[1] = np.outer(0.14 * mw * s * near, u)
+        b[2] = np.outer(-0.22 * mw * s * near, u)
         for i in LIPS_INNER_LOWER[1:-1] + LIPS_OUTER_LOWER[1:-1]:
             b[2, i] += 0.05 * mw * v
         for i in LIPS_INNER_UPPER[1:-1] + LIPS_OUTER_UPPER[1:-1]:
@@ -436,6 +438,16 @@ def _lip_colour(rig: FaceRig) -> np.ndarray:
     return px.mean(0) if len(px) else np.array([150.0, 80.0, 80.0])
 
 
+def _chaikin(line: np.ndarray, rounds: int = 2) -> np.ndarray:
+    """Corner cutting (Chaikin) of an open polyline, its end points kept: a smooth curve."""
+    for _ in range(rounds):
+        a, b = line[:-1], line[1:]
+        mid = np.empty((2 * len(a), 2))
+        mid[0::2], mid[1::2] = 0.75 * a + 0.25 * b, 0.25 * a + 0.75 * b
+        line = np.vstack([line[:1], mid, line[-1:]])
+    return line
+
+
 def paint_mouth(rig: FaceRig, out: np.ndarray, vtx: np.ndarray, down: np.ndarray | None = None,
                 scale: float = 1.0) -> None:
     """Fill the opening between the inner lips: a dark interior, the upper teeth under the upper
@@ -447,6 +459,7 @@ def paint_mouth(rig: FaceRig, out: np.ndarray, vtx: np.ndarray, down: np.ndarray
     upper = vtx[list(LIPS_INNER_UPPER)]
     lower = vtx[list(LIPS_INNER_LOWER)]
     gap = float(np.max(((lower - upper) * v).sum(1)))
+    upper, lower = _chaikin(upper), _chaikin(lower)  # 11 points make a polygon; lips are curves
     if gap < 1.0:  # closed: the dark line where the lips meet
         mid = (upper + lower) / 2
         lx0, ly0 = np.floor(mid.min(0)).astype(int) - 2
@@ -454,8 +467,8 @@ def paint_mouth(rig: FaceRig, out: np.ndarray, vtx: np.ndarray, down: np.ndarray
         region = out[max(ly0, 0):ly1, max(lx0, 0):lx1]
         shade = region.copy()
         line = np.round((mid - (max(lx0, 0), max(ly0, 0))) * 16).astype(np.int32)
-        cv2.polylines(shade, [line], False, tuple(float(c) for c in rig.lip_rgb * 0.35), 1, cv2.LINE_AA, 4)
-        cv2.addWeighted(shade, 0.45, region, 0.55, 0, region)
+        cv2.polylines(shade, [line], False, tuple(float(c) for c in rig.lip_rgb * 0.5), 1, cv2.LINE_AA, 4)
+        cv2.addWeighted(shade, 0.35, region, 0.65, 0, region)
         return
     poly = np.vstack([upper, lower[::-1]])
     bx0, by0 = np.floor(poly.min(0)).astype(int) - 2
