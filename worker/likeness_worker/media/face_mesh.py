@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 from functools import lru_cache
 
+import cv2
 import numpy as np
 
 # Landmark groups (MediaPipe face mesh indices), ordered along each contour.
@@ -48,10 +49,31 @@ def warm_mesh() -> None:
 
 
 def detect_mesh(rgb: np.ndarray) -> np.ndarray | None:
-    """The 478 landmarks (x, y in pixels) of the largest face of an RGB still, or None."""
+    """The 478 landmarks (x, y in pixels) of the largest face of an RGB still, or None.
+
+    The mesh's own detector looks for faces that fill much of the picture; a smaller one (a
+    generated scene, a wide shot) is found by the full-range face detector first, and the mesh
+    runs on a crop around it."""
     mesh = _still_mesh()
     with _still_lock:  # a MediaPipe graph is not safe to share between threads
-        return _landmarks(mesh, rgb)
+        lm = _landmarks(mesh, rgb)
+    if lm is not None:
+        return lm
+    from .faces import detect_faces
+
+    faces = detect_faces(rgb)
+    if not faces:
+        return None
+    f = faces[0]
+    side = 2.0 * max(f.w, f.h)
+    x0, y0 = int(max(0, f.x + f.w / 2 - side / 2)), int(max(0, f.y + f.h / 2 - side / 2))
+    crop = rgb[y0:int(y0 + side), x0:int(x0 + side)]
+    scale = max(1.0, 384 / max(crop.shape[:2]))
+    if scale > 1.0:
+        crop = cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
+    with _still_lock:
+        lm = _landmarks(mesh, crop)
+    return None if lm is None else lm / scale + (x0, y0)
 
 
 class MeshTracker:

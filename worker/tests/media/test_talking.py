@@ -173,3 +173,13 @@ def test_the_same_speech_gives_the_same_performance(scene, speech_with_pause, tm
     assert a == b
     fa, fb = read_frames(tmp_path / "a.mp4"), read_frames(tmp_path / "b.mp4")
     assert all(np.array_equal(x, y) for x, y in zip(fa[::10], fb[::10]))
+
+
+def test_a_small_face_in_a_wide_scene_is_found_and_speaks(astronaut_rgb, speech_with_pause, tmp_path):
+    # Too small for the mesh's own detector (a generated scene, a wide shot): found via the
+    # full-range face detector and a crop.
+    wav, _ = speech_with_pause
+    small = cv2.copyMakeBorder(cv2.resize(astronaut_rgb, (192, 192)), 160, 160, 160, 160, cv2.BORDER_REFLECT)
+    still = write_rgb(tmp_path / "wide.png", small)
+    stats = animate_portrait(still, wav, {"words": []}, tmp_path / "wide.mp4", 512, 512, seed=4)
+    assert stats["frames"] > 0 and stats["mouthOpenMean"] > 0.05
