@@ -16,7 +16,7 @@ import numpy as np
 
 from .encode import FPS, encode_timeout, frame_reader, frame_writer
 from .errors import BadInput, ToolFailed
-from .face_mesh import FACE_OVAL, MeshTracker, detect_mesh
+from .face_mesh import FACE_OVAL, MeshTracker, detect_mesh, warm_mesh
 from .face_rig import FaceRig, Pose, paint_mouth
 from .video import audio_seconds, read_rgb
 from .visemes import RATE, blink_track, frame_samples, head_tracks, mouth_tracks, speech_envelope
@@ -40,6 +40,15 @@ def performance(speech_wav: Path, timings: dict, face_h: float, n_frames: int, f
     return [Pose(open=float(m[0]), spread=float(m[1]), round=float(m[2]), blink_r=float(b),
                  blink_l=float(b), turn=float(h[0]), head_x=float(h[1]), head_y=float(h[2]))
             for m, b, h in zip(mouth, blink, head)]
+
+
+def warm_talking() -> None:
+    """What a first render would otherwise wait for: the face mesh model, and OpenCV's colour
+    tables built on first use (~0.1 s each)."""
+    warm_mesh()
+    tiny = np.zeros((8, 8, 3), np.uint8)
+    for code in (cv2.COLOR_RGB2LAB, cv2.COLOR_RGB2YUV_I420):
+        cv2.cvtColor(tiny, code)
 
 
 def seed_of(text: str) -> int:

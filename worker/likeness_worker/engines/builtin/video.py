@@ -145,9 +145,9 @@ class LandmarksTalkingHead(Engine):
 
     @classmethod
     def warm(cls) -> None:
-        from ...media.face_mesh import warm_mesh
+        from ...media.talking import warm_talking
 
-        warm_mesh()
+        warm_talking()
 
     def animate(self, ctx: TaskContext) -> StepOutput:
         from ...media.talking import animate_portrait
