@@ -24,6 +24,7 @@ from .face_mesh import (
 
 # Coefficient order of Pose.vector() and of the rig's bases.
 BASES = ("open", "spread", "round", "blink_r", "blink_l", "turn", "head_x", "head_y")
+RELAX_SIGMAS = (8.0,) * 12 + (4.0,) * 12 + (2.0,) * 12  # smoothing outside the face (_fields)
 MAX_GAP = 0.34  # inner-lip gap at open=1, in mouth widths (a wide "ah"; wider looks forced)
 
 
@@ -203,7 +204,9 @@ class FaceRig:
             fixed.setdefault(i, drop * w * v)
         for i in FACE_OVAL:  # the chin moves with the jaw, less toward the jaw's angles, the rest not
             w = _smoothstep((t[i] - 0.1) / 0.6) * np.exp(-(max(0.0, abs(s[i]) - 0.45) / 0.8) ** 2)
-            fixed[i] = drop * float(w) * v
+            # Closing a photo's mouth moves only the lips: the outline stays, so the one exact
+            # warp of the picture does not bend the neck and collar below it.
+            fixed[i] = (drop * float(w) if drop > 0 else 0.0) * v
         for i in LIPS_OUTER_UPPER + (1, 4, 195, 197, 33, 133, 263, 362):
             fixed.setdefault(i, np.zeros(2))
         fixed.update({i: np.asarray(d, np.float64) for i, d in upper.items() if i in LIPS_OUTER_UPPER})
@@ -311,8 +314,25 @@ class FaceRig:
                          + l2[:, None] * vtx[tri[:, 2]])
             return f
 
+        # Outside the face the triangles are large and piecewise-linear motion bends straight
+        # lines (a collar, the hair's edge) at their edges: there the field is relaxed into a
+        # smooth one between the face's outline and the still border instead.
+        face = np.zeros((half[1], half[0]), np.uint8)
+        cv2.fillPoly(face, [np.round((pts[list(FACE_OVAL)] - 0.5) / 2 * 16).astype(np.int32)], 1, cv2.LINE_8, 4)
+        ring = face == 0
+        border = np.zeros_like(ring)
+        border[[0, -1], :] = border[:, [0, -1]] = True
+
+        def smooth_outside(f: np.ndarray) -> np.ndarray:
+            fixed = f.copy()
+            for sigma in RELAX_SIGMAS:  # wide first (reach), then narrow (detail near the face)
+                f = cv2.GaussianBlur(f, (0, 0), sigma)
+                f[~ring] = fixed[~ring]
+                f[border] = 0.0
+            return f
+
         # in steps of the half-resolution grid, as backward() iterates on it
-        self.fields = np.stack([spread(bk) / 2 for bk in self.bases]).reshape(len(BASES), -1)
+        self.fields = np.stack([smooth_outside(spread(bk) / 2) for bk in self.bases]).reshape(len(BASES), -1)
         self.grid_index = np.dstack(np.meshgrid(np.arange(half[0], dtype=np.float32),
                                                 np.arange(half[1], dtype=np.float32)))
 
