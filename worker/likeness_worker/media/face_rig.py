@@ -324,6 +324,8 @@ class FaceRig:
         border[[0, -1], :] = border[:, [0, -1]] = True
 
         def smooth_outside(f: np.ndarray) -> np.ndarray:
+            if np.abs(f[ring]).max(initial=0.0) < 0.02:  # the mouth's and eyes' own motions
+                return f
             fixed = f.copy()
             for sigma in RELAX_SIGMAS:  # wide first (reach), then narrow (detail near the face)
                 f = cv2.GaussianBlur(f, (0, 0), sigma)
