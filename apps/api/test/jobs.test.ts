@@ -434,6 +434,20 @@ describeWithServices("jobs", () => {
     expect(prof.assets).toBeNull();
   });
 
+  it("recreates its consumer group when Redis lost the events stream, and goes on recording", async () => {
+    const p = await makeProfile(t.db, a.userId);
+    const j = await train(p.id);
+    const { command } = await worker.next("train_profile");
+    await t.redis.del(keys.events); // what a Redis restart without persistence leaves: no stream, no group
+    await worker.train(command);
+    const done = await waitFor("trained profile after the stream was lost", async () => {
+      const r = await t.db.selectFrom("profiles").selectAll().where("id", "=", p.id).executeTakeFirstOrThrow();
+      return r.state === "trained" ? r : undefined;
+    });
+    expect(done.train_job_id).toBe(j.id);
+    expect(((await t.redis.xinfo("GROUPS", keys.events)) as unknown[]).length).toBe(1);
+  });
+
   it("records an event delivered twice only once", async () => {
     const p = await makeProfile(t.db, a.userId);
     const j = await train(p.id);

@@ -60,12 +60,7 @@ export class EventsConsumer {
   }
 
   async start(): Promise<void> {
-    try {
-      // "0": a group created after the worker already wrote events still sees them.
-      await this.deps.redis.xgroup("CREATE", this.stream, API_GROUP, "0", "MKSTREAM");
-    } catch (err) {
-      if (!String((err as Error).message).includes("BUSYGROUP")) throw err;
-    }
+    await this.ensureGroup();
     // A dedicated connection: XREADGROUP BLOCK holds it.
     this.reader = this.deps.redis.duplicate({ maxRetriesPerRequest: null });
     this.loop = this.run();
@@ -75,6 +70,17 @@ export class EventsConsumer {
     this.stopping = true;
     this.reader?.disconnect(); // aborts a blocked XREADGROUP; an entry being handled finishes
     await this.loop;
+  }
+
+  /** The consumer group, created with its stream when missing (a new Redis, or one restarted
+   * without persistence: the stream and its group are gone, and the events go on). */
+  private async ensureGroup(): Promise<void> {
+    try {
+      // "0": a group created after the worker already wrote events still sees them.
+      await this.deps.redis.xgroup("CREATE", this.stream, API_GROUP, "0", "MKSTREAM");
+    } catch (err) {
+      if (!String((err as Error).message).includes("BUSYGROUP")) throw err;
+    }
   }
 
   private async run(): Promise<void> {
@@ -104,9 +110,14 @@ export class EventsConsumer {
         }
       } catch (err) {
         if (this.stopping) break;
+        cursor = "0"; // re-read whatever we hold
+        if (String((err as Error).message).includes("NOGROUP")) {
+          this.deps.log.warn("events consumer: the stream or its group is gone; recreating it");
+          await this.ensureGroup().catch((e: unknown) => this.deps.log.error({ err: e }, "events consumer: cannot recreate the group"));
+          continue;
+        }
         this.deps.log.error({ err }, "events consumer: read failed; retrying");
         await new Promise((r) => setTimeout(r, 500));
-        cursor = "0"; // re-read whatever we hold
       }
     }
   }
