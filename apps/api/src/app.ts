@@ -14,6 +14,7 @@ import type { ObjectStorage } from "./storage/object-storage.js";
 import "./http/fastify-augment.js";
 import { loggerOptions } from "./http/logger.js";
 import { registerErrorHandlers } from "./http/error-handler.js";
+import { registerMethodNotAllowed } from "./http/method-not-allowed.js";
 import { validatorCompiler } from "./http/validation.js";
 import { openApiTransform } from "./http/openapi.js";
 import { createMetricsRegistry, registerHttpMetrics } from "./metrics/metrics.js";
@@ -51,6 +52,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   registerErrorHandlers(app);
+  registerMethodNotAllowed(app); // before any route: it records each route's methods
 
   await app.register(fastifySwagger, {
     openapi: {

@@ -12,6 +12,7 @@ interface Operation {
   responses: Record<string, { description: string; content?: Record<string, { schema: Record<string, any> }>; headers?: Record<string, unknown> }>;
   parameters?: Array<{ in: string; name: string; description?: string }>;
   description?: string;
+  security?: unknown[];
   [key: `x-${string}`]: unknown;
 }
 type Doc = { paths: Record<string, Record<string, Operation>> };
@@ -75,6 +76,50 @@ describeWithServices("OpenAPI document", () => {
     expect(schema.properties.images.description).toMatch(/20 MiB/);
     expect(schema.properties.voice).toMatchObject({ type: "string", format: "binary" });
     expect(schema.properties.voice.description).toMatch(/3\.\.300 s/);
+    // Every limit the upload check enforces (contracts UPLOAD_LIMITS) is in the field's description.
+    expect(schema.properties.images.description).toMatch(/40 megapixels/);
+    expect(schema.properties.images.description).toMatch(/64 px/);
+    expect(schema.properties.voice.description).toMatch(/50 MiB/);
+  });
+
+  it("says that POST /v1/videos takes exactly one of narration or topic (oneOf), as the route checks", async () => {
+    const body = op("post", "/v1/videos").requestBody!.content["application/json"]!.schema;
+    expect(body.required).toEqual(["profileId"]);
+    expect(body.oneOf).toEqual([{ required: ["narration"] }, { required: ["topic"] }]);
+    expect(body.description).toMatch(/exactly one of `narration`/);
+    // What the schema now refuses, the route refuses; what it accepts gets past validation.
+    const user = await signUp(t.app);
+    const post = (payload: Record<string, unknown>) =>
+      t.app.inject({ method: "POST", url: "/v1/videos", headers: user.auth, payload: { profileId: randomUUID(), ...payload } });
+    for (const payload of [{}, { narration: "hi", topic: "cats" }]) {
+      const res = await post(payload);
+      expect(res.statusCode).toBe(400);
+      expect(res.json()).toMatchObject({ field: "narration", message: "narration: give exactly one of narration or topic" });
+    }
+    expect((await post({ narration: "hi" })).statusCode).toBe(404); // past validation: no such profile
+    // A topic alone is valid too (today's build then refuses it for want of an LLM, naming `topic`).
+    expect((await post({ topic: "cats" })).json()).toMatchObject({ field: "topic", message: expect.not.stringMatching(/exactly one/) });
+  });
+
+  it("answers 401 before any validation on every route that declares security", async () => {
+    const secured = Object.entries(doc.paths).flatMap(([path, methods]) =>
+      Object.entries(methods)
+        .filter(([, o]) => (o.security?.length ?? 0) > 0)
+        .map(([method]) => ({ method: method.toUpperCase(), url: path.replace(/\{\w+\}/g, "not-a-uuid") })),
+    );
+    expect(secured.length).toBeGreaterThanOrEqual(14);
+    for (const { method, url } of secured) {
+      const badBodies = method === "GET" || method === "DELETE" ? [undefined] : [{}, "{not json", { narration: 1, width: -1 }];
+      for (const payload of badBodies) {
+        const res = await t.app.inject({
+          method: method as "GET",
+          url: `${url}?download=maybe`,
+          ...(payload === undefined ? {} : { payload, headers: { "content-type": "application/json" } }),
+        });
+        expect(res.statusCode, `${method} ${url} ${JSON.stringify(payload)}: ${res.body}`).toBe(401);
+        expect(res.json()).toMatchObject({ error: "unauthorized" });
+      }
+    }
   });
 
   it("documents the MP4 of GET /v1/videos/{id}/file: 200, 206, 416, Range and ?download", () => {

@@ -103,6 +103,11 @@ export const CreateVideoRequest = z
   .refine((r) => (r.narration === undefined) !== (r.topic === undefined), {
     message: "give exactly one of narration or topic",
     path: ["narration"],
+  })
+  // The refine above, as the OpenAPI document can say it (zod cannot derive it from a refine).
+  .meta({
+    description: "Give exactly one of `narration` (the words to speak) or `topic` (a script is written about it).",
+    oneOf: [{ required: ["narration"] }, { required: ["topic"] }],
   });
 export type CreateVideoRequest = z.infer<typeof CreateVideoRequest>;
 

@@ -62,7 +62,7 @@ export const authRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) => {
   app.post(
     "/v1/auth/logout",
     {
-      preHandler: app.authenticate,
+      onRequest: app.authenticate,
       schema: { tags: ["auth"], summary: "Revoke the token used for this request", security: [{ bearer: [] }], response: { 204: z.null(), ...errorResponses(401) } },
     },
     async (request, reply) => {

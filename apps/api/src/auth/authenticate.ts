@@ -1,4 +1,4 @@
-// The `authenticate` preHandler: `Authorization: Bearer <token>` → request.user, else 401.
+// The `authenticate` onRequest hook (before body parsing and validation): `Authorization: Bearer <token>` → request.user, else 401.
 import type { FastifyRequest } from "fastify";
 import type { AuthService, AuthUser } from "./auth.service.js";
 import { unauthorized } from "../http/errors.js";

@@ -23,6 +23,7 @@ function statusName(status: number): string {
   if (status === 401) return "unauthorized";
   if (status === 403) return "forbidden";
   if (status === 404) return "not_found";
+  if (status === 405) return "method_not_allowed";
   if (status === 409) return "conflict";
   if (status === 413) return "too_large";
   if (status === 415) return "unsupported_media_type";

@@ -1,17 +1,20 @@
 // Types that the app adds to Fastify: request.user after `authenticate`, and the decorators.
-import type { preHandlerAsyncHookHandler } from "fastify";
+import type { onRequestAsyncHookHandler } from "fastify";
 import type { Registry } from "prom-client";
 import type { AuthService, AuthUser } from "../auth/auth.service.js";
 import type { ProfileDeleteHook } from "../profiles/profile.service.js";
 
 declare module "fastify" {
   interface FastifyRequest {
-    /** Set by the `authenticate` preHandler. Only read it on routes that use it. */
+    /** Set by the `authenticate` hook. Only read it on routes that use it. */
     user: AuthUser;
   }
   interface FastifyInstance {
-    /** preHandler: `Authorization: Bearer <token>` → request.user, else 401 ErrorBody. */
-    authenticate: preHandlerAsyncHookHandler;
+    /**
+     * onRequest hook: `Authorization: Bearer <token>` → request.user, else 401 ErrorBody. Run it in
+     * onRequest, so that an anonymous request is 401 before any validation (never 400).
+     */
+    authenticate: onRequestAsyncHookHandler;
     /** Token checks (e.g. for a WebSocket that sends its token another way). */
     auth: AuthService;
     /** The app's prom-client registry: register your metrics with `registers: [app.metrics]`. */

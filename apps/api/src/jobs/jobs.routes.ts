@@ -9,7 +9,8 @@ import type { JobsService } from "./jobs.service.js";
 const Params = z.object({ id: z.uuid() });
 
 export const jobsRoutes: FastifyPluginAsyncZod<{ jobs: JobsService }> = async (app, { jobs }) => {
-  app.addHook("preHandler", app.authenticate);
+  // onRequest: a request without a valid token is 401 before its body or parameters are looked at.
+  app.addHook("onRequest", app.authenticate);
 
   app.post(
     "/v1/profiles/:id/train",

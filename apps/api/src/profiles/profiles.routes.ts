@@ -51,7 +51,8 @@ const createProfileBody: JsonSchema = {
 
 export const profilesRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) => {
   const profiles = new ProfileService(deps.db, deps.storage, app.log, app.profileDeleteHooks);
-  app.addHook("preHandler", app.authenticate);
+  // onRequest: a request without a valid token is 401 before its body or parameters are looked at.
+  app.addHook("onRequest", app.authenticate);
 
   app.post(
     "/v1/profiles",

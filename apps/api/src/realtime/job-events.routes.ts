@@ -78,19 +78,20 @@ export function jobEventsRoutes(app: FastifyInstance, rt: JobsRuntime, hub: JobU
     handler: async () => {
       throw notFound("route"); // plain HTTP on a WebSocket route
     },
-    onRequest: async (request: FastifyRequest) => {
-      const q = request.query as { token?: unknown };
-      if (!request.headers.authorization && typeof q.token === "string" && q.token !== "") {
-        request.headers.authorization = `Bearer ${q.token}`;
-      }
-    },
-    preHandler: [
-      app.authenticate,
+    // The token first (?token= becomes the header), then authenticate: 401 before validation.
+    onRequest: [
       async (request: FastifyRequest) => {
-        const { id } = request.params as { id: string };
-        if (!(await jobs.find(id, request.user.id))) throw notFound("job");
+        const q = request.query as { token?: unknown };
+        if (!request.headers.authorization && typeof q.token === "string" && q.token !== "") {
+          request.headers.authorization = `Bearer ${q.token}`;
+        }
       },
+      app.authenticate,
     ],
+    preHandler: async (request: FastifyRequest) => {
+      const { id } = request.params as { id: string };
+      if (!(await jobs.find(id, request.user.id))) throw notFound("job");
+    },
     wsHandler: (socket: WebSocket, request: FastifyRequest) => {
       const { id: jobId } = request.params as { id: string };
       const userId = request.user.id;

@@ -12,7 +12,7 @@ export const usersRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) => 
   app.get(
     "/v1/me",
     {
-      preHandler: app.authenticate,
+      onRequest: app.authenticate,
       schema: { tags: ["auth"], summary: "The signed-in user", security: [{ bearer: [] }], response: { 200: User, ...errorResponses(401) } },
     },
     async (request) => {

@@ -21,7 +21,8 @@ const fileHeaders = (partial: boolean): Record<string, JsonSchema> => ({
 const mp4 = { "video/mp4": { schema: { type: "string", format: "binary" } } };
 
 export const videosRoutes: FastifyPluginAsyncZod<{ videos: VideosService }> = async (app, { videos }) => {
-  app.addHook("preHandler", app.authenticate);
+  // onRequest: a request without a valid token is 401 before its body or parameters are looked at.
+  app.addHook("onRequest", app.authenticate);
 
   app.post(
     "/v1/videos",
