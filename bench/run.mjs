@@ -13,7 +13,7 @@ import os from "node:os";
 import path from "node:path";
 import { freePort, startInfra } from "../scripts/infra.mjs";
 import { makeSamples } from "../scripts/samples.mjs";
-import { API_ENTRY, REPO, Stack, StackError, WORKER_BIN, rel, requireBuilt, stepTable } from "../scripts/stack.mjs";
+import { API_ENTRY, REPO, Stack, StackError, WORKER_BIN, rel, requireBuilt, runStack, stepTable } from "../scripts/stack.mjs";
 
 const BENCH = path.join(REPO, ".data", "bench");
 const PYTHON = path.join(REPO, "worker/.venv/bin/python");
@@ -237,23 +237,4 @@ async function main() {
   console.log(result);
 }
 
-let interrupted = false;
-for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"]) {
-  process.on(sig, () => {
-    if (interrupted) return;
-    interrupted = true;
-    say(`${sig}: shutting down`);
-    shutdown().finally(() => process.exit(130));
-  });
-}
-
-try {
-  await main();
-} catch (err) {
-  if (interrupted) await new Promise(() => {}); // the signal handler stops everything and exits 130
-  process.stderr.write(`\nbench FAILED: ${err instanceof StackError ? err.message : err.stack ?? String(err)}\n`);
-  if (stack.services.length) stack.writeLogTails();
-  await shutdown().catch(() => {});
-  process.exit(1);
-}
-await shutdown();
+await runStack("bench", stack, { main, shutdown, say });

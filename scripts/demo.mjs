@@ -9,7 +9,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { startInfra } from "./infra.mjs";
 import { makeSamples } from "./samples.mjs";
-import { API_ENTRY, CLI, REPO, Stack, StackError, WORKER_BIN, rel, requireBuilt, stepTable } from "./stack.mjs";
+import { API_ENTRY, CLI, REPO, Stack, StackError, WORKER_BIN, rel, requireBuilt, runStack, stepTable } from "./stack.mjs";
 
 const DATA = path.join(REPO, ".data");
 const LOGS = path.join(DATA, "logs");
@@ -173,26 +173,4 @@ async function main() {
   console.log(`  ${"total".padEnd(32)} ${((performance.now() - t0) / 1000).toFixed(2).padStart(7)} s`);
 }
 
-/** Set on ^C: what fails after it (the CLI it stopped) is not a demo failure to report. */
-let stopping = false;
-for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"]) {
-  process.on(sig, () => {
-    if (stopping) return;
-    stopping = true;
-    say(`${sig}: shutting down`);
-    for (const child of cliChildren) child.kill("SIGTERM");
-    shutdown().finally(() => process.exit(130));
-  });
-}
-
-try {
-  await main();
-  await shutdown();
-} catch (err) {
-  if (stopping) await new Promise(() => {}); // the signal handler stops everything and exits 130
-  const msg = err instanceof StackError ? err.message : err.stack ?? String(err);
-  process.stderr.write(`\ndemo FAILED: ${msg}\n`);
-  stack.writeLogTails();
-  await shutdown().catch(() => {});
-  process.exit(1);
-}
+await runStack("demo", stack, { main, shutdown, say, onSignal: () => cliChildren.forEach((c) => c.kill("SIGTERM")) });

@@ -148,3 +148,32 @@ export function stepTable(title, job) {
     ...rows.map((r) => "  " + fmt(r)),
   ].join("\n");
 }
+
+
+/**
+ * Runs `main` as the demo and the bench do: ^C (or TERM, HUP) stops everything through
+ * `shutdown` and exits 130, and what fails after it is not reported; a failure prints
+ * "<name> FAILED" with the services' last log lines, stops everything and exits 1.
+ */
+export async function runStack(name, stack, { main, shutdown, say, onSignal = () => {} }) {
+  let stopping = false;
+  for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"]) {
+    process.on(sig, () => {
+      if (stopping) return;
+      stopping = true;
+      say(`${sig}: shutting down`);
+      onSignal();
+      shutdown().finally(() => process.exit(130));
+    });
+  }
+  try {
+    await main();
+    await shutdown();
+  } catch (err) {
+    if (stopping) await new Promise(() => {}); // the signal handler stops everything and exits 130
+    process.stderr.write(`\n${name} FAILED: ${err instanceof StackError ? err.message : err.stack ?? String(err)}\n`);
+    if (stack.services.length) stack.writeLogTails();
+    await shutdown().catch(() => {});
+    process.exit(1);
+  }
+}

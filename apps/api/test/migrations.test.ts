@@ -1,5 +1,5 @@
 // Migrations that carry data forward: rows written under the previous schema read right after.
-import { randomUUID } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import { Migrator, sql } from "kysely";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { json, migrateToLatest } from "../src/db/db.js";
@@ -15,17 +15,21 @@ describeWithServices("migrations", () => {
     await t?.drop();
   });
 
-  it("0003 gives older videos the subtitle mode their request's boolean meant", async () => {
+  /** The schema as of migration `name`, with a user and a profile written under it. */
+  const at = async (name: string) => {
     const migrator = new Migrator({ db: t.db, provider: { getMigrations: async () => migrations } });
-    expect((await migrator.migrateTo("0002-job-cancelling")).error).toBeUndefined();
-
-    const db = t.db;
-    const user = await db.insertInto("users").values({ email: `${randomUUID()}@example.com`, password_hash: "x" }).returning("id").executeTakeFirstOrThrow();
-    const profile = await db
+    expect((await migrator.migrateTo(name)).error).toBeUndefined();
+    const user = await t.db.insertInto("users").values({ email: `${randomUUID()}@example.com`, password_hash: "x" }).returning("id").executeTakeFirstOrThrow();
+    const profile = await t.db
       .insertInto("profiles")
-      .values({ user_id: user.id, name: "Ada", trigger_word: "lkada", state: "trained" })
+      .values({ user_id: user.id, name: "Ada", trigger_word: `lk${randomBytes(3).toString("hex")}`, state: "trained" })
       .returning("id")
       .executeTakeFirstOrThrow();
+    return { migrator, db: t.db, user, profile };
+  };
+
+  it("0003 gives older videos the subtitle mode their request's boolean meant", async () => {
+    const { db, user, profile } = await at("0002-job-cancelling");
     const videoFor = async (request: object) => {
       const job = await db
         .insertInto("jobs")
@@ -51,15 +55,7 @@ describeWithServices("migrations", () => {
   });
 
   it("0004 gives job steps a nullable outputs column, empty for the steps before it, and takes it back", async () => {
-    const migrator = new Migrator({ db: t.db, provider: { getMigrations: async () => migrations } });
-    expect((await migrator.migrateTo("0003-video-subtitles")).error).toBeUndefined();
-    const db = t.db;
-    const user = await db.insertInto("users").values({ email: `${randomUUID()}@example.com`, password_hash: "x" }).returning("id").executeTakeFirstOrThrow();
-    const profile = await db
-      .insertInto("profiles")
-      .values({ user_id: user.id, name: "Ada", trigger_word: "lkada4", state: "draft" })
-      .returning("id")
-      .executeTakeFirstOrThrow();
+    const { migrator, db, user, profile } = await at("0003-video-subtitles");
     const job = await db
       .insertInto("jobs")
       .values({ user_id: user.id, kind: "train_profile", profile_id: profile.id, state: "succeeded", request: json({}) })

@@ -221,6 +221,7 @@ def reader(
             if proc.poll() is None:
                 _kill_group(proc)
             proc.wait()
+            proc.stdout.close()  # type: ignore[union-attr]
 
 
 def read_exactly(p: Pipe, size: int) -> bytes | None:
