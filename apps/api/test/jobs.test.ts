@@ -254,9 +254,8 @@ describeWithServices("jobs", () => {
     expect(prepare.artifacts).toEqual([
       { key: `jobs/${j.id}/prepare/portrait.png`, kind: "portrait", contentType: "image/png", bytes: 1000, engine: "dataset" },
     ]);
-    // Everything acked.
-    const pending = (await t.redis.xpending(keys.events, API_GROUP)) as [number, ...unknown[]];
-    expect(pending[0]).toBe(0);
+    // Everything acked (the ack follows the transaction the view reads).
+    await waitFor("all acked", async () => ((await t.redis.xpending(keys.events, API_GROUP)) as [number])[0] === 0);
     const metrics = await app.inject({ method: "GET", url: "/metrics" });
     expect(metrics.body).toMatch(/likeness_job_step_duration_seconds_count\{step="prepare",engine="dataset",outcome="succeeded",reused="false"\} 1/);
     expect(metrics.body).toMatch(/likeness_stream_length\{stream="[^"]+:events"\} \d+/);
@@ -459,13 +458,12 @@ describeWithServices("jobs", () => {
     });
     await worker.emit(ev);
     await worker.emit(ev);
+    const [newest] = ((await t.redis.xrevrange(keys.events, "+", "-", "COUNT", 1)) as [string, string[]][])[0]!;
     await waitFor("both deliveries acked", async () => {
-      const pending = (await t.redis.xpending(keys.events, API_GROUP)) as [number];
-      const len = await t.redis.xlen(keys.events);
-      const info = (await t.redis.xinfo("GROUPS", keys.events)) as unknown[][];
-      const lastId = info[0]![info[0]!.indexOf("last-delivered-id") + 1];
-      const [last] = (await t.redis.xrevrange(keys.events, "+", "-", "COUNT", 1)) as [string, string[]][];
-      return pending[0] === 0 && len > 0 && last && lastId === last[0];
+      // One XINFO reply: what was delivered and what is still pending, seen at the same instant.
+      const [group] = (await t.redis.xinfo("GROUPS", keys.events)) as unknown[][];
+      const field = (name: string) => group![group!.indexOf(name) + 1];
+      return field("last-delivered-id") === newest && field("pending") === 0;
     });
     const rows = await t.db.selectFrom("processed_events").selectAll().where("event_id", "=", ev.eventId).execute();
     expect(rows).toHaveLength(1);
@@ -473,6 +471,25 @@ describeWithServices("jobs", () => {
     expect(arts).toHaveLength(1);
     const metrics = await app.inject({ method: "GET", url: "/metrics" });
     expect(metrics.body).toMatch(/likeness_job_events_total\{type="step_succeeded",result="duplicate"\} [1-9]/);
+  });
+
+  it("does not reopen a step with a start delivered after its end (an entry taken over late)", async () => {
+    const p = await makeProfile(t.db, a.userId);
+    const j = await train(p.id);
+    const { command } = await worker.next("train_profile");
+    await worker.send(command, { type: "job_started", worker: worker.name });
+    const started = worker.event(command, { type: "step_started", step: "prepare", engine: "dataset" });
+    await new Promise((r) => setTimeout(r, 5));
+    await worker.send(command, { type: "step_succeeded", step: "prepare", engine: "dataset", artifacts: [], outputs: {}, durationMs: 5, reused: false });
+    await waitFor("prepare succeeded", async () => (await job(j.id)).steps.find((s: { name: string }) => s.name === "prepare").state === "succeeded");
+    await worker.emit(started);
+    await waitFor("late start recorded", async () =>
+      (await t.db.selectFrom("processed_events").select("event_id").where("event_id", "=", started.eventId).executeTakeFirst()) !== undefined,
+    );
+    expect((await job(j.id)).steps.find((s: { name: string }) => s.name === "prepare")).toMatchObject({ state: "succeeded", durationMs: 5 });
+    // A start sent after the end (the step runs again) still reopens it.
+    await worker.send(command, { type: "step_started", step: "prepare", engine: "dataset" });
+    await waitFor("prepare running again", async () => (await job(j.id)).steps.find((s: { name: string }) => s.name === "prepare").state === "running");
   });
 
   it("fails with the step and code, then retries as attempt 2 reusing succeeded steps", async () => {
@@ -794,7 +811,11 @@ describeWithServices("jobs", () => {
     // Exactly one finalize across both processes: one finalize write in the thread's history,
     // and the new app's counter says 1 for this kind (the old app never got that far).
     const handle = jobsHandle(deps)!;
-    const history = await handle.runner.history(j.id, 1, "train_profile");
+    // The workflow resumes after the event is recorded and acked: wait for its end.
+    const history = await waitFor("workflow ended", async () => {
+      const h = await handle.runner.history(j.id, 1, "train_profile");
+      return h[0]?.next.length === 0 ? h : undefined;
+    });
     expect(history.filter((s) => s.next.includes("finalize"))).toHaveLength(1);
     expect(history[0]!.next).toEqual([]);
     expect(history[0]!.values).toMatchObject({ jobId: j.id, attempt: 1, dispatched: true, outcome: "succeeded" });

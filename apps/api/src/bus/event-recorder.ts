@@ -51,6 +51,15 @@ export function withoutStorageKeys(outputs: Record<string, unknown>): Record<str
 const startedBefore = (e: { at: string; durationMs: number }): string =>
   new Date(Date.parse(e.at) - e.durationMs).toISOString();
 
+/**
+ * A step event older than the end already recorded for that step: delivered out of order (an
+ * entry taken over from a dead replica after later ones were read), it must not reopen the step.
+ */
+async function endedAfter(jobs: JobsRepository, jobId: string, event: { step: StepName; at: string }): Promise<boolean> {
+  const finishedAt = (await jobs.findStep(jobId, event.step))?.finished_at;
+  return finishedAt != null && Date.parse(event.at) < new Date(finishedAt).getTime();
+}
+
 export async function recordEvent(
   db: Kysely<Database>,
   event: JobEvent,
@@ -64,6 +73,7 @@ export async function recordEvent(
     const job = await jobs.lock(event.jobId);
     if (!job) return { status: "unknown_job" };
     if (job.attempt !== event.attempt || isTerminal(job.state)) return { status: "stale", job };
+    if ("step" in event && (await endedAfter(jobs, job.id, event))) return { status: "stale", job };
 
     switch (event.type) {
       case "job_started": {
