@@ -55,6 +55,10 @@ class Settings(BaseModel):
     worker_maintenance_chance: int = Field(1_000, ge=1, le=1_000_000)
     worker_step_timeout_s: int = Field(3_600, ge=1)  # from the moment an actor starts the step
     worker_queue_wait_s: int = Field(6 * 3_600, ge=1)  # how long a step may wait for an actor
+    # Redis or Postgres unreachable: wait (capped backoff) this long before a job fails for it.
+    worker_outage_max_s: float = Field(300.0, gt=0)
+    # A job command whose worker died this many times without finishing a step is dead-lettered.
+    worker_max_deliveries: int = Field(5, ge=1, le=1000)
     worker_shutdown_grace_s: float = Field(30.0, ge=0)  # SIGTERM: how long running jobs may go on
     worker_work_dir: Path = Path(tempfile.gettempdir()) / "likeness-worker"
     worker_engine_plugins: tuple[str, ...] = ()

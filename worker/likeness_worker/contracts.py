@@ -150,6 +150,19 @@ class RedisKeys:
     def results_namespace(self) -> str:
         return f"{self.prefix}:dramatiq-results"
 
+    def owner(self, job_id: str, attempt: int) -> str:
+        """The token of the worker that holds this job attempt (see fence.py)."""
+        return f"{self.prefix}:owner:{job_id}:{attempt}"
+
+    def step_runs(self, job_id: str, attempt: int, step: str) -> str:
+        """How many times an actor began this step of this attempt (see actors/poison.py)."""
+        return f"{self.prefix}:step-runs:{job_id}:{attempt}:{step}"
+
+    @property
+    def dead_letters(self) -> str:
+        """Stream of the job commands given up as poison (see actors/poison.py)."""
+        return f"{self.prefix}:jobs:dead"
+
     def step_started(self, message_id: str) -> str:
         """Set by an actor when it picks a step's message up (see graphs/nodes.py, _await)."""
         return f"{self.prefix}:dramatiq-started:{message_id}"

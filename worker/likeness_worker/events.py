@@ -14,7 +14,9 @@ from typing import Any
 
 import redis
 
+from .fence import Fences
 from .contracts import PROTOCOL_VERSION, RedisKeys, validate_event, validate_progress
+from .outage import Outages
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +36,14 @@ def job_finished_event_id(job_id: str, attempt: int) -> str:
 
 
 class EventWriter:
-    def __init__(self, client: redis.Redis, keys: RedisKeys) -> None:
+    """XADDs events through Redis outages (see outage.py). An event of a job attempt this process
+    holds goes out only while it still owns the attempt (see fence.py)."""
+
+    def __init__(self, client: redis.Redis, keys: RedisKeys, outages: Outages, fences: Fences) -> None:
         self.client = client
         self.keys = keys
+        self.outages = outages
+        self.fences = fences
 
     def emit(self, job_id: str, attempt: int, type_: str, *, event_id: str | None = None, **fields: Any) -> dict:
         event = {
@@ -48,14 +55,22 @@ class EventWriter:
             "type": type_,
             **{k: v for k, v in fields.items() if v is not None},
         }
+        return self.send(event)
+
+    def send(self, event: dict) -> dict:
+        """Validates and XADDs one event; a retry after a lost reply may add a copy, which the
+        api drops by eventId."""
         validate_event(event)
-        self.client.xadd(
-            self.keys.events,
-            {self.keys.field: json.dumps(event, separators=(",", ":"))},
-            maxlen=self.keys.maxlen,
-            approximate=True,
-        )
-        log.debug("event %s %s %s", type_, job_id, fields.get("step", ""))
+        data = json.dumps(event, separators=(",", ":"))
+        fence = self.fences.get(event["jobId"], event["attempt"])
+
+        def xadd() -> Any:
+            if fence is not None:
+                return self.fences.xadd(fence, self.keys.events, self.keys.maxlen, self.keys.field, data)
+            return self.client.xadd(self.keys.events, {self.keys.field: data}, maxlen=self.keys.maxlen, approximate=True)
+
+        self.outages.call(xadd, f"event {event['type']}")
+        log.debug("event %s %s %s", event["type"], event["jobId"], event.get("step", ""))
         return event
 
     def progress(self, job_id: str, attempt: int, step: str, fraction: float, message: str | None = None) -> None:
@@ -70,6 +85,9 @@ class EventWriter:
         if message:
             msg["message"] = message[:500]
         validate_progress(msg)
+        fence = self.fences.get(job_id, attempt)
+        if fence is not None and fence.lost:
+            return
         try:
             self.client.publish(self.keys.progress(job_id), json.dumps(msg, separators=(",", ":")))
         except redis.RedisError as exc:  # progress is lossy by contract: never fail a step for it

@@ -25,6 +25,16 @@ JOBS_RECLAIMED = Counter("likeness_worker_jobs_reclaimed_total", "Job commands r
 # Health is "read the job streams recently", not "process alive" (a wedged bridge keeps its pid).
 BRIDGE_LAST_READ = Gauge("likeness_worker_bridge_last_read_timestamp_seconds", "When the bridge last read the job streams")
 BRIDGE_LAST_JOB = Gauge("likeness_worker_bridge_last_job_timestamp_seconds", "When the bridge last took a job command")
+DEPENDENCY_OUTAGES = Counter(
+    "likeness_worker_dependency_outages_total", "Outages of Redis or Postgres this worker waited through", ["dependency"]
+)
+DEPENDENCY_UP = Gauge("likeness_worker_dependency_up", "0 while this worker waits for Redis or Postgres to come back", ["dependency"])
+JOBS_FENCED = Counter(
+    "likeness_worker_jobs_fenced_total", "Jobs this worker gave up because another worker took them over", ["kind"]
+)
+JOBS_DEAD_LETTERED = Counter(
+    "likeness_worker_jobs_dead_lettered_total", "Job commands whose worker died WORKER_MAX_DELIVERIES times", ["kind"]
+)
 JOBS_RUNNING = Gauge("likeness_worker_jobs_running", "Jobs whose DAG this process is driving")
 ENGINES_WARM = Gauge("likeness_worker_engines_warm", "1 once the default engines' models are loaded (they load in the background at start-up)")
 REAL_TIME_FACTOR = Histogram(

@@ -21,6 +21,8 @@ from .contracts import JOB_KINDS, RedisKeys
 from .engines import EngineRegistry
 from .events import EventWriter
 from .faults import FaultPlan
+from .fence import Fences
+from .outage import Outages
 from .storage import Storage, make_storage
 
 CANCEL_POLL_S = 0.5
@@ -36,6 +38,8 @@ class Runtime:
     registry: EngineRegistry
     faults: FaultPlan
     consumer_name: str
+    outages: Outages
+    fences: Fences
     broker: RedisBroker | None = None
     results: RedisBackend | None = None
     actors: dict[str, dramatiq.Actor] = field(default_factory=dict)
@@ -86,7 +90,9 @@ class Runtime:
 def build_runtime(settings: Settings, registry: EngineRegistry) -> Runtime:
     keys = RedisKeys(settings.redis_key_prefix)
     client = redis.Redis.from_url(settings.redis_url.get_secret_value(), health_check_interval=30)
-    events = EventWriter(client, keys)
+    outages = Outages(settings.worker_outage_max_s)
+    fences = Fences(client)
+    events = EventWriter(client, keys, outages, fences)
     rt = Runtime(
         settings=settings,
         keys=keys,
@@ -96,6 +102,8 @@ def build_runtime(settings: Settings, registry: EngineRegistry) -> Runtime:
         registry=registry,
         faults=FaultPlan.parse(settings.likeness_test_faults),
         consumer_name=f"{socket.gethostname()}-{os.getpid()}",
+        outages=outages,
+        fences=fences,
     )
     from .actors.broker import build_broker
     from .actors.tasks import declare_actors

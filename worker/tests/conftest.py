@@ -183,6 +183,16 @@ def start_worker(worker_env, tmp_path) -> Iterator[Any]:
 
 
 @pytest.fixture
+def tiny_worker(start_worker):
+    """A worker running the tiny test engines (tiny_engines.py): each step takes milliseconds."""
+
+    def start(**env):
+        return start_worker(WORKER_ENGINE_PLUGINS="tiny_engines", **env)
+
+    return start
+
+
+@pytest.fixture
 def bus(redis_url, prefix, storage_dir):
     return Bus(redis_url, prefix, storage_dir)
 

@@ -21,8 +21,10 @@ from dramatiq.middleware.time_limit import TimeLimitExceeded
 from ..contracts import WORKER_TASK_KINDS
 from ..engines import TASK_INTERFACES, TaskContext, UnknownEngine
 from ..errors import RETRY_POLICY, StepFailure, classify
+from ..fence import Fenced
 from ..layout import done_key
 from .. import metrics
+from . import poison
 from .broker import RetryStep
 
 if TYPE_CHECKING:
@@ -39,6 +41,19 @@ def execute_step(rt: "Runtime", request: dict[str, Any]) -> dict[str, Any]:
     marker = rt.storage.get_json_or_none(done_key(job_id, step))
     if marker is not None:
         return {"ok": True, "done": marker, "reused": True}
+    owner = request.get("owner")
+    if owner:
+        # A message of a worker that lost the job (it was paused, or died and was re-queued
+        # after another took over): the new owner runs the step.
+        owner_key = rt.keys.owner(job_id, attempt)
+        try:
+            rt.outages.call(lambda: rt.fences.check(owner_key, owner), "check the job's owner")
+        except Fenced as exc:
+            log.warning("step %s of job %s: %s; not run", step, job_id, exc)
+            return {"ok": False, "error": StepFailure("internal", str(exc)).to_dict()}
+    runs = poison.count_run(rt, job_id, attempt, step)
+    if runs > rt.settings.worker_max_deliveries:
+        return {"ok": False, "error": poison.dead_letter(rt, request, runs).to_dict(), "durationMs": 0}
 
     # One flat scratch folder per run of a step, removed afterwards (nothing per job is left behind).
     work_dir = rt.settings.worker_work_dir / f"{job_id}-{step}-{uuid.uuid4().hex[:8]}"
@@ -73,9 +88,15 @@ def execute_step(rt: "Runtime", request: dict[str, Any]) -> dict[str, Any]:
             "durationMs": round((time.monotonic() - started) * 1000, 1),
             "attempt": attempt,
         }
+        if owner:
+            # Paused past the reclaim time while it ran? Then the marker is the new owner's to write.
+            rt.outages.call(lambda: rt.fences.check(owner_key, owner), "check the job's owner")
         # Written LAST: its presence means every output above is complete.
         rt.storage.put_json(done_key(job_id, step), done)
         return {"ok": True, "done": done, "reused": False}
+    except Fenced as exc:
+        log.warning("step %s of job %s: %s; its marker is not written", step, job_id, exc)
+        return {"ok": False, "error": StepFailure("internal", str(exc)).to_dict()}
     except (Exception, TimeLimitExceeded) as exc:  # TimeLimitExceeded is a BaseException
         failure = classify(exc)
         if failure.code == "internal":
@@ -90,6 +111,8 @@ def execute_step(rt: "Runtime", request: dict[str, Any]) -> dict[str, Any]:
         return {"ok": False, "error": failure.to_dict(), "durationMs": round((time.monotonic() - started) * 1000, 1)}
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
+        # Ended here, failed or not: this run did not kill the process.
+        poison.clear_runs(rt, job_id, attempt, step)
 
 
 def declare_actors(rt: "Runtime") -> dict[str, dramatiq.Actor]:

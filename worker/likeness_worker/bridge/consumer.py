@@ -60,11 +60,14 @@ class Bridge:
 
     # ------------------------------------------------------------------------------------------
     def run(self) -> None:
-        self.ensure_groups()
         log.info("bridge %s consuming %s", self.rt.consumer_name, ", ".join(self.streams))
         last_touch = last_reclaim = 0.0
+        need_groups = True
         while not self.stop_event.is_set():
             try:
+                if need_groups:
+                    self.ensure_groups()
+                    need_groups = False
                 self._reap()
                 now = time.monotonic()
                 if now - last_touch >= self.touch_every_s:
@@ -77,12 +80,13 @@ class Bridge:
                     self._read()
                 else:
                     self.stop_event.wait(0.2)
-            except redis.ConnectionError as exc:
-                log.warning("redis unavailable (%s); retrying", exc)
+                self.rt.outages.recovered("redis")
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                self.rt.outages.failed("redis", exc)
                 self.stop_event.wait(1.0)
             except redis.ResponseError as exc:
                 if "NOGROUP" in str(exc):  # a stream or group was deleted under us: recreate
-                    self.ensure_groups()
+                    need_groups = True
                 else:
                     log.exception("bridge: redis error")
                     self.stop_event.wait(1.0)
@@ -141,10 +145,19 @@ class Bridge:
                 self._submit(_s(stream), _s(entry_id), fields)
 
     def _touch(self) -> None:
-        """Reset the idle time of our own in-flight entries, so nobody reclaims a live job."""
+        """Reset the idle time of our own in-flight entries, so nobody reclaims a live job; but not
+        of a job another worker has taken over while this one was paused (its XCLAIM would take
+        the entry back from its new owner)."""
+        entries = list(self.inflight)
+        fences = [self.runner.owned.get(e) for e in entries]
+        held = [f for f in fences if f is not None and not f.lost]
+        for fence, owner in zip(held, self.rt.redis.mget([f.key for f in held]) if held else []):
+            if owner is not None and owner != fence.token.encode():
+                fence.lost = True  # its job thread stops at its next event
         by_stream: dict[str, list[str]] = {}
-        for stream, entry_id in self.inflight:
-            by_stream.setdefault(stream, []).append(entry_id)
+        for (stream, entry_id), fence in zip(entries, fences):
+            if fence is None or not fence.lost:
+                by_stream.setdefault(stream, []).append(entry_id)
         for stream, ids in by_stream.items():
             self.rt.redis.xclaim(stream, self.group, self.rt.consumer_name, 0, ids, justid=True)
 

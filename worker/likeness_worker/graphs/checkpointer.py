@@ -28,6 +28,9 @@ def open_checkpointer(database_url: str, max_size: int = 8) -> tuple[PostgresSav
             "row_factory": dict_row,
             "options": f"-c search_path={SCHEMA}",
         },
+        # A connection Postgres dropped (a restart) is replaced at checkout, not handed to a
+        # checkpoint write that would fail on it.
+        check=ConnectionPool.check_connection,
         open=True,
     )
     saver = PostgresSaver(pool)

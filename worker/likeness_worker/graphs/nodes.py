@@ -17,6 +17,7 @@ from ..contracts import STEP_TASK
 from ..engines import UnknownEngine
 from ..errors import StepFailure
 from ..layout import done_key
+from ..outage import RedisLost
 from .state import JobState
 
 if TYPE_CHECKING:
@@ -27,6 +28,7 @@ log = logging.getLogger(__name__)
 WAIT_SLICE_MS = 1_000  # how often a waiting node looks at the cancel key
 CANCEL_GRACE_S = 15.0  # after a cancel, how long to wait for the actor to stop by itself
 RESULT_MARGIN_S = 60.0  # past the step time limit, how long the actor has to report it
+MARKER_EVERY_SLICES = 5  # how often (in wait slices) a waiting node looks for the step's marker
 
 
 class StepNode:
@@ -58,6 +60,7 @@ class StepNode:
 
         ev.emit(job_id, attempt, "step_started", step=self.step, engine=engine)
         started = time.monotonic()
+        fence = self.rt.fences.get(job_id, attempt)
         request = {
             "jobId": job_id,
             "attempt": attempt,
@@ -66,8 +69,10 @@ class StepNode:
             "engine": engine,
             "command": cmd,
             "upstream": state.get("steps", {}),
+            # The actor writes the step's marker only while this token still owns the attempt.
+            "owner": fence.token if fence else None,
         }
-        result = self._await(self.rt.dispatch(self.task_kind, self.rt.queue_for(cls.device), request), job_id)
+        result = self._await(self.rt.dispatch(self.task_kind, self.rt.queue_for(cls.device), request), job_id, attempt)
         duration_ms = round((time.monotonic() - started) * 1000, 1)
         if result.get("ok"):
             return self._succeeded(cmd, result["done"], reused=bool(result.get("reused")), duration_ms=duration_ms)
@@ -93,9 +98,9 @@ class StepNode:
         )
         return {"steps": {self.step: done}}
 
-    def _await(self, message, job_id: str) -> dict[str, Any]:
+    def _await(self, message, job_id: str, attempt: int) -> dict[str, Any]:
         try:
-            return self._wait_for_result(message, job_id)
+            return self._wait_for_result(message, job_id, attempt)
         finally:
             # Read or given up on, the result has served: without this its list (a key outside
             # our prefix, named by a hash) would sit in Redis for the whole result TTL.
@@ -103,7 +108,7 @@ class StepNode:
                 self.rt.results.build_message_key(message), self.rt.keys.step_started(message.message_id)
             )
 
-    def _wait_for_result(self, message, job_id: str) -> dict[str, Any]:
+    def _wait_for_result(self, message, job_id: str, attempt: int) -> dict[str, Any]:
         """Block on the actor's result, looking at the cancel key and two time limits.
 
         A step may wait WORKER_QUEUE_WAIT_S for an actor to pick it up (jobs piling up on one
@@ -114,10 +119,14 @@ class StepNode:
         """
         settings = self.rt.settings
         started_key = self.rt.keys.step_started(message.message_id)
+        fence = self.rt.fences.get(job_id, attempt)
+        owner_key = fence.key if fence else self.rt.keys.owner(job_id, attempt)
         queued_at = time.monotonic()
         started_at: float | None = None
         last_mark = None
         cancelled_at: float | None = None
+        marker_seen = 0
+        slices = 0
         while True:
             try:
                 return self.rt.results.get_result(message, block=True, timeout=WAIT_SLICE_MS)
@@ -126,7 +135,21 @@ class StepNode:
             except ResultFailure as exc:  # an exception escaped the actor (should not happen)
                 return {"ok": False, "error": StepFailure("internal", str(exc)).to_dict()}
             now = time.monotonic()
-            cancel, mark = self.rt.redis.mget(self.rt.keys.cancel(job_id), started_key)
+            cancel, mark, owner = self.rt.redis.mget(self.rt.keys.cancel(job_id), started_key, owner_key)
+            if fence is not None and owner != fence.token.encode():
+                if owner is not None:
+                    raise fence.fenced()
+                # Our token is gone: Redis restarted without its data, and with it this step's
+                # message and result. The DAG resumes from its checkpoint and sends the step again.
+                raise RedisLost("Redis lost its data (the job's owner key is gone)")
+            slices += 1
+            if slices % MARKER_EVERY_SLICES == 0:
+                # The marker is written before the result: a result lost in an outage would
+                # otherwise leave this node waiting for the whole step time limit.
+                marker_seen = marker_seen + 1 if self.rt.storage.exists(done_key(job_id, self.step)) else 0
+                if marker_seen >= 2:
+                    log.warning("step %s of job %s: finished (marker) but its result never came; going on", self.step, job_id)
+                    return {"ok": True, "done": self.rt.storage.get_json(done_key(job_id, self.step)), "reused": False}
             if cancelled_at is None and cancel is not None:
                 cancelled_at = now  # the actor sees the key too and stops its tool; give it a moment
             if cancelled_at is not None and now - cancelled_at > CANCEL_GRACE_S:
