@@ -8,6 +8,9 @@
 //   const infra = await startInfra({ dataDir });   // { databaseUrl, redisUrl, env, stop() }
 //   ...
 //   await infra.stop();
+// What it started can be restarted on the same port and data (the chaos drill, scripts/chaos.mjs):
+//   await infra.control.postgres.crashRestart({ downMs });   // SIGQUIT, as pg_ctl -m immediate
+//   await infra.control.redis.restart({ wipe, downMs });     // SIGTERM; wipe: AOF/RDB deleted
 //
 // CLI:
 //   node scripts/infra.mjs [--data-dir DIR]              start, print the URLs, run until a signal
@@ -191,7 +194,7 @@ function tail(file, lines = 20) {
   }
 }
 
-async function startPostgres({ dataDir, log, state, saveState }) {
+async function startPostgres({ dataDir, log, state, saveState, settings = {} }) {
   let bins = await pgBinaries();
   let root = path.join(dataDir, "pg");
   fs.mkdirSync(root, { recursive: true });
@@ -250,54 +253,119 @@ async function startPostgres({ dataDir, log, state, saveState }) {
   }
   const password = fs.readFileSync(passwordFile, "utf8").trim();
   const port = await freePort();
-  const out = fs.openSync(logFile, "a");
-  if (ids) fs.fchownSync(out, ids.uid, ids.gid);
-  const child = spawn(
-    bins.postgres,
-    [
-      "-D", data,
-      "-p", String(port),
-      "-c", "listen_addresses=127.0.0.1",
-      "-c", "unix_socket_directories=",
-      "-c", "max_connections=300",
-      // A private development server: speed over crash safety (the data is reproducible).
-      "-c", "fsync=off",
-      "-c", "synchronous_commit=off",
-      "-c", "full_page_writes=off",
-    ],
-    { ...asUser, env, detached: true, stdio: ["ignore", out, out] },
-  );
-  fs.closeSync(out);
-  let exited = null;
-  child.on("exit", (code, signal) => (exited = { code, signal }));
-  state.servers.postgres = { pid: child.pid, signal: "SIGINT", match: bins.postgres };
-  state.watchdogs.push(watchdog(process.pid, "INT", [child.pid]));
-  saveState();
-
   const pg = (await import("pg")).default;
   const base = { host: "127.0.0.1", port, user: PG_USER, password };
-  const deadline = Date.now() + 60000;
-  for (;;) {
-    if (exited) throw new Error(`postgres exited during start (${exited.code ?? exited.signal}); ${logFile}:\n${tail(logFile)}`);
-    const client = new pg.Client({ ...base, database: "postgres" });
-    client.on("error", () => {});
-    try {
-      await client.connect();
-      const { rowCount } = await client.query("SELECT 1 FROM pg_database WHERE datname = $1", [DB_NAME]);
-      if (!rowCount) await client.query(`CREATE DATABASE ${DB_NAME}`);
-      await client.end();
-      break;
-    } catch (err) {
-      await client.end().catch(() => {});
-      if (Date.now() > deadline) throw new Error(`postgres did not accept connections in 60 s (${err.message}); see ${logFile}`);
-      await sleep(100);
+
+  /** Spawns the postmaster on `port` (with its watchdog, in the state file); resolves once it accepts connections. */
+  const launch = async () => {
+    const out = fs.openSync(logFile, "a");
+    if (ids) fs.fchownSync(out, ids.uid, ids.gid);
+    const child = spawn(
+      bins.postgres,
+      [
+        "-D", data,
+        "-p", String(port),
+        "-c", "listen_addresses=127.0.0.1",
+        "-c", "unix_socket_directories=",
+        "-c", "max_connections=300",
+        // A private development server: speed over crash safety (the data is reproducible).
+        "-c", "fsync=off",
+        "-c", "synchronous_commit=off",
+        "-c", "full_page_writes=off",
+        ...Object.entries(settings).flatMap(([k, v]) => ["-c", `${k}=${v}`]),
+      ],
+      { ...asUser, env, detached: true, stdio: ["ignore", out, out] },
+    );
+    fs.closeSync(out);
+    const exited = trackExit(child);
+    adoptServer(state, "postgres", { pid: child.pid, signal: "SIGINT", match: bins.postgres }, "INT");
+    saveState();
+
+    const deadline = Date.now() + 60000;
+    for (;;) {
+      if (exited.info) throw new Error(`postgres exited during start (${exited.info.code ?? exited.info.signal}); ${logFile}:\n${tail(logFile)}`);
+      const client = new pg.Client({ ...base, database: "postgres" });
+      client.on("error", () => {});
+      try {
+        await client.connect();
+        const { rowCount } = await client.query("SELECT 1 FROM pg_database WHERE datname = $1", [DB_NAME]);
+        if (!rowCount) await client.query(`CREATE DATABASE ${DB_NAME}`);
+        await client.end();
+        break;
+      } catch (err) {
+        await client.end().catch(() => {});
+        if (Date.now() > deadline) throw new Error(`postgres did not accept connections in 60 s (${err.message}); see ${logFile}`);
+        await sleep(100);
+      }
     }
-  }
+    return { child, exited };
+  };
+
+  let current = await launch();
   return {
     url: `postgres://${PG_USER}:${encodeURIComponent(password)}@127.0.0.1:${port}/${DB_NAME}`,
-    child,
+    child: current.child,
     logFile,
+    control: {
+      port,
+      dataDir: data,
+      logFile,
+      pid: () => current.child.pid,
+      /**
+       * What `pg_ctl restart -m immediate` does: SIGQUIT the postmaster (immediate shutdown, every
+       * connection dropped, crash recovery at the next start), wait `downMs`, start it again on the
+       * same port and data dir. Resolves once it accepts connections again.
+       */
+      async crashRestart({ downMs = 0 } = {}) {
+        const old = current;
+        await signalAndWait(old.child, old.exited, "SIGQUIT");
+        if (downMs > 0) await sleep(downMs);
+        current = await launch();
+        return { oldPid: old.child.pid, pid: current.child.pid };
+      },
+    },
   };
+}
+
+/** Records a child's exit: `info` is null while it runs; `done` resolves when it has exited. */
+function trackExit(child) {
+  const t = { info: null, done: null };
+  t.done = new Promise((resolve) => child.on("exit", (code, signal) => resolve((t.info = { code, signal }))));
+  return t;
+}
+
+/** Signals a server we spawned and waits for its exit (SIGKILL after `graceMs`). */
+async function signalAndWait(child, exited, signal, graceMs = 15000) {
+  if (exited.info) return exited.info;
+  try {
+    process.kill(child.pid, signal);
+  } catch {}
+  const timer = setTimeout(() => {
+    try {
+      process.kill(child.pid, "SIGKILL");
+    } catch {}
+  }, graceMs);
+  const info = await exited.done;
+  clearTimeout(timer);
+  return info;
+}
+
+/**
+ * Records `server` under `name` in the state, with a watchdog of its own. A server started again
+ * (a restart) replaces the old record, and the old watchdog goes: it must not signal a pid that
+ * the system may give to another process.
+ */
+function adoptServer(state, name, server, watchdogSignal) {
+  const old = state.servers[name];
+  if (old?.watchdog) {
+    try {
+      process.kill(old.watchdog, "SIGKILL");
+    } catch {}
+    state.watchdogs = state.watchdogs.filter((w) => w !== old.watchdog);
+  }
+  const dog = watchdog(process.pid, watchdogSignal, [server.pid]);
+  state.servers[name] = { ...server, watchdog: dog };
+  state.watchdogs.push(dog);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -332,45 +400,99 @@ async function startRedis({ dataDir, log, state, saveState }) {
   fs.mkdirSync(dir, { recursive: true });
   const logFile = path.join(dir, "redis.log");
   const port = await freePort();
-  const out = fs.openSync(logFile, "a");
-  const child = spawn(
-    bin,
-    [
-      "--port", String(port),
-      "--bind", "127.0.0.1",
-      // AOF, as compose runs it: a restart of this Redis keeps the streams and their groups.
-      "--save", "",
-      "--appendonly", "yes",
-      "--appendfsync", "everysec",
-      "--maxmemory-policy", "noeviction",
-      "--dir", dir,
-      "--daemonize", "no",
-      "--protected-mode", "yes",
-    ],
-    { detached: true, stdio: ["ignore", out, out] },
-  );
-  fs.closeSync(out);
-  let exited = null;
-  child.on("exit", (code, signal) => (exited = { code, signal }));
-  state.servers.redis = { pid: child.pid, signal: "SIGTERM", match: "redis-server" };
-  state.watchdogs.push(watchdog(process.pid, "TERM", [child.pid]));
-  saveState();
-  const deadline = Date.now() + 20000;
-  while (!(await redisPing(port))) {
-    if (exited) throw new Error(`redis-server exited during start (${exited.code ?? exited.signal}); ${logFile}:\n${tail(logFile)}`);
-    if (Date.now() > deadline) throw new Error(`redis-server did not answer PING in 20 s; see ${logFile}`);
-    await sleep(50);
-  }
+
+  /** Spawns redis-server on `port` (with its watchdog, in the state file); resolves once it answers PING. */
+  const launch = async () => {
+    const out = fs.openSync(logFile, "a");
+    const child = spawn(
+      bin,
+      [
+        "--port", String(port),
+        "--bind", "127.0.0.1",
+        // AOF, as compose runs it: a restart of this Redis keeps the streams and their groups.
+        "--save", "",
+        "--appendonly", "yes",
+        "--appendfsync", "everysec",
+        "--maxmemory-policy", "noeviction",
+        "--dir", dir,
+        "--daemonize", "no",
+        "--protected-mode", "yes",
+      ],
+      { detached: true, stdio: ["ignore", out, out] },
+    );
+    fs.closeSync(out);
+    const exited = trackExit(child);
+    adoptServer(state, "redis", { pid: child.pid, signal: "SIGTERM", match: "redis-server" }, "TERM");
+    saveState();
+    const deadline = Date.now() + 20000;
+    while (!(await redisPing(port))) {
+      if (exited.info) throw new Error(`redis-server exited during start (${exited.info.code ?? exited.info.signal}); ${logFile}:\n${tail(logFile)}`);
+      if (Date.now() > deadline) throw new Error(`redis-server did not answer PING in 20 s; see ${logFile}`);
+      await sleep(50);
+    }
+    return { child, exited };
+  };
+
+  let current = await launch();
   void log;
-  return { url: `redis://127.0.0.1:${port}/0`, child, logFile };
+  return {
+    url: `redis://127.0.0.1:${port}/0`,
+    child: current.child,
+    logFile,
+    control: {
+      port,
+      dir,
+      logFile,
+      pid: () => current.child.pid,
+      /**
+       * Stops redis-server (SIGTERM: it flushes its AOF and exits), waits `downMs`, starts it again
+       * on the same port and dir. With `wipe` its data files (AOF, RDB) are deleted while it is
+       * down, so it comes back empty, as a Redis without persistence does. Resolves once it answers
+       * PING; returns what was deleted.
+       */
+      async restart({ wipe = false, downMs = 0 } = {}) {
+        const old = current;
+        await signalAndWait(old.child, old.exited, "SIGTERM");
+        const deleted = [];
+        if (wipe) {
+          for (const name of fs.readdirSync(dir)) {
+            if (name === "appendonlydir" || /\.(aof|rdb)$/.test(name)) {
+              fs.rmSync(path.join(dir, name), { recursive: true, force: true });
+              deleted.push(name);
+            }
+          }
+        }
+        if (downMs > 0) await sleep(downMs);
+        current = await launch();
+        return { oldPid: old.child.pid, pid: current.child.pid, deleted };
+      },
+    },
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
 
 /**
+ * @typedef {{port: number, dataDir: string, logFile: string, pid: () => number,
+ *   crashRestart: (opts?: {downMs?: number}) => Promise<{oldPid: number, pid: number}>}} PostgresControl
+ * @typedef {{port: number, dir: string, logFile: string, pid: () => number,
+ *   restart: (opts?: {wipe?: boolean, downMs?: number}) => Promise<{oldPid: number, pid: number, deleted: string[]}>}} RedisControl
+ */
+
+/**
+ * Stops the servers a dead launcher left in `dataDir` (as a start does first); throws when the
+ * launcher that owns them still runs. For callers that clear the data dir before a start.
+ */
+export async function stopStale(dataDir, log = (msg) => process.stderr.write(`infra: ${msg}\n`)) {
+  await cleanStale(path.join(path.resolve(dataDir), "infra.json"), log);
+}
+
+/**
  * Start what is missing. Variables already set in `env` are passed through untouched.
- * @param {{dataDir?: string, env?: NodeJS.ProcessEnv, log?: (msg: string) => void}} [opts]
- * @returns {Promise<{databaseUrl: string, redisUrl: string, env: Record<string,string>, started: string[], stop: () => Promise<void>}>}
+ * `postgresSettings` (name → value) are passed to the private postgres as `-c name=value` after
+ * the defaults, e.g. `{synchronous_commit: "on"}` where a crash must not lose a commit.
+ * @param {{dataDir?: string, env?: NodeJS.ProcessEnv, log?: (msg: string) => void, postgresSettings?: Record<string, string>}} [opts]
+ * @returns {Promise<{databaseUrl: string, redisUrl: string, env: Record<string,string>, started: string[], control: {postgres?: PostgresControl, redis?: RedisControl}, stop: () => Promise<void>}>}
  */
 export async function startInfra(opts = {}) {
   const dataDir = path.resolve(opts.dataDir ?? DEFAULT_DATA_DIR);
@@ -383,6 +505,8 @@ export async function startInfra(opts = {}) {
     redisUrl: env.REDIS_URL ?? "",
     started: /** @type {string[]} */ ([]),
     env: /** @type {Record<string,string>} */ ({}),
+    /** @type {{postgres?: PostgresControl, redis?: RedisControl}} */
+    control: {},
     stop: async () => {},
   };
   if (!needPg && !needRedis) {
@@ -416,7 +540,7 @@ export async function startInfra(opts = {}) {
   try {
     const t0 = performance.now();
     const settled = await Promise.allSettled([
-      needPg ? startPostgres({ dataDir, log, state, saveState }) : null,
+      needPg ? startPostgres({ dataDir, log, state, saveState, settings: opts.postgresSettings }) : null,
       needRedis ? startRedis({ dataDir, log, state, saveState }) : null,
     ]);
     const failed = settled.find((s) => s.status === "rejected");
@@ -424,6 +548,8 @@ export async function startInfra(opts = {}) {
     const [pg, redis] = settled.map((s) => (s.status === "fulfilled" ? s.value : null));
     if (pg) result.databaseUrl = pg.url;
     if (redis) result.redisUrl = redis.url;
+    // Handles to restart what was started here (the chaos drill): port, data dir, pid(), restart.
+    result.control = { postgres: pg?.control, redis: redis?.control };
     result.started = [pg && "postgres", redis && "redis"].filter(Boolean);
     log(`started ${result.started.join(" + ")} in ${((performance.now() - t0) / 1000).toFixed(1)} s (data in ${path.relative(process.cwd(), dataDir) || "."})`);
   } catch (err) {

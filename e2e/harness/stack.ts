@@ -75,7 +75,7 @@ function redact(url: string): string {
 
 /** Stops the process group `pgid` if this test process dies without cleaning up (a shell loop). */
 function watchdog(pgid: number): ChildProcess {
-  const script = `p=$1; g=$2; while kill -0 "$p" 2>/dev/null; do sleep 1; done; kill -KILL -- "-$g" 2>/dev/null; exit 0`;
+  const script = `p=$1; g=$2; while kill -0 "$p" 2>/dev/null; do sleep 1; done; kill -KILL "-$g" 2>/dev/null; exit 0`;
   const child = spawn("sh", ["-c", script, "likeness-e2e-watchdog", String(process.pid), String(pgid)], { detached: true, stdio: "ignore" });
   child.unref();
   return child;

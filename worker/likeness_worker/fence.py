@@ -73,9 +73,13 @@ class Fences:
         self._claim = self.client.register_script(_CLAIM)
         self._xadd = self.client.register_script(_FENCED_XADD)
 
-    def hold(self, fence: Fence) -> None:
+    def hold(self, fence: Fence) -> bool:
+        """False when this process already runs that attempt (a re-sent copy of its command)."""
         with self._lock:
+            if (fence.job_id, fence.attempt) in self._held:
+                return False
             self._held[(fence.job_id, fence.attempt)] = fence
+            return True
 
     def release(self, fence: Fence) -> None:
         with self._lock:

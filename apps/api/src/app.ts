@@ -18,6 +18,7 @@ import { registerMethodNotAllowed } from "./http/method-not-allowed.js";
 import { validatorCompiler } from "./http/validation.js";
 import { openApiTransform } from "./http/openapi.js";
 import { createMetricsRegistry, registerHttpMetrics } from "./metrics/metrics.js";
+import { watchDependencies } from "./resilience/watch-dependencies.js";
 import { opsRoutes } from "./metrics/ops.routes.js";
 import { AuthService } from "./auth/auth.service.js";
 import { makeAuthenticate } from "./auth/authenticate.js";
@@ -82,6 +83,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const metrics = createMetricsRegistry();
   app.decorate("metrics", metrics);
   registerHttpMetrics(app, metrics);
+  app.decorate("health", watchDependencies(app, deps));
 
   const auth = new AuthService(deps.db);
   app.decorate("auth", auth);

@@ -14,6 +14,12 @@ describe("loadConfig", () => {
       api: { host: "127.0.0.1", port: 8080 },
       logLevel: "info",
       events: { consumerName: undefined, reclaimIdleMs: 30_000 },
+      outage: { maxMs: 300_000 },
+      reconcile: { intervalMs: 30_000, staleMs: 600_000 },
+    });
+    expect(loadConfig({ ...base, API_OUTAGE_MAX_S: "1.5", API_RECONCILE_INTERVAL_S: "0.2", API_RECONCILE_STALE_S: "2" })).toMatchObject({
+      outage: { maxMs: 1500 },
+      reconcile: { intervalMs: 200, staleMs: 2000 },
     });
     expect(loadConfig({ ...base, API_CONSUMER_NAME: "api-1", API_RECLAIM_IDLE_MS: "200" }).events).toEqual({
       consumerName: "api-1",
@@ -28,6 +34,8 @@ describe("loadConfig", () => {
     expect(() => loadConfig({ ...base, STORAGE_DRIVER: "ftp" })).toThrow(/STORAGE_DRIVER/);
     expect(() => loadConfig({ ...base, STORAGE_DRIVER: "s3" })).toThrow(/S3_BUCKET/);
     expect(() => loadConfig({ ...base, API_CONSUMER_NAME: "has space" })).toThrow(/API_CONSUMER_NAME/);
+    expect(() => loadConfig({ ...base, API_OUTAGE_MAX_S: "0" })).toThrow(/API_OUTAGE_MAX_S/);
+    expect(() => loadConfig({ ...base, API_RECONCILE_INTERVAL_S: "soon" })).toThrow(/API_RECONCILE_INTERVAL_S/);
   });
 
   it("reads the s3 settings", () => {

@@ -33,6 +33,12 @@ const EnvSchema = z.object({
   API_CONSUMER_NAME: z.string().regex(/^[A-Za-z0-9_\-.:]{1,100}$/, "letters, digits, _ - . : (1..100)").optional(),
   /** An events entry pending this long on another (dead) api replica is taken over. */
   API_RECLAIM_IDLE_MS: z.coerce.number().int().min(10).default(30_000),
+  /** Redis or Postgres away this long (seconds) ends what waited for it: a command never queued fails its job. */
+  API_OUTAGE_MAX_S: z.coerce.number().positive().max(86_400).default(300),
+  /** The reconciler's period (seconds): it re-drives workflows and re-sends commands lost from their stream. */
+  API_RECONCILE_INTERVAL_S: z.coerce.number().positive().max(86_400).default(30),
+  /** A command read by a worker but idle this long (seconds), with no event for its job either, is re-sent. */
+  API_RECONCILE_STALE_S: z.coerce.number().positive().max(86_400).default(600),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
 });
 
@@ -55,6 +61,10 @@ export interface Config {
   api: { host: string; port: number };
   /** The events-stream consumer of this replica (job side). */
   events: { consumerName: string | undefined; reclaimIdleMs: number };
+  /** How long a Redis or Postgres outage is waited out before what waits for it gives up. */
+  outage: { maxMs: number };
+  /** The reconciler (jobs/job-reconciler.ts): its period and when a read command counts as stale. */
+  reconcile: { intervalMs: number; staleMs: number };
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
 }
 
@@ -104,6 +114,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     storage,
     api: { host: e.API_HOST, port: e.API_PORT },
     events: { consumerName: e.API_CONSUMER_NAME, reclaimIdleMs: e.API_RECLAIM_IDLE_MS },
+    outage: { maxMs: Math.round(e.API_OUTAGE_MAX_S * 1000) },
+    reconcile: {
+      intervalMs: Math.round(e.API_RECONCILE_INTERVAL_S * 1000),
+      staleMs: Math.round(e.API_RECONCILE_STALE_S * 1000),
+    },
     logLevel: e.LOG_LEVEL,
   };
 }

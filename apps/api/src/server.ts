@@ -1,7 +1,8 @@
 // The process: config → deps → buildApp → listen. Graceful shutdown on SIGTERM/SIGINT.
-import { Redis } from "ioredis";
 import { loadConfig, ConfigError } from "./config.js";
 import { createDb, migrateToLatest } from "./db/db.js";
+import { createRedis } from "./bus/redis-client.js";
+import { retryTransient } from "./resilience/retry.js";
 import { createStorage } from "./storage/storage.js";
 import { createLogger } from "./http/logger.js";
 import { buildApp } from "./app.js";
@@ -19,9 +20,15 @@ async function main(): Promise<void> {
   }
   const log = createLogger(config.logLevel);
   const db = createDb(config.databaseUrl, { onError: (err) => log.warn({ err }, "postgres connection error") });
-  const applied = await migrateToLatest(db);
+  // Postgres restarting as the api starts is waited for (up to API_OUTAGE_MAX_S), not fatal.
+  const applied = await retryTransient(() => migrateToLatest(db), {
+    maxMs: config.outage.maxMs,
+    onRetry: (err, attempt) => attempt === 1 && log.warn({ err }, "postgres unavailable at start-up; waiting for it"),
+  });
   if (applied.length) log.info({ applied }, "database migrated");
-  const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: 3, lazyConnect: false });
+  // Reconnects forever; see bus/redis-client.ts.
+  const redis = createRedis(config.redisUrl);
+  redis.on("error", () => undefined); // reported once per outage by the app (resilience/watch-dependencies.ts)
   const storage = createStorage(config.storage);
 
   const app = await buildApp({ config, db, redis, storage, log });

@@ -3,7 +3,8 @@
 //    and fails instead when CI is set;
 //  - `createTestDatabase()`: a fresh migrated database `lk_test_<random>`, dropped by `drop()`;
 //  - `createTestApp()`: buildApp on that database, a random REDIS_KEY_PREFIX and a LocalStorage
-//    in a temp folder; `close()` tears all of it down (SCAN MATCH <prefix>:* + DEL, DROP DATABASE).
+//    in a temp folder, optionally reaching Redis and Postgres through a proxy (`via`); `close()`
+//    tears all of it down (SCAN MATCH <prefix>:* + DEL, DROP DATABASE).
 import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
@@ -14,6 +15,7 @@ import { describe } from "vitest";
 import type { FastifyInstance } from "fastify";
 import { loadConfig, type Config } from "../src/config.js";
 import { createDb, migrateToLatest, type Db } from "../src/db/db.js";
+import { createRedis } from "../src/bus/redis-client.js";
 import { LocalStorage } from "../src/storage/local.storage.js";
 import type { ObjectStorage } from "../src/storage/object-storage.js";
 import { buildApp, type AppDeps } from "../src/app.js";
@@ -109,8 +111,11 @@ export interface TestApp {
   /** What the app was built with (e.g. for `jobsHandle(deps)`). */
   deps: AppDeps;
   config: Config;
+  /** The app's Postgres and Redis connections (through `via` when given). */
   db: Db;
   redis: Redis;
+  /** Straight to the Redis server, whatever `via` says: for the test's own reads and writes. */
+  direct: Redis;
   storage: ObjectStorage;
   storageDir: string;
   database: TestDatabase;
@@ -118,30 +123,43 @@ export interface TestApp {
 }
 
 export async function createTestApp(
-  opts: { storage?: ObjectStorage; env?: Record<string, string>; log?: AppDeps["log"] } = {},
+  opts: {
+    storage?: ObjectStorage;
+    env?: Record<string, string>;
+    log?: AppDeps["log"];
+    /**
+     * Where the app itself reaches Redis and Postgres (e.g. a TcpProxy that a test cuts to make an
+     * outage); the test's own setup and clean-up still go straight to the servers.
+     */
+    via?: { redisUrl?: string; postgresUrl?: string };
+  } = {},
 ): Promise<TestApp> {
   const database = await createTestDatabase();
   const storageDir = await mkdtemp(path.join(os.tmpdir(), "lk-test-objects-"));
   const config = loadConfig({
-    DATABASE_URL: database.url,
-    REDIS_URL,
+    DATABASE_URL: opts.via?.postgresUrl ? withDatabase(opts.via.postgresUrl, database.name) : database.url,
+    REDIS_URL: opts.via?.redisUrl ?? REDIS_URL,
     REDIS_KEY_PREFIX: `lktest${randomBytes(4).toString("hex")}`,
     STORAGE_DRIVER: "local",
     STORAGE_DIR: storageDir,
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "silent",
     ...opts.env,
   });
-  const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: 3 });
+  // The api's own connection settings (bus/redis-client.ts): they decide how an outage is ridden out.
+  const redis = createRedis(config.redisUrl);
+  const direct = opts.via?.redisUrl ? new Redis(REDIS_URL) : redis;
+  const db = opts.via?.postgresUrl ? createDb(config.databaseUrl, { max: 5, onError: () => undefined }) : database.db;
   const storage = opts.storage ?? new LocalStorage(storageDir);
-  const deps: AppDeps = { config, db: database.db, redis, storage, ...(opts.log ? { log: opts.log } : {}) };
+  const deps: AppDeps = { config, db, redis, storage, ...(opts.log ? { log: opts.log } : {}) };
   const app = await buildApp(deps);
   await app.ready();
   return {
     app,
     deps,
     config,
-    db: database.db,
+    db,
     redis,
+    direct,
     storage,
     storageDir,
     database,
@@ -151,10 +169,12 @@ export async function createTestApp(
         await app.close();
       } finally {
         try {
-          await deleteKeys(redis, `${config.redisKeyPrefix}:*`);
+          await deleteKeys(direct, `${config.redisKeyPrefix}:*`);
         } finally {
           redis.disconnect();
+          direct.disconnect();
           try {
+            if (db !== database.db) await db.destroy();
             await database.drop();
           } finally {
             await rm(storageDir, { recursive: true, force: true });
@@ -181,4 +201,12 @@ export async function signUp(app: FastifyInstance, email = `u${randomBytes(5).to
   if (res.statusCode !== 201) throw new Error(`signup failed: ${res.statusCode} ${res.body}`);
   const body = res.json() as { token: string; user: { id: string; email: string } };
   return { token: body.token, userId: body.user.id, email, auth: { authorization: `Bearer ${body.token}` } };
+}
+
+/** The value of one series on the app's /metrics, e.g. `metricValue(app, "x_total", 'kind="a"')`; NaN when absent. */
+export async function metricValue(app: FastifyInstance, name: string, labels = ""): Promise<number> {
+  const body = (await app.inject({ method: "GET", url: "/metrics" })).body;
+  const series = labels ? `${name}{${labels}}` : name;
+  const line = body.split("\n").find((l) => l.startsWith(`${series} `));
+  return line ? Number(line.slice(series.length + 1)) : Number.NaN;
 }

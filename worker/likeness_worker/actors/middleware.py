@@ -37,6 +37,8 @@ class StepMetrics(Middleware):
             duration = (result.get("done") or {}).get("outputs", {}).get("durationSec")
             if outcome == "succeeded" and isinstance(duration, (int, float)) and duration > 0:
                 metrics.REAL_TIME_FACTOR.labels(task, engine).observe(elapsed / duration)
+        elif isinstance(result, dict) and result.get("fenced"):
+            outcome = "fenced"  # not run, or its marker not written: another worker owns the job
         else:
             outcome = "failed"
             code = ((result or {}).get("error") or {}).get("code", "internal")

@@ -3,7 +3,8 @@
 An actor runs one step of one job: it skips the work when the step's ``_done.json`` exists (a
 redelivered or duplicated message), runs the engine, uploads the outputs, writes the marker last
 and returns a small dict that the graph node awaits through the Results backend:
-``{"ok": true, "done": <marker>, "reused": bool}`` or ``{"ok": false, "error": StepError}``.
+``{"ok": true, "done": <marker>, "reused": bool}``, ``{"ok": false, "error": StepError}``, or
+``{"ok": false, "fenced": true}`` when another worker has taken the job over (see fence.py).
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def execute_step(rt: "Runtime", request: dict[str, Any]) -> dict[str, Any]:
             rt.outages.call(lambda: rt.fences.check(owner_key, owner), "check the job's owner")
         except Fenced as exc:
             log.warning("step %s of job %s: %s; not run", step, job_id, exc)
-            return {"ok": False, "error": StepFailure("internal", str(exc)).to_dict()}
+            return {"ok": False, "fenced": True}
     runs = poison.count_run(rt, job_id, attempt, step)
     if runs > rt.settings.worker_max_deliveries:
         return {"ok": False, "error": poison.dead_letter(rt, request, runs).to_dict(), "durationMs": 0}
@@ -96,7 +97,7 @@ def execute_step(rt: "Runtime", request: dict[str, Any]) -> dict[str, Any]:
         return {"ok": True, "done": done, "reused": False}
     except Fenced as exc:
         log.warning("step %s of job %s: %s; its marker is not written", step, job_id, exc)
-        return {"ok": False, "error": StepFailure("internal", str(exc)).to_dict()}
+        return {"ok": False, "fenced": True}
     except (Exception, TimeLimitExceeded) as exc:  # TimeLimitExceeded is a BaseException
         failure = classify(exc)
         if failure.code == "internal":

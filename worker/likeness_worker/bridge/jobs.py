@@ -71,9 +71,16 @@ class JobRunner:
             self._ack(stream, entry_id)
             return
 
-        fence = self._take(job_id, attempt)
+        fence = Fence(job_id, attempt, self.rt.keys.owner(job_id, attempt), f"{self.rt.consumer_name}:{uuid.uuid4().hex[:12]}")
+        if not self.rt.fences.hold(fence):
+            # A copy of a command this process is running (the api re-sent it): the running one
+            # reports and acknowledges its own entry.
+            log.info("job %s attempt %s already runs here: acknowledging the copy", job_id, attempt)
+            self._ack(stream, entry_id)
+            return
         self.owned[(stream, entry_id)] = fence
         try:
+            self.rt.outages.call(lambda: self.rt.redis.set(fence.key, fence.token, ex=OWNER_TTL_S), "take a job")
             log.info("job %s attempt %s (%s) started", job_id, attempt, command["kind"])
             self.rt.events.emit(job_id, attempt, "job_started", worker=self.rt.consumer_name[:200])
             self._finish(command, self._run(command))
@@ -90,13 +97,6 @@ class JobRunner:
             self.graphs.forget(command)
         except Exception as exc:  # retention only: never fail a finished job for it
             log.warning("could not delete the checkpoints of job %s: %s", job_id, exc)
-
-    def _take(self, job_id: str, attempt: int) -> Fence:
-        """A fresh fencing token for this attempt: from now on it is this worker's."""
-        fence = Fence(job_id, attempt, self.rt.keys.owner(job_id, attempt), f"{self.rt.consumer_name}:{uuid.uuid4().hex[:12]}")
-        self.rt.outages.call(lambda: self.rt.redis.set(fence.key, fence.token, ex=OWNER_TTL_S), "take a job")
-        self.rt.fences.hold(fence)
-        return fence
 
     def _run(self, command: dict) -> dict[str, Any]:
         """The DAG to its end. An outage interrupts it; it resumes from the last checkpoint once

@@ -7,6 +7,11 @@ from typing import TYPE_CHECKING, Any
 from langgraph.graph import END, START, StateGraph
 
 from .dag import DAGS, dag_name
+
+# Each step's checkpoint is committed before the next step starts (LangGraph's default writes it
+# in the background meanwhile): a worker that takes a job over resumes exactly after the last
+# step that reported success, instead of running it again.
+DURABILITY = "sync"
 from .nodes import StepNode
 from .state import JobState
 
@@ -54,8 +59,14 @@ class JobGraphs:
         if snapshot.next:
             # A worker died in the middle of this attempt: resume after the last checkpoint.
             # Steps whose output already exists are reused by their nodes (marker check).
-            return graph.invoke(None, config)
-        if snapshot.values:
+            return graph.invoke(None, config, durability=DURABILITY)
+        if snapshot.values and _ended(snapshot.values):
             # This attempt's graph already ended (the worker died before job_finished).
             return snapshot.values
-        return graph.invoke({"command": command, "steps": {}, "error": None, "cancelled": False}, config)
+        # New, or a history that ends nowhere (a worker taken over mid-write): from the start;
+        # every step already done is reused from its marker.
+        return graph.invoke({"command": command, "steps": {}, "error": None, "cancelled": False}, config, durability=DURABILITY)
+
+
+def _ended(values: dict[str, Any]) -> bool:
+    return bool(values.get("error") or values.get("cancelled") or "publish" in values.get("steps", {}))

@@ -6,6 +6,8 @@ starting together do not race on the migrations.
 
 from __future__ import annotations
 
+import time
+
 import psycopg
 from langgraph.checkpoint.postgres import PostgresSaver
 from psycopg.rows import dict_row
@@ -13,6 +15,7 @@ from psycopg_pool import ConnectionPool
 
 SCHEMA = "lg_worker"
 _LOCK_ID = 0x6C6B5F6C67  # "lk_lg"
+IDLE_IN_TRANSACTION_MS = 10_000
 
 
 def open_checkpointer(database_url: str, max_size: int = 8) -> tuple[PostgresSaver, ConnectionPool]:
@@ -26,7 +29,10 @@ def open_checkpointer(database_url: str, max_size: int = 8) -> tuple[PostgresSav
             "autocommit": True,
             "prepare_threshold": 0,
             "row_factory": dict_row,
-            "options": f"-c search_path={SCHEMA}",
+            # A worker frozen in the middle of a checkpoint write (SIGSTOP, a VM pause) holds
+            # its transaction's row locks, and the worker that takes its job over would wait on
+            # them until it wakes up: Postgres ends such a transaction after 10 s instead.
+            "options": f"-c search_path={SCHEMA} -c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_MS}",
         },
         # A connection Postgres dropped (a restart) is replaced at checkout, not handed to a
         # checkpoint write that would fail on it.
@@ -35,7 +41,11 @@ def open_checkpointer(database_url: str, max_size: int = 8) -> tuple[PostgresSav
     )
     saver = PostgresSaver(pool)
     with pool.connection() as conn:
-        conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_ID,))
+        # Polled, not a blocking pg_advisory_lock: setup() runs CREATE INDEX CONCURRENTLY, which
+        # waits for every running statement to end, a blocked lock wait of the other worker
+        # included; a deadlock Postgres does not see.
+        while not conn.execute("SELECT pg_try_advisory_lock(%s) AS locked", (_LOCK_ID,)).fetchone()["locked"]:
+            time.sleep(0.1)
         try:
             saver.setup()
         finally:

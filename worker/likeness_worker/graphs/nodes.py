@@ -16,6 +16,7 @@ from .. import metrics
 from ..contracts import STEP_TASK
 from ..engines import UnknownEngine
 from ..errors import StepFailure
+from ..fence import Fenced
 from ..layout import done_key
 from ..outage import RedisLost
 from .state import JobState
@@ -69,11 +70,13 @@ class StepNode:
             "engine": engine,
             "command": cmd,
             "upstream": state.get("steps", {}),
-            # The actor writes the step's marker only while this token still owns the attempt.
+            # The actor runs the step, and writes its marker, only while this token owns the attempt.
             "owner": fence.token if fence else None,
         }
         result = self._await(self.rt.dispatch(self.task_kind, self.rt.queue_for(cls.device), request), job_id, attempt)
         duration_ms = round((time.monotonic() - started) * 1000, 1)
+        if result.get("fenced"):  # the job is another worker's now: this run of it stops here
+            raise fence.fenced() if fence else Fenced(f"job {job_id} attempt {attempt} was taken over")
         if result.get("ok"):
             return self._succeeded(cmd, result["done"], reused=bool(result.get("reused")), duration_ms=duration_ms)
         error = result["error"]

@@ -74,6 +74,8 @@ export async function recordEvent(
     if (!job) return { status: "unknown_job" };
     if (job.attempt !== event.attempt || isTerminal(job.state)) return { status: "stale", job };
     if ("step" in event && (await endedAfter(jobs, job.id, event))) return { status: "stale", job };
+    // A sign of life for the reconciler: this attempt is being worked on.
+    await jobs.markSeen(job.id);
 
     switch (event.type) {
       case "job_started": {

@@ -3,6 +3,10 @@
 // then resume the workflow on job_finished. Entries this consumer read but never acked (the api
 // was killed mid-way) are read again from its PEL on start ("0" before ">"); entries stuck on a
 // dead replica are taken over with XAUTOCLAIM.
+//
+// Outages are waits: a transient Redis error, or a Postgres one while recording, stops the turn,
+// waits (0.2 s doubling to 5 s) and starts again from this consumer's own PEL, so an event that
+// could not be recorded is retried as soon as Postgres answers, not after the reclaim time.
 import os from "node:os";
 import type { Redis } from "ioredis";
 import type { Kysely } from "kysely";
@@ -12,8 +16,17 @@ import type { Database } from "../db/types.js";
 import { recordEvent, withoutStorageKeys, type RecordOutcome } from "./event-recorder.js";
 import type { JobMetrics } from "../jobs/jobs.metrics.js";
 import type { WorkflowRunner } from "../workflows/workflow.runner.js";
+import type { DependencyHealth } from "../resilience/dependency-health.js";
+import { backoffMs, sleep } from "../resilience/retry.js";
+import { isTransientPgError, isTransientRedisError } from "../resilience/transient-errors.js";
 
-type Entry = [id: string, fields: string[]];
+/** Fields are null for an entry read back from the PEL after it was trimmed from the stream. */
+type Entry = [id: string, fields: string[] | null];
+
+/** Recording an event met a Postgres outage: the turn stops and the PEL is read again later. */
+class RecordingPaused extends Error {
+  override name = "RecordingPaused";
+}
 
 export interface EventsConsumerOptions {
   /** Stable across restarts of the same replica so its PEL is re-read at once. */
@@ -38,6 +51,7 @@ export class EventsConsumer {
   private reader: Redis | undefined;
   private loop: Promise<void> | undefined;
   private stopping = false;
+  private readonly stopped = new AbortController();
   private lastReclaim = 0;
 
   constructor(
@@ -47,6 +61,7 @@ export class EventsConsumer {
       prefix: string;
       runner: WorkflowRunner;
       metrics: JobMetrics;
+      health: DependencyHealth;
       log: FastifyBaseLogger;
     },
     opts: EventsConsumerOptions = {},
@@ -60,14 +75,22 @@ export class EventsConsumer {
   }
 
   async start(): Promise<void> {
-    await this.ensureGroup();
-    // A dedicated connection: XREADGROUP BLOCK holds it.
-    this.reader = this.deps.redis.duplicate({ maxRetriesPerRequest: null });
+    try {
+      await this.ensureGroup();
+    } catch (err) {
+      // Redis away at start-up: the loop creates the group when it meets NOGROUP.
+      if (!isTransientRedisError(err)) throw err;
+      this.deps.health.report("redis", false, err);
+    }
+    // A dedicated connection: XREADGROUP BLOCK holds it. It waits through reconnects (null).
+    this.reader = this.deps.redis.duplicate({ maxRetriesPerRequest: null, commandTimeout: undefined });
+    this.reader.on("error", (err) => this.deps.health.report("redis", false, err));
     this.loop = this.run();
   }
 
   async stop(): Promise<void> {
     this.stopping = true;
+    this.stopped.abort(); // ends a backoff wait
     this.reader?.disconnect(); // aborts a blocked XREADGROUP; an entry being handled finishes
     await this.loop;
   }
@@ -85,7 +108,10 @@ export class EventsConsumer {
 
   private async run(): Promise<void> {
     const reader = this.reader!;
-    let cursor = "0"; // our own pending entries first
+    // "0": our own pending entries first, from the start of our PEL; then the id of the last one
+    // read, until the PEL is exhausted; then ">" (new entries).
+    let cursor = "0";
+    let failures = 0;
     const reclaimEvery = Math.min(this.reclaimIdleMs, 5_000);
     const block = Math.max(10, Math.min(this.blockMs, reclaimEvery));
     while (!this.stopping) {
@@ -94,20 +120,20 @@ export class EventsConsumer {
           this.lastReclaim = Date.now();
           await this.reclaim();
         }
-        const res = (await (cursor === "0"
-          ? reader.xreadgroup("GROUP", API_GROUP, this.name, "COUNT", this.batch, "STREAMS", this.stream, "0")
+        const res = (await (cursor !== ">"
+          ? reader.xreadgroup("GROUP", API_GROUP, this.name, "COUNT", this.batch, "STREAMS", this.stream, cursor)
           : reader.xreadgroup(
               "GROUP", API_GROUP, this.name, "COUNT", this.batch, "BLOCK", block, "STREAMS", this.stream, ">",
             ))) as [string, Entry[]][] | null;
+        this.deps.health.report("redis", true);
         const entries = res?.[0]?.[1] ?? [];
-        if (cursor === "0" && entries.length === 0) {
-          cursor = ">";
-          continue;
-        }
         for (const entry of entries) {
           if (this.stopping) break;
           await this.handle(entry);
         }
+        // An entry that failed for good stays in the PEL (XAUTOCLAIM retries it): read past it.
+        if (cursor !== ">") cursor = entries.length ? entries[entries.length - 1]![0] : ">";
+        failures = 0;
       } catch (err) {
         if (this.stopping) break;
         cursor = "0"; // re-read whatever we hold
@@ -116,8 +142,14 @@ export class EventsConsumer {
           await this.ensureGroup().catch((e: unknown) => this.deps.log.error({ err: e }, "events consumer: cannot recreate the group"));
           continue;
         }
-        this.deps.log.error({ err }, "events consumer: read failed; retrying");
-        await new Promise((r) => setTimeout(r, 500));
+        if (err instanceof RecordingPaused) {
+          // Postgres is away: health and the log already know (handle()).
+        } else if (isTransientRedisError(err)) {
+          this.deps.health.report("redis", false, err);
+        } else {
+          this.deps.log.error({ err }, "events consumer: read failed; retrying");
+        }
+        await sleep(backoffMs(failures++), this.stopped.signal);
       }
     }
   }
@@ -139,6 +171,11 @@ export class EventsConsumer {
   }
 
   private async handle([id, fields]: Entry): Promise<void> {
+    if (!fields) {
+      // Trimmed away while pending: nothing left to record.
+      await this.deps.redis.xack(this.stream, API_GROUP, id);
+      return;
+    }
     const raw = fieldValue(fields, MESSAGE_FIELD);
     let parsed: ReturnType<typeof JobEvent.safeParse> | undefined;
     try {
@@ -160,10 +197,16 @@ export class EventsConsumer {
     try {
       outcome = await this.apply(event);
     } catch (err) {
-      // Not acked: it stays pending and is retried (XAUTOCLAIM after reclaimIdleMs, or on start).
+      // Not acked: it stays pending. Postgres away: the loop waits and reads the PEL again.
+      if (isTransientPgError(err)) {
+        this.deps.health.report("postgres", false, err);
+        throw new RecordingPaused(`event ${event.eventId} could not be recorded: postgres unavailable`, { cause: err });
+      }
+      // Anything else is retried by XAUTOCLAIM after reclaimIdleMs (and on start).
       this.deps.log.error({ err, entryId: id, eventId: event.eventId }, "events consumer: could not record event");
       return;
     }
+    this.deps.health.report("postgres", true);
     await this.deps.redis.xack(this.stream, API_GROUP, id);
     await this.afterAck(event, outcome);
   }
@@ -195,7 +238,9 @@ export class EventsConsumer {
       try {
         await this.deps.runner.resume(event, kind);
       } catch (err) {
-        this.deps.log.error({ err, jobId: event.jobId }, "events consumer: could not resume the workflow");
+        // The job's end is recorded; only its workflow lags. The reconciler's recovery pass
+        // resumes it (at its next tick, or as soon as the dependency that failed is back).
+        this.deps.log.warn({ err, jobId: event.jobId }, "events consumer: could not resume the workflow; the recovery pass will");
       }
     }
   }

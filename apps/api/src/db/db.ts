@@ -12,19 +12,33 @@ export const json = (v: unknown): string => JSON.stringify(v);
 const INT8_OID = 20;
 
 /**
- * A pg Pool whose idle-connection errors (Postgres restarted, connection killed) are reported
- * instead of crashing the process: pg emits them on the pool, and an unhandled 'error' is fatal.
+ * A pg Pool that survives Postgres going away (a restart, a killed connection): errors are
+ * reported instead of crashing the process, since pg emits them as 'error' events and an
+ * unhandled 'error' is fatal. The pool reports those of idle clients; a client that is checked
+ * out (a transaction between statements, a held advisory lock) emits its own, so every client
+ * gets a listener too. A broken client is dropped on release and the next query opens a new one.
  */
 export function createPool(url: string, opts: { max?: number; onError?: (err: Error) => void } = {}): pg.Pool {
+  const report = opts.onError ?? ((err: Error) => console.error(`postgres pool: ${err.message}`));
+  // An idle client's error reaches both listeners: report it once.
+  const reported = new WeakSet<Error>();
+  const onError = (err: Error) => {
+    if (reported.has(err)) return;
+    reported.add(err);
+    report(err);
+  };
   const pool = new pg.Pool({
     connectionString: url,
     max: opts.max ?? 10,
+    // A connection to a server that vanished without a reset (a VM gone, a network cut) is noticed.
+    keepAlive: true,
     types: {
       getTypeParser: ((oid: number, format?: "text" | "binary") =>
         oid === INT8_OID ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format as "text")) as typeof pg.types.getTypeParser,
     },
   });
-  pool.on("error", opts.onError ?? ((err) => console.error(`postgres pool: ${err.message}`)));
+  pool.on("error", onError);
+  pool.on("connect", (client) => client.on("error", onError));
   return pool;
 }
 

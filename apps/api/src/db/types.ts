@@ -79,6 +79,12 @@ export interface JobsTable {
   created_at: Generated<Date>;
   started_at: NullableTimestamp;
   finished_at: NullableTimestamp;
+  /** When the workflow dispatched this attempt; null before (recover()'s business, not the reconciler's). */
+  dispatched_at: NullableTimestamp;
+  /** The stream entry id of this attempt's last XADD; null while no XADD succeeded. */
+  command_id: string | null;
+  /** The last sign of life of this attempt: its command sent, or one of its events recorded. */
+  last_seen_at: NullableTimestamp;
 }
 
 export interface JobStepsTable {

@@ -1,10 +1,12 @@
 // One error shape for every failure: contracts `ErrorBody`. Validation → 400 naming the field;
-// errors from Fastify/plugins keep their 4xx status; everything else → 500 without internals.
+// errors from Fastify/plugins keep their 4xx status; Redis or Postgres briefly away → 503 with
+// Retry-After; everything else → 500 without internals.
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { hasZodFastifySchemaValidationErrors, isResponseSerializationError } from "fastify-type-provider-zod";
 import type { ErrorBody } from "@likeness/contracts";
 import { fieldFromPath, HttpError } from "./errors.js";
 import { InvalidRangeError, ObjectNotFoundError } from "../storage/object-storage.js";
+import { isTransient } from "../resilience/transient-errors.js";
 
 const FASTIFY_CODES: Record<string, string> = {
   FST_ERR_CTP_INVALID_MEDIA_TYPE: "unsupported_media_type",
@@ -54,6 +56,11 @@ export function toErrorBody(err: unknown, request: FastifyRequest): { status: nu
   if (err instanceof ObjectNotFoundError) return { status: 404, body: { error: "not_found", message: "object not found" } };
   if (err instanceof InvalidRangeError) return { status: 416, body: { error: "range_not_satisfiable", message: err.message } };
 
+  if (isTransient(err)) {
+    // Redis or Postgres is away for a moment (a restart, a failover): try again shortly.
+    return { status: 503, body: { error: "unavailable", message: "a service the api depends on is unavailable; retry shortly" } };
+  }
+
   const fe = err as Partial<FastifyError>;
   const status = typeof fe.statusCode === "number" ? fe.statusCode : 500;
   if (status >= 400 && status < 500) {
@@ -66,6 +73,7 @@ export function toErrorBody(err: unknown, request: FastifyRequest): { status: nu
 export function registerErrorHandlers(app: FastifyInstance): void {
   app.setErrorHandler((err: unknown, request: FastifyRequest, reply: FastifyReply) => {
     const { status, body } = toErrorBody(err, request);
+    if (status === 503) void reply.header("retry-after", "5");
     if (status >= 500) request.log.error({ err }, "request failed");
     else request.log.info({ status, error: body.error, field: body.field }, body.message);
     return reply.code(status).send(body);

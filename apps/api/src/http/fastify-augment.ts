@@ -3,6 +3,7 @@ import type { onRequestAsyncHookHandler } from "fastify";
 import type { Registry } from "prom-client";
 import type { AuthService, AuthUser } from "../auth/auth.service.js";
 import type { ProfileDeleteHook } from "../profiles/profile.service.js";
+import type { DependencyHealth } from "../resilience/dependency-health.js";
 
 declare module "fastify" {
   interface FastifyRequest {
@@ -19,6 +20,8 @@ declare module "fastify" {
     auth: AuthService;
     /** The app's prom-client registry: register your metrics with `registers: [app.metrics]`. */
     metrics: Registry;
+    /** Whether Redis and Postgres answer; report what a background loop meets there. */
+    health: DependencyHealth;
     /**
      * Called before a profile's rows are deleted (push yours from any plugin). A hook may throw
      * an HttpError (e.g. 409 while a job runs) and returns storage prefixes ("jobs/<id>/") to

@@ -1,11 +1,12 @@
 // Job metrics on the app's registry (app.metrics, served at /metrics by the core): per-step
-// durations, step failures, retries, finalized workflows, events handled, stream lengths.
+// durations, step failures, retries, finalized workflows, commands re-sent, events handled, stream lengths.
 import { Counter, Gauge, Histogram, type Registry } from "prom-client";
 import type { Redis } from "ioredis";
+import { JobKind } from "@likeness/contracts";
 
 export function createJobMetrics(registry: Registry) {
   const registers = [registry];
-  return {
+  const metrics = {
     stepDuration: new Histogram({
       name: "likeness_job_step_duration_seconds",
       help: "Duration of a job step (worker steps from step_succeeded/step_failed; script in the api)",
@@ -31,6 +32,12 @@ export function createJobMetrics(registry: Registry) {
       labelNames: ["kind", "state"] as const,
       registers,
     }),
+    commandsResent: new Counter({
+      name: "likeness_api_commands_resent_total",
+      help: "Job commands the reconciler sent again (lost with Redis, acknowledged without an end, stale) or sent late (Redis was away at dispatch)",
+      labelNames: ["kind"] as const,
+      registers,
+    }),
     eventsHandled: new Counter({
       name: "likeness_job_events_total",
       help: "Events read from the events stream, by type and how they were handled",
@@ -38,24 +45,32 @@ export function createJobMetrics(registry: Registry) {
       registers,
     }),
   };
+  for (const kind of JobKind.options) metrics.commandsResent.inc({ kind }, 0); // a series from the start
+  return metrics;
 }
 export type JobMetrics = ReturnType<typeof createJobMetrics>;
 
-/** Gauge of XLEN for each stream, read at scrape time. */
-export function registerStreamLengthGauge(registry: Registry, redis: Redis, streams: string[]): void {
+/**
+ * Gauge of XLEN for each stream, read at scrape time. While Redis is known to be down it is not
+ * asked (a scrape would wait for it): the last values stay.
+ */
+export function registerStreamLengthGauge(registry: Registry, redis: Redis, streams: string[], redisUp: () => boolean): void {
   new Gauge({
     name: "likeness_stream_length",
     help: "Entries in the Redis job and event streams (XLEN)",
     labelNames: ["stream"] as const,
     registers: [registry],
     async collect() {
-      for (const stream of streams) {
-        try {
-          this.set({ stream }, await redis.xlen(stream));
-        } catch {
-          // Redis unreachable: leave the last value rather than fail the whole scrape.
-        }
-      }
+      if (!redisUp()) return;
+      await Promise.all(
+        streams.map(async (stream) => {
+          try {
+            this.set({ stream }, await redis.xlen(stream));
+          } catch {
+            // Redis unreachable: leave the last value rather than fail the whole scrape.
+          }
+        }),
+      );
     },
   });
 }

@@ -1,5 +1,5 @@
-// The job side of the api: job/video routes, the WebSocket, the LangGraph workflows and the
-// `{prefix}:events` consumer. buildApp registers this with the app's deps.
+// The job side of the api: job/video routes, the WebSocket, the LangGraph workflows, the
+// `{prefix}:events` consumer and the reconciler. buildApp registers this with the app's deps.
 import type { FastifyInstance } from "fastify";
 import fastifyWebsocket from "@fastify/websocket";
 import { JobKind, redisKeys } from "@likeness/contracts";
@@ -7,6 +7,7 @@ import type { AppDeps } from "../app.js";
 import { JobStreamProducer } from "../bus/job-stream.repository.js";
 import { EventsConsumer } from "../bus/events.consumer.js";
 import { WorkflowRunner } from "../workflows/workflow.runner.js";
+import { JobReconciler } from "./job-reconciler.js";
 import { JobUpdatesHub } from "../realtime/job-updates.hub.js";
 import { jobEventsRoutes } from "../realtime/job-events.routes.js";
 import { VideosService } from "../videos/videos.service.js";
@@ -21,7 +22,11 @@ export interface JobsHandle {
   videos: VideosService;
   consumer: EventsConsumer;
   runner: WorkflowRunner;
+  reconciler: JobReconciler;
 }
+
+/** How long a request that creates a job waits for an unavailable Redis (at most API_OUTAGE_MAX_S). */
+const DISPATCH_WAIT_MS = 3_000;
 
 const handles = new WeakMap<AppDeps, JobsHandle>();
 /** The job side built for these deps (tests and diagnostics). */
@@ -34,22 +39,31 @@ export default async function jobsPlugin(app: FastifyInstance, deps: AppDeps): P
   const keys = redisKeys(prefix);
 
   const metrics = createJobMetrics(app.metrics);
-  registerStreamLengthGauge(app.metrics, deps.redis, [keys.events, ...JobKind.options.map((k) => keys.jobStream(k))]);
+  registerStreamLengthGauge(app.metrics, deps.redis, [keys.events, ...JobKind.options.map((k) => keys.jobStream(k))], () =>
+    app.health.isUp("redis"),
+  );
 
-  const producer = new JobStreamProducer(deps.redis, prefix);
+  const health = app.health;
+  const outageMaxMs = deps.config.outage.maxMs;
+  const producer = new JobStreamProducer(deps.redis, prefix, (err) => health.report("redis", false, err));
   const runner = await WorkflowRunner.create(
-    { db: deps.db, redis: deps.redis, prefix, producer, log: app.log, metrics },
+    // A request that creates a job waits a few seconds at most for an unavailable Redis.
+    { db: deps.db, redis: deps.redis, prefix, producer, log: app.log, metrics, health, dispatchWaitMs: Math.min(DISPATCH_WAIT_MS, outageMaxMs) },
     deps.config.databaseUrl,
   );
   const consumer = new EventsConsumer(
-    { db: deps.db, redis: deps.redis, prefix, runner, log: app.log, metrics },
+    { db: deps.db, redis: deps.redis, prefix, runner, log: app.log, metrics, health },
     deps.config.events,
+  );
+  const reconciler = new JobReconciler(
+    { db: deps.db, producer, runner, consumer, metrics, health, log: app.log },
+    { ...deps.config.reconcile, outageMaxMs },
   );
   const runtime: JobsRuntime = { db: deps.db, redis: deps.redis, prefix, runner, consumer, metrics, log: app.log };
   const jobs = new JobsService(runtime);
   const videos = new VideosService(runtime, jobs, deps.storage);
   const hub = new JobUpdatesHub(deps.redis, app.log);
-  handles.set(deps, { runtime, jobs, videos, consumer, runner });
+  handles.set(deps, { runtime, jobs, videos, consumer, runner, reconciler });
   // A profile is deleted with its jobs: not while one runs; their outputs go with the rows.
   app.profileDeleteHooks.push(({ userId, profileId }) => jobs.prefixesForProfileDelete(userId, profileId));
 
@@ -59,18 +73,26 @@ export default async function jobsPlugin(app: FastifyInstance, deps: AppDeps): P
   jobEventsRoutes(app, runtime, hub);
 
   let pruning: NodeJS.Timeout | undefined;
+  let offRecovered: (() => void) | undefined;
   const prune = () => runner.pruneCheckpoints().catch((err) => app.log.warn({ err }, "checkpoint retention failed"));
   app.addHook("onReady", async () => {
+    await producer.connected(2_000); // so the first job is not dispatched before its connection is up
     await consumer.start();
     // Threads left mid-way by a previous process: start, continue or resume them.
     await runner.recover();
+    // Then commands lost or never sent, now and periodically; at once when a dependency is back.
+    reconciler.start();
+    offRecovered = health.onRecovered(() => void reconciler.pass());
     void prune();
     pruning = setInterval(prune, 60 * 60 * 1000).unref();
   });
   app.addHook("onClose", async () => {
     clearInterval(pruning);
+    offRecovered?.();
+    await reconciler.stop();
     await consumer.stop();
     await hub.close();
     await runner.close();
+    producer.close();
   });
 }

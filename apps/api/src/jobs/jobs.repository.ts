@@ -91,16 +91,56 @@ export class JobsRepository {
   /**
    * Dispatch writes the row before the command goes out: the attempt must still be current and
    * wanted (queued, or running when a restarted api re-dispatches). Undefined when it is not.
+   * From now on the attempt's command belongs on its stream (the reconciler sees to it).
    */
   markDispatched(jobId: string, attempt: number): Promise<{ id: string } | undefined> {
     return this.db
       .updateTable("jobs")
-      .set((eb) => ({ state: eb.ref("state") })) // no change: the row lock and the check are the point
+      .set({ dispatched_at: sql<Date>`now()` })
       .where("id", "=", jobId)
       .where("attempt", "=", attempt)
       .where("state", "in", ACTIVE_JOB_STATES)
       .returning("id")
       .executeTakeFirst();
+  }
+
+  /** The attempt's command is on its stream as entry `commandId`. */
+  async markSent(jobId: string, attempt: number, commandId: string): Promise<void> {
+    await this.db
+      .updateTable("jobs")
+      .set({ command_id: commandId, last_seen_at: sql<Date>`now()` })
+      .where("id", "=", jobId)
+      .where("attempt", "=", attempt)
+      .execute();
+  }
+
+  /** An event of the current attempt was recorded: a sign of life. */
+  async markSeen(jobId: string): Promise<void> {
+    await this.db.updateTable("jobs").set({ last_seen_at: sql<Date>`now()` }).where("id", "=", jobId).execute();
+  }
+
+  /**
+   * Dispatched jobs that have not ended and that the reconciler must look at: those whose command
+   * was never sent, and those with no sign of life for `graceMs` (a command sent or an event
+   * recorded just now is left alone). `quiet_ms`: since that last sign; `unsent_ms`: since
+   * dispatch, while no XADD has succeeded.
+   */
+  findToReconcile(graceMs: number): Promise<(JobRow & { quiet_ms: number; unsent_ms: number | null })[]> {
+    const lastSign = sql`greatest(dispatched_at, coalesce(last_seen_at, dispatched_at))`;
+    return this.db
+      .selectFrom("jobs")
+      .selectAll()
+      .select([
+        sql<number>`(extract(epoch from now() - ${lastSign}) * 1000)::float8`.as("quiet_ms"),
+        sql<number | null>`case when command_id is null then (extract(epoch from now() - dispatched_at) * 1000)::float8 end`.as("unsent_ms"),
+      ])
+      .where("state", "in", ACTIVE_JOB_STATES)
+      .where("dispatched_at", "is not", null)
+      .where((eb) =>
+        eb.or([eb("command_id", "is", null), eb(lastSign, "<", sql<Date>`now() - make_interval(secs => ${graceMs / 1000})`)]),
+      )
+      .orderBy("created_at")
+      .execute();
   }
 
   /** A worker reported on the job: queued → running (a job being cancelled stays `cancelling`). */
@@ -148,7 +188,17 @@ export class JobsRepository {
   async resetForRetry(job: JobRow): Promise<JobRow> {
     const next = await this.db
       .updateTable("jobs")
-      .set({ state: "queued", attempt: job.attempt + 1, result: null, error: null, started_at: null, finished_at: null })
+      .set({
+        state: "queued",
+        attempt: job.attempt + 1,
+        result: null,
+        error: null,
+        started_at: null,
+        finished_at: null,
+        dispatched_at: null,
+        command_id: null,
+        last_seen_at: null,
+      })
       .where("id", "=", job.id)
       .where("attempt", "=", job.attempt)
       .returningAll()

@@ -9,6 +9,7 @@ import { conflict, notFound } from "../http/errors.js";
 import { ProfilesRepository } from "../profiles/profiles.repository.js";
 import { ProfileInputsRepository } from "../profiles/profile-inputs.repository.js";
 import { jobFinishedEvent } from "../bus/job-finished.js";
+import { isTransient } from "../resilience/transient-errors.js";
 import type { EventsConsumer } from "../bus/events.consumer.js";
 import type { WorkflowRunner } from "../workflows/workflow.runner.js";
 import { isTerminal, JobsRepository } from "./jobs.repository.js";
@@ -71,13 +72,20 @@ export class JobsService {
   }
 
   /**
-   * Starts the attempt's workflow (script, then dispatch). If it cannot be queued, the job fails
-   * (recording that job_finished also fails the profile it trained: jobs/job-outcome.ts).
+   * Starts the attempt's workflow (script, then dispatch). Redis away for more than a few seconds
+   * does not hold the request: the job stays queued and the reconciler sends its command later;
+   * Postgres lost mid-way leaves the thread where it stopped and the recovery pass goes on with
+   * it. Any other failure fails the job (recording that job_finished also fails the profile it
+   * trained: jobs/job-outcome.ts).
    */
   async startWorkflow(job: JobRow): Promise<void> {
     try {
       await this.rt.runner.start(job);
     } catch (err) {
+      if (isTransient(err)) {
+        this.rt.log.warn({ err, jobId: job.id }, "the job's workflow stopped on an outage; the recovery pass goes on with it");
+        return;
+      }
       this.rt.log.error({ err, jobId: job.id }, "could not start the job's workflow");
       await this.rt.consumer.ingest(
         jobFinishedEvent(job, {

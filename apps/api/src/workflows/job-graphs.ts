@@ -5,35 +5,27 @@
 import { Annotation, END, START, StateGraph, interrupt, type BaseCheckpointSaver } from "@langchain/langgraph";
 import type { Kysely } from "kysely";
 import type { Redis } from "ioredis";
-import {
-  GenerateVideoPayload,
-  PROTOCOL_VERSION,
-  ProfileAssets,
-  Script,
-  TrainProfilePayload,
-  redisKeys,
-  type CreateVideoRequest,
-  type JobCommand,
-  type JobEvent,
-  type Pipeline,
-} from "@likeness/contracts";
+import { Script, redisKeys, type CreateVideoRequest, type JobEvent, type Pipeline } from "@likeness/contracts";
 import type { FastifyBaseLogger } from "fastify";
 import type { Database, JobRow } from "../db/types.js";
 import type { JobStreamProducer } from "../bus/job-stream.repository.js";
 import { isTerminal, JobsRepository } from "../jobs/jobs.repository.js";
 import { loadJobView } from "../jobs/job-view.js";
 import { ProfilesRepository } from "../profiles/profiles.repository.js";
-import { ProfileInputsRepository } from "../profiles/profile-inputs.repository.js";
 import { VideosRepository } from "../videos/videos.repository.js";
 import type { JobMetrics } from "../jobs/jobs.metrics.js";
+import { retryTransient } from "../resilience/retry.js";
+import { isTransientRedisError } from "../resilience/transient-errors.js";
+import type { DependencyHealth } from "../resilience/dependency-health.js";
 import { SCRIPT_ENGINE, scriptFromNarration } from "./script.js";
+import { buildJobCommand, JobGone } from "./job-command.js";
 
 export const JobWorkflowState = Annotation.Root({
   jobId: Annotation<string>(),
   attempt: Annotation<number>(),
   /** False when dispatch found the job already ended (cancelled before it was queued). */
   dispatched: Annotation<boolean>(),
-  /** The stream entry id of the dispatched command. */
+  /** The stream entry id of the dispatched command; null when Redis was away (the row's command_id is kept current). */
   commandId: Annotation<string | null>(),
   /** The job_finished event the worker (or a cancel) ended the job with. */
   finished: Annotation<JobEvent | null>(),
@@ -49,11 +41,15 @@ export interface WorkflowDeps {
   producer: JobStreamProducer;
   log: FastifyBaseLogger;
   metrics: JobMetrics;
+  health: DependencyHealth;
+  /**
+   * How long dispatch waits for an unavailable Redis before the attempt goes on without its
+   * command sent (the reconciler sends it later): the request that created the job is waiting.
+   */
+  dispatchWaitMs: number;
 }
 
 export const threadId = (jobId: string, attempt: number): string => `${jobId}:${attempt}`;
-
-class JobGone extends Error {}
 
 /** The job row of this thread, while it still belongs to this attempt. */
 async function currentJob(d: WorkflowDeps, s: JobWorkflowStateT): Promise<JobRow> {
@@ -62,15 +58,34 @@ async function currentJob(d: WorkflowDeps, s: JobWorkflowStateT): Promise<JobRow
   return job;
 }
 
-/** Writes the job row first (still wanted, still this attempt), then XADDs the command. */
-async function dispatch(d: WorkflowDeps, s: JobWorkflowStateT, build: (job: JobRow) => Promise<JobCommand>) {
+/**
+ * Writes the job row first (still wanted, still this attempt), then XADDs the command. Redis
+ * away is waited out for `dispatchWaitMs`; after that the attempt goes on to wait for its worker
+ * with no command sent yet (command_id null): the reconciler sends it once Redis answers, and
+ * fails the job only if Redis stays away longer than API_OUTAGE_MAX_S.
+ */
+async function dispatch(d: WorkflowDeps, s: JobWorkflowStateT) {
   const job = await currentJob(d, s);
   if (isTerminal(job.state)) return { dispatched: false, commandId: null };
-  const command = await build(job);
-  const row = await new JobsRepository(d.db).markDispatched(job.id, s.attempt);
-  if (!row) return { dispatched: false, commandId: null };
-  const commandId = await d.producer.enqueue(command);
-  d.log.info({ jobId: job.id, attempt: s.attempt, kind: job.kind, commandId }, "job dispatched");
+  const command = await buildJobCommand(d.db, job);
+  const jobs = new JobsRepository(d.db);
+  if (!(await jobs.markDispatched(job.id, s.attempt))) return { dispatched: false, commandId: null };
+  let commandId: string | null = null;
+  try {
+    commandId = await retryTransient(() => d.producer.enqueue(command), {
+      maxMs: d.dispatchWaitMs,
+      retryable: isTransientRedisError,
+      onRetry: (err) => d.health.report("redis", false, err),
+    });
+  } catch (err) {
+    if (!isTransientRedisError(err)) throw err;
+    d.health.report("redis", false, err);
+    d.log.warn({ err, jobId: job.id, attempt: s.attempt }, "job dispatched while Redis is unavailable: the reconciler will send its command");
+  }
+  if (commandId) {
+    await jobs.markSent(job.id, s.attempt, commandId);
+    d.log.info({ jobId: job.id, attempt: s.attempt, kind: job.kind, commandId }, "job dispatched");
+  }
   return { dispatched: true, commandId };
 }
 
@@ -95,43 +110,19 @@ async function publishSnapshot(d: WorkflowDeps, jobId: string): Promise<void> {
  */
 async function finalize(d: WorkflowDeps, s: JobWorkflowStateT) {
   const job = await currentJob(d, s);
-  d.metrics.jobsFinalized.inc({ kind: job.kind, state: job.state });
+  // Publish first: when Redis is away this throws, and the node runs again (recover()) later,
+  // so the counter below still counts each workflow once.
   await publishSnapshot(d, job.id);
+  d.metrics.jobsFinalized.inc({ kind: job.kind, state: job.state });
   d.log.info({ jobId: job.id, attempt: s.attempt, state: job.state }, `${job.kind} finalized`);
   return { outcome: job.state };
 }
 
 const afterDispatch = (s: JobWorkflowStateT) => (s.dispatched ? "await_worker" : "finalize");
 
-function commandBase(job: JobRow) {
-  return {
-    v: PROTOCOL_VERSION,
-    jobId: job.id,
-    userId: job.user_id,
-    attempt: job.attempt,
-    engines: {},
-    createdAt: new Date().toISOString(),
-  };
-}
-
 export function buildTrainProfileGraph(d: WorkflowDeps, checkpointer: BaseCheckpointSaver) {
-  const profiles = new ProfilesRepository(d.db);
   return new StateGraph(JobWorkflowState)
-    .addNode("dispatch", (s) =>
-      dispatch(d, s, async (job) => {
-        const profile = await profiles.findForUser(job.user_id, job.profile_id);
-        if (!profile) throw new JobGone(`profile ${job.profile_id} is gone`);
-        const inputs = await new ProfileInputsRepository(d.db).listForProfiles([profile.id]);
-        const voice = inputs.find((i) => i.kind === "voice");
-        const payload = TrainProfilePayload.parse({
-          profileId: profile.id,
-          triggerWord: profile.trigger_word,
-          images: inputs.filter((i) => i.kind === "image").map((i) => ({ key: i.key, name: i.original_name })),
-          voiceSample: voice ? { key: voice.key, name: voice.original_name } : undefined,
-        });
-        return { ...commandBase(job), kind: "train_profile", payload };
-      }),
-    )
+    .addNode("dispatch", (s) => dispatch(d, s))
     .addNode("await_worker", awaitWorker)
     .addNode("finalize", (s) => finalize(d, s))
     .addEdge(START, "dispatch")
@@ -184,24 +175,7 @@ export function buildGenerateVideoGraph(d: WorkflowDeps, checkpointer: BaseCheck
       d.metrics.stepDuration.observe({ step: "script", engine: SCRIPT_ENGINE, outcome: "succeeded", reused: "false" }, durationMs / 1000);
       return {};
     })
-    .addNode("dispatch", (s) =>
-      dispatch(d, s, async (job) => {
-        const video = await videos.findByJob(job.id);
-        const profile = await profiles.findForUser(job.user_id, job.profile_id);
-        if (!video || !profile) throw new JobGone(`video or profile of job ${job.id} is gone`);
-        const payload = GenerateVideoPayload.parse({
-          profileId: profile.id,
-          profile: ProfileAssets.parse(profile.assets),
-          script: video.script,
-          pipeline: video.pipeline,
-          width: video.width,
-          height: video.height,
-          fps: 25,
-          subtitles: video.subtitles,
-        });
-        return { ...commandBase(job), kind: "generate_video", payload };
-      }),
-    )
+    .addNode("dispatch", (s) => dispatch(d, s))
     .addNode("await_worker", awaitWorker)
     .addNode("finalize", (s) => finalize(d, s))
     .addEdge(START, "script")

@@ -20,6 +20,16 @@ import {
 export const CHECKPOINT_SCHEMA = "lg_api";
 export const CHECKPOINT_RETENTION_DAYS = 7;
 
+/**
+ * Whether recover() has something to do for this thread: start it (a job not ended, no thread),
+ * resume it (the job ended, the thread still waits for it) or run its next node (any other stop).
+ */
+function needsRecovery(job: Pick<JobRow, "state">, state: { createdAt?: string; next: string[] }): boolean {
+  if (!state.createdAt) return !isTerminal(job.state);
+  if (state.next.includes("await_worker")) return isTerminal(job.state);
+  return state.next.length > 0;
+}
+
 type Graph = ReturnType<typeof buildTrainProfileGraph> | ReturnType<typeof buildGenerateVideoGraph>;
 
 export class WorkflowRunner {
@@ -57,9 +67,22 @@ export class WorkflowRunner {
     return new WorkflowRunner(d, saver, locks);
   }
 
-  /** Runs a new attempt's thread up to the point where it waits for the worker. */
+  /**
+   * Runs a new attempt's thread up to the point where it waits for the worker. A thread that
+   * exists already (the recovery pass got there first) is left as it is.
+   */
   start(job: Pick<JobRow, "id" | "kind" | "attempt">): Promise<void> {
-    return this.serial(threadId(job.id, job.attempt), () => this.doStart(job));
+    const thread = threadId(job.id, job.attempt);
+    return this.serial(thread, async () => {
+      if ((await this.graphs[job.kind].getState(this.config(thread))).createdAt) return;
+      await this.doStart(job);
+    });
+  }
+
+  /** Whether the attempt's thread dispatched and now waits for the worker's job_finished. */
+  async waitsForWorker(job: Pick<JobRow, "id" | "kind" | "attempt">): Promise<boolean> {
+    const state = await this.graphs[job.kind].getState(this.config(threadId(job.id, job.attempt)));
+    return state.next.includes("await_worker");
   }
 
   /** Resumes the thread waiting for this job_finished. Returns false when none was waiting. */
@@ -68,9 +91,11 @@ export class WorkflowRunner {
   }
 
   /**
-   * After a restart: a job with no thread is started, a thread stopped before it waited for the
-   * worker goes on, and a finished job whose thread still waits is resumed (its job_finished was
-   * recorded but the api stopped before resuming).
+   * After a restart, and then periodically (the reconciler), for threads an outage or a crash
+   * left mid-way: a job with no thread is started; a thread stopped between nodes goes on (before
+   * dispatch, or at finalize when publishing failed); a finished job whose thread still waits is
+   * resumed (its job_finished was recorded but resuming failed or never happened). A thread that
+   * waits for the worker of a job still running is left alone: that is the reconciler's business.
    */
   async recover(finishedWithinHours = 24): Promise<{ started: number; continued: number; resumed: number }> {
     const counts = { started: 0, continued: 0, resumed: 0 };
@@ -80,24 +105,21 @@ export class WorkflowRunner {
         const thread = threadId(job.id, job.attempt);
         const graph = this.graphs[job.kind];
         // Cheap look first; the decision is taken again under the thread's lock.
-        const peek = await graph.getState(this.config(thread));
-        if (isTerminal(job.state) ? !peek.next.includes("await_worker") : peek.next.includes("await_worker")) continue;
+        if (!needsRecovery(job, await graph.getState(this.config(thread)))) continue;
         const what = await this.serial(thread, async () => {
           const current = await this.jobs.find(job.id);
           if (!current || current.attempt !== job.attempt) return null;
           const state = await graph.getState(this.config(thread));
-          if (!isTerminal(current.state)) {
-            if (!state.createdAt) {
-              await this.doStart(current);
-              return "started" as const;
-            }
-            if (state.next.length > 0 && !state.next.includes("await_worker")) {
-              await graph.invoke(null, this.config(thread));
-              return "continued" as const;
-            }
-            return null;
+          if (!needsRecovery(current, state)) return null;
+          if (!state.createdAt) {
+            await this.doStart(current);
+            return "started" as const;
           }
-          return (await this.doResume(this.finishedFromRow(current), current.kind)) ? ("resumed" as const) : null;
+          if (state.next.includes("await_worker")) {
+            return (await this.doResume(this.finishedFromRow(current), current.kind)) ? ("resumed" as const) : null;
+          }
+          await graph.invoke(null, this.config(thread));
+          return "continued" as const;
         });
         if (what) counts[what]++;
       } catch (err) {

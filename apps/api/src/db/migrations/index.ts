@@ -5,10 +5,12 @@ import * as m0001 from "./0001-initial.js";
 import * as m0002 from "./0002-job-cancelling.js";
 import * as m0003 from "./0003-video-subtitles.js";
 import * as m0004 from "./0004-step-outputs.js";
+import * as m0005 from "./0005-job-dispatch.js";
 
 export const migrations: Record<string, Migration> = {
   "0001-initial": m0001,
   "0002-job-cancelling": m0002,
   "0003-video-subtitles": m0003,
   "0004-step-outputs": m0004,
+  "0005-job-dispatch": m0005,
 };
