@@ -400,8 +400,6 @@ async function main(o) {
   infra = await startInfra({
     dataDir: o.dataDir,
     env: {}, // always private: the drill restarts them
-    // A crash must not lose a commit (the launcher's default trades that for speed).
-    postgresSettings: { synchronous_commit: "on" },
     log: (m) => process.stderr.write(`chaos: infra: ${m}\n`),
   });
   note(`postgres :${infra.control.postgres.port} and redis-server :${infra.control.redis.port} (AOF) started in ${secs(Date.now() - t)}`);

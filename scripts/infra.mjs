@@ -194,7 +194,7 @@ function tail(file, lines = 20) {
   }
 }
 
-async function startPostgres({ dataDir, log, state, saveState, settings = {} }) {
+async function startPostgres({ dataDir, log, state, saveState }) {
   let bins = await pgBinaries();
   let root = path.join(dataDir, "pg");
   fs.mkdirSync(root, { recursive: true });
@@ -268,11 +268,12 @@ async function startPostgres({ dataDir, log, state, saveState, settings = {} }) 
         "-c", "listen_addresses=127.0.0.1",
         "-c", "unix_socket_directories=",
         "-c", "max_connections=300",
-        // A private development server: speed over crash safety (the data is reproducible).
+        // A private development server: no fsync (only a crash of the machine loses data), but a
+        // commit is written before it is acknowledged, so a crash of postgres itself (a kill, the
+        // OOM killer) loses nothing the api already acted on.
         "-c", "fsync=off",
-        "-c", "synchronous_commit=off",
+        "-c", "synchronous_commit=on",
         "-c", "full_page_writes=off",
-        ...Object.entries(settings).flatMap(([k, v]) => ["-c", `${k}=${v}`]),
       ],
       { ...asUser, env, detached: true, stdio: ["ignore", out, out] },
     );
@@ -489,9 +490,7 @@ export async function stopStale(dataDir, log = (msg) => process.stderr.write(`in
 
 /**
  * Start what is missing. Variables already set in `env` are passed through untouched.
- * `postgresSettings` (name → value) are passed to the private postgres as `-c name=value` after
- * the defaults, e.g. `{synchronous_commit: "on"}` where a crash must not lose a commit.
- * @param {{dataDir?: string, env?: NodeJS.ProcessEnv, log?: (msg: string) => void, postgresSettings?: Record<string, string>}} [opts]
+ * @param {{dataDir?: string, env?: NodeJS.ProcessEnv, log?: (msg: string) => void}} [opts]
  * @returns {Promise<{databaseUrl: string, redisUrl: string, env: Record<string,string>, started: string[], control: {postgres?: PostgresControl, redis?: RedisControl}, stop: () => Promise<void>}>}
  */
 export async function startInfra(opts = {}) {
@@ -540,7 +539,7 @@ export async function startInfra(opts = {}) {
   try {
     const t0 = performance.now();
     const settled = await Promise.allSettled([
-      needPg ? startPostgres({ dataDir, log, state, saveState, settings: opts.postgresSettings }) : null,
+      needPg ? startPostgres({ dataDir, log, state, saveState }) : null,
       needRedis ? startRedis({ dataDir, log, state, saveState }) : null,
     ]);
     const failed = settled.find((s) => s.status === "rejected");
