@@ -39,7 +39,8 @@ class Settings(BaseModel):
     s3_access_key_id: SecretStr | None = None
     s3_secret_access_key: SecretStr | None = None
     s3_force_path_style: bool = True
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # The same values as the api's LOG_LEVEL (a test compares them); `warn` and `warning` agree.
+    log_level: Literal["trace", "debug", "info", "warn", "warning", "error", "fatal", "silent"] = "info"
 
     # Worker only.
     worker_queues: tuple[str, ...] = ("cpu",)

@@ -11,6 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from dramatiq.middleware.time_limit import TimeLimitExceeded
+
+from .media.errors import BadInput, Cancelled, ToolFailed, ToolTimeout
+
 
 @dataclass(frozen=True)
 class RetryRule:
@@ -46,19 +50,16 @@ def classify(exc: BaseException) -> StepFailure:
     """Map any exception from an engine or a media function to a StepFailure."""
     if isinstance(exc, StepFailure):
         return exc
-    name = type(exc).__name__
-    # The media functions' errors (likeness_worker.media.errors), matched by name so this module
-    # does not import media (and its heavy dependencies) just to classify.
-    if name == "BadInput":
+    if isinstance(exc, BadInput):
         return StepFailure("bad_input", str(exc) or "bad input")
-    if name == "Cancelled":
+    if isinstance(exc, Cancelled):
         return StepFailure("cancelled", str(exc) or "cancelled")
-    if name in ("ToolTimeout", "TimeLimitExceeded"):
+    if isinstance(exc, (ToolTimeout, TimeLimitExceeded)):
         return StepFailure("timeout", str(exc) or "time limit exceeded")
-    if name == "ToolFailed":
+    if isinstance(exc, ToolFailed):
         return StepFailure("engine_failed", str(exc))
     if isinstance(exc, MemoryError):
         return StepFailure("out_of_memory", "out of memory")
     if isinstance(exc, FileNotFoundError) and getattr(exc, "filename", None):
         return StepFailure("engine_unavailable", f"missing: {exc.filename}")
-    return StepFailure("internal", f"{name}: {exc}")
+    return StepFailure("internal", f"{type(exc).__name__}: {exc}")

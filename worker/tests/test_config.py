@@ -106,3 +106,23 @@ def test_worker_refuses_a_later_start_up_failure_in_one_line(worker_env):
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "likeness-worker: cannot start: OSError" in proc.stderr, proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr
+
+
+def test_log_level_takes_the_same_values_as_the_api():
+    # LOG_LEVEL=warn once started the api and stopped the worker, and `warning` the reverse.
+    import logging
+    import re
+    import typing
+
+    from likeness_worker.config import REPO_ROOT, Settings
+    from likeness_worker.log import LEVELS
+
+    config_ts = (REPO_ROOT / "apps" / "api" / "src" / "config.ts").read_text()
+    api = re.search(r"LOG_LEVEL: z\s*\.enum\(\[([^\]]*)\]\)", config_ts)
+    assert api, "LOG_LEVEL's enum not found in apps/api/src/config.ts"
+    api_values = set(re.findall(r'"([a-z]+)"', api.group(1)))
+    worker_values = set(typing.get_args(Settings.model_fields["log_level"].annotation))
+    assert api_values == worker_values == set(LEVELS)
+    for level in worker_values:
+        assert load_settings({**BASE, "LOG_LEVEL": level}).log_level == level
+    assert LEVELS["warn"] == LEVELS["warning"] == logging.WARNING

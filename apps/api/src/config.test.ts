@@ -28,6 +28,14 @@ describe("loadConfig", () => {
     expect(existsSync(path.join(REPO_ROOT, "packages/contracts"))).toBe(true);
   });
 
+  it("takes every LOG_LEVEL the worker takes, Python's `warning` as `warn`", () => {
+    for (const level of ["trace", "debug", "info", "warn", "error", "fatal", "silent"]) {
+      expect(loadConfig({ ...base, LOG_LEVEL: level }).logLevel).toBe(level);
+    }
+    expect(loadConfig({ ...base, LOG_LEVEL: "warning" }).logLevel).toBe("warn");
+    expect(() => loadConfig({ ...base, LOG_LEVEL: "loud" })).toThrow(/LOG_LEVEL/);
+  });
+
   it("names the variable that is missing or wrong", () => {
     expect(() => loadConfig({ REDIS_URL: "redis://h" })).toThrow(/DATABASE_URL: is required/);
     expect(() => loadConfig({ ...base, API_PORT: "eighty" })).toThrow(/API_PORT/);

@@ -39,7 +39,12 @@ const EnvSchema = z.object({
   API_RECONCILE_INTERVAL_S: z.coerce.number().positive().max(86_400).default(30),
   /** A command read by a worker but idle this long (seconds), with no event for its job either, is re-sent. */
   API_RECONCILE_STALE_S: z.coerce.number().positive().max(86_400).default(600),
-  LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  // The same values on both planes (worker/likeness_worker/config.py; a test compares them);
+  // `warning` is Python's name for `warn`.
+  LOG_LEVEL: z
+    .enum(["trace", "debug", "info", "warn", "warning", "error", "fatal", "silent"])
+    .default("info")
+    .transform((v) => (v === "warning" ? "warn" : v)),
 });
 
 export interface S3Config {

@@ -98,7 +98,7 @@ class Engine:
 
     task_kind: ClassVar[str]
     name: ClassVar[str]
-    device: ClassVar[str] = "cpu"  # "cpu" or "gpu" (queue gpu0, gpu1... by placement)
+    device: ClassVar[str] = "cpu"  # "cpu" or "gpu" (queue gpu0: placement on more cards is not built yet)
 
     @classmethod
     def warm(cls) -> None:
