@@ -10,22 +10,15 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
-from conftest import Bus, skip_or_fail
+from conftest import Bus, free_port, skip_or_fail
 from test_jobs_runtime import command, of_type, step_events
 
 pytestmark = pytest.mark.usefixtures("redis_url", "database_url")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class PrivateRedis:

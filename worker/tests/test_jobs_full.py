@@ -5,7 +5,6 @@ ffprobe (H.264 25 fps + AAC, as long as the speech within one frame)."""
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import threading
 import time
@@ -13,17 +12,11 @@ import urllib.request
 import wave
 
 import pytest
-from conftest import FIXTURES, new_id, now_iso
+from conftest import FIXTURES, free_port, new_id, now_iso
 
 pytestmark = pytest.mark.usefixtures("redis_url", "database_url", "tools")
 
 FRAME = 1 / 25
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _upload_inputs(bus, tmp_path, user: str, profile: str) -> dict:
@@ -72,7 +65,7 @@ def wav_seconds(path) -> float:
 def test_train_profile_then_generate_videos(bus, start_worker, tmp_path, prefix, redis_url):
     from likeness_worker.contracts import validate_progress
 
-    port = _free_port()
+    port = free_port()
     w = start_worker(WORKER_METRICS_PORT=str(port))
     user, profile = new_id(), new_id()
 

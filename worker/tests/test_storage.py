@@ -12,15 +12,10 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import free_port
 
 from likeness_worker.config import load_settings
 from likeness_worker.storage import LocalStorage, ObjectMissing, make_storage
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +23,7 @@ def moto_endpoint():
     exe = Path(sys.executable).parent / "moto_server"
     if not exe.exists() and shutil.which("moto_server") is None:
         pytest.skip("moto_server not installed")
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([str(exe) if exe.exists() else "moto_server", "-p", str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"

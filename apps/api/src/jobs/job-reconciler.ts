@@ -25,8 +25,6 @@ import { isTransientPgError, isTransientRedisError } from "../resilience/transie
 import { isTerminal, JobsRepository } from "./jobs.repository.js";
 import type { JobMetrics } from "./jobs.metrics.js";
 
-/** The periodic recovery pass looks at jobs that ended this recently (start-up looks back 24 h). */
-const RECOVER_LOOKBACK_HOURS = 1;
 
 type Candidate = JobRow & { quiet_ms: number; unsent_ms: number | null };
 export type ResendReason = "unsent" | "missing" | "acked" | "stale";
@@ -64,6 +62,8 @@ export class JobReconciler {
   private current: Promise<ReconcileReport> | undefined;
   private queued: Promise<ReconcileReport> | undefined;
   private stopped = false;
+  /** When the last recovery began; the api runs one (24 h back) just before it starts this. */
+  private recoveredAt = Date.now();
 
   constructor(
     private readonly d: {
@@ -132,7 +132,13 @@ export class JobReconciler {
   private async reconcile(report: ReconcileReport): Promise<void> {
     // What recover() does needs Redis (dispatch, finalize's publish): while Redis is known to be
     // away it waits for the pass that runs as soon as Redis is back.
-    if (this.d.health.isUp("redis")) report.recovered = await this.d.runner.recover(RECOVER_LOOKBACK_HOURS);
+    if (this.d.health.isUp("redis")) {
+      // Jobs that ended since the last recovery that ran (start-up's looked back 24 h), with a
+      // margin: not every job of the last hour at every pass.
+      const startedAt = Date.now();
+      report.recovered = await this.d.runner.recover((startedAt - this.recoveredAt + this.graceMs) / 3_600_000);
+      this.recoveredAt = startedAt;
+    }
     const candidates = await this.jobs.findToReconcile(this.graceMs);
     if (candidates.length === 0) return;
     const states = await this.commandStates(candidates);

@@ -220,7 +220,8 @@ export class JobsRepository {
       .where((eb) =>
         eb.or([
           eb("state", "in", ACTIVE_JOB_STATES),
-          eb("finished_at", ">", sql<Date>`now() - make_interval(hours => ${finishedWithinHours})`),
+          // secs: make_interval's hours are whole; a periodic pass looks back a fraction of one.
+          eb("finished_at", ">", sql<Date>`now() - make_interval(secs => ${finishedWithinHours * 3600})`),
         ]),
       )
       .orderBy("created_at")
