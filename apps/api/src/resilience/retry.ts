@@ -1,5 +1,6 @@
 // Capped exponential backoff: 0.2 s doubling to 5 s, the one schedule for every wait on Redis or
 // Postgres (ioredis reconnects, the events consumer, dispatch), bounded by a deadline.
+import { setTimeout as delay } from "node:timers/promises";
 import { isTransient } from "./transient-errors.js";
 
 export const BACKOFF_FIRST_MS = 200;
@@ -10,18 +11,9 @@ export function backoffMs(attempt: number, firstMs = BACKOFF_FIRST_MS, capMs = B
   return Math.min(capMs, firstMs * 2 ** Math.min(attempt, 30));
 }
 
-/** Resolves after `ms`, or at once when `signal` aborts. */
+/** Resolves after `ms`, or at once when `signal` aborts (never rejects). */
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  if (signal?.aborted || ms <= 0) return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal?.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal?.addEventListener("abort", done, { once: true });
-  });
+  return delay(Math.max(0, ms), undefined, { signal }).catch(() => undefined);
 }
 
 export interface RetryOptions {
@@ -32,8 +24,8 @@ export interface RetryOptions {
   /** Stops waiting: the last error is rethrown. */
   signal?: AbortSignal;
   onRetry?: (err: unknown, attempt: number, delayMs: number) => void;
+  /** The first wait (tests make it short). */
   firstMs?: number;
-  capMs?: number;
 }
 
 /** Runs `fn` until it succeeds, fails with an error that is not retryable, or time is up. */
@@ -44,7 +36,7 @@ export async function retryTransient<T>(fn: () => Promise<T>, opts: RetryOptions
     try {
       return await fn();
     } catch (err) {
-      const delay = Math.min(backoffMs(attempt, opts.firstMs, opts.capMs), deadline - Date.now());
+      const delay = Math.min(backoffMs(attempt, opts.firstMs), deadline - Date.now());
       if (!retryable(err) || opts.signal?.aborted || delay <= 0) throw err;
       opts.onRetry?.(err, attempt + 1, delay);
       await sleep(delay, opts.signal);
