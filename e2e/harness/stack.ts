@@ -261,7 +261,7 @@ export class Stack {
       WORKER_WORK_DIR: workDir,
       WORKER_RETRY_BACKOFF_MS: "100",
     };
-    for (const k of Object.keys(env)) if (env[k] === undefined) delete env[k];
+    for (const k of Object.keys(env)) if (env[k] === undefined) Reflect.deleteProperty(env, k);
 
     const stack = new Stack(opts.name, `http://127.0.0.1:${port}`, port, databaseName, databaseUrl, adminUrl, redisUrl, redisKeyPrefix, tmpDir, storageDir, logDir, env, opts);
     try {
@@ -275,7 +275,7 @@ export class Stack {
     } catch (err) {
       const logs = stack.logs();
       await stack.close();
-      throw new Error(`${(err as Error).message}\n${logs}`);
+      throw new Error(`${(err as Error).message}\n${logs}`, { cause: err });
     }
     return stack;
   }
@@ -283,7 +283,7 @@ export class Stack {
   /** Waits until GET /healthz answers 200; fails early when the api process exits. */
   async waitHealthy(timeoutMs = 60_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
-    let last = "";
+    let last: string;
     for (;;) {
       if (!this.api.running) throw new Error(`the api exited (${JSON.stringify(this.api.exit)}) before it was healthy`);
       try {

@@ -1,8 +1,16 @@
-"""The job protocol, read from packages/contracts (the single source of truth).
+"""The job protocol, from packages/contracts (the single source of truth).
 
-The TypeScript zod schemas are exported as JSON Schema; the worker validates every message it
-reads (job commands) and every message it writes (events, progress) against them, so the two
-planes cannot drift apart silently. Redis key names come from the exported templates too.
+The TypeScript zod schemas are exported as JSON Schema (packages/contracts/schema/) and the
+worker's types and tables are generated from them (likeness_worker/generated/, see
+worker/scripts/generate_contracts.py). The worker validates every message it reads (job commands)
+and every message it writes (events, progress, job results, its advertisement) against the same
+JSON Schemas, so the two planes cannot drift apart silently. Redis key names come from the
+exported templates too.
+
+Compatibility (packages/contracts/src/json-schema.ts): unknown fields are ignored, so the api may
+add an optional field without a new version; a command of a protocol version this worker does
+not speak is refused with ``engine_unavailable`` (retryable: retry once the workers run the new
+version), not as bad input.
 """
 
 from __future__ import annotations
@@ -17,40 +25,30 @@ from typing import Any
 from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import ValidationError
 
+from .generated.tables import (
+    API_STEPS,
+    GENERATE_VIDEO_STEPS,
+    JOB_KINDS,
+    JOB_RESULT_SCHEMA,
+    PROTOCOL_VERSION,
+    STEP_TASK,
+    TRAIN_PROFILE_STEPS,
+    JobKind,
+    TaskKind,
+)
+
 _DEFAULT_DIR = Path(__file__).resolve().parents[2] / "packages" / "contracts"
 
-PROTOCOL_VERSION = 1
-
-# Mirrors STEP_TASK, TRAIN_PROFILE_STEPS and GENERATE_VIDEO_STEPS in packages/contracts/src/jobs.ts.
-# The exported JSON Schema carries the enums but not these tables; test_contracts checks that
-# every name here is in the schema's enums.
-STEP_TASK: dict[str, str] = {
-    "prepare": "prepare",
-    "train_lora": "lora_trainer",
-    "train_voice": "voice_trainer",
-    "evaluate": "evaluate",
-    "script": "llm",
-    "image": "image",
-    "motion": "motion",
-    "tts": "tts",
-    "lipsync": "lipsync",
-    "talking_head": "talking_head",
-    "upscale": "upscale",
-    "mux": "mux",
-    "publish": "publish",
-}
-TRAIN_PROFILE_STEPS = ("prepare", "train_lora", "train_voice", "evaluate", "publish")
-GENERATE_VIDEO_STEPS = {
-    "svd_wav2lip": ("script", "image", "motion", "tts", "lipsync", "upscale", "mux", "publish"),
-    "sadtalker": ("script", "image", "tts", "talking_head", "upscale", "mux", "publish"),
-}
-API_STEPS = ("script",)
 # Task kinds the worker runs (llm runs in the api).
-WORKER_TASK_KINDS = tuple(sorted({t for s, t in STEP_TASK.items() if s not in API_STEPS}))
+WORKER_TASK_KINDS: tuple[TaskKind, ...] = tuple(sorted({t for s, t in STEP_TASK.items() if s not in API_STEPS}))
 
 
 class ProtocolError(ValueError):
     """A message does not match its schema. ``str()`` says where and why."""
+
+
+class NewerProtocol(ProtocolError):
+    """A command of a protocol version this worker does not speak (an api newer than it)."""
 
 
 def contracts_dir() -> Path:
@@ -63,6 +61,7 @@ class Schemas:
     job_command: Draft202012Validator
     job_event: Draft202012Validator
     progress: Draft202012Validator
+    results: dict[str, Draft202012Validator]  # per job kind: its job_finished.result
     redis: dict[str, Any]
 
 
@@ -81,6 +80,7 @@ def load_schemas(directory: Path | None = None) -> Schemas:
         job_command=validator("job-command"),
         job_event=validator("job-event"),
         progress=validator("progress"),
+        results={kind: validator(name) for kind, name in JOB_RESULT_SCHEMA.items()},
         redis=json.loads((base / "redis-keys.json").read_text()),
     )
 
@@ -97,8 +97,21 @@ def _check(v: Draft202012Validator, message: Any, what: str) -> None:
 
 
 def validate_command(message: Any) -> dict:
+    version = message.get("v") if isinstance(message, dict) else None
+    if isinstance(version, int) and not isinstance(version, bool) and version > PROTOCOL_VERSION:
+        raise NewerProtocol(
+            f"job command of protocol version {version}; this worker speaks version {PROTOCOL_VERSION}: "
+            "upgrade the workers, then retry the job"
+        )
     _check(load_schemas().job_command, message, "job command")
     return message
+
+
+def validate_result(kind: JobKind, result: Any) -> dict:
+    """A job's result, before job_finished reports it: a wrong one fails the job here, naming the
+    field, instead of being refused by the api after the whole run."""
+    _check(load_schemas().results[kind], result, f"{kind} result")
+    return result
 
 
 def validate_event(message: Any) -> dict:
@@ -168,14 +181,20 @@ class RedisKeys:
         return f"{self.prefix}:dramatiq-started:{message_id}"
 
 
-JOB_KINDS = ("train_profile", "generate_video")
-
 
 __all__ = [
+    "API_STEPS",
+    "GENERATE_VIDEO_STEPS",
+    "JOB_KINDS",
+    "PROTOCOL_VERSION",
+    "STEP_TASK",
+    "TRAIN_PROFILE_STEPS",
+    "NewerProtocol",
     "ProtocolError",
     "RedisKeys",
     "ValidationError",
     "validate_command",
     "validate_event",
     "validate_progress",
+    "validate_result",
 ]

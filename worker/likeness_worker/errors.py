@@ -1,7 +1,8 @@
 """Step errors carry a code and whether retrying can help; the retry policy is data.
 
 ``StepFailure`` is what engines raise (or what the runtime turns other exceptions into). Its
-``code`` is one of the ErrorCode values of the contracts. ``RETRY_POLICY`` says per code whether
+``code`` is one of the contracts' ErrorCode values (generated; a code added there without a rule
+here stops the worker at import). ``RETRY_POLICY`` says per code whether
 the step may be retried in this worker (Dramatiq retries, with backoff) and whether the api may
 retry the job as a new attempt (``retryable`` in the event).
 """
@@ -13,6 +14,7 @@ from typing import Any
 
 from dramatiq.middleware.time_limit import TimeLimitExceeded
 
+from .generated.tables import ERROR_CODES, ErrorCode
 from .media.errors import BadInput, Cancelled, ToolFailed, ToolTimeout
 
 
@@ -22,7 +24,7 @@ class RetryRule:
     in_process: bool  # the worker retries the step itself (bounded by WORKER_STEP_RETRIES)
 
 
-RETRY_POLICY: dict[str, RetryRule] = {
+RETRY_POLICY: dict[ErrorCode, RetryRule] = {
     "bad_input": RetryRule(retryable=False, in_process=False),  # never retried: the input must change
     "cancelled": RetryRule(retryable=True, in_process=False),  # the user stopped it; they may run it again
     "engine_unavailable": RetryRule(retryable=True, in_process=True),
@@ -31,10 +33,12 @@ RETRY_POLICY: dict[str, RetryRule] = {
     "timeout": RetryRule(retryable=True, in_process=False),
     "internal": RetryRule(retryable=True, in_process=False),
 }
+if set(RETRY_POLICY) != set(ERROR_CODES):
+    raise ImportError(f"RETRY_POLICY must have a rule for exactly the contracts' error codes {ERROR_CODES}")
 
 
 class StepFailure(Exception):
-    def __init__(self, code: str, message: str, *, retryable: bool | None = None) -> None:
+    def __init__(self, code: ErrorCode, message: str, *, retryable: bool | None = None) -> None:
         if code not in RETRY_POLICY:
             raise ValueError(f"unknown error code {code!r}")
         super().__init__(message)

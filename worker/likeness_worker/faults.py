@@ -13,8 +13,8 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from .errors import StepFailure
 
@@ -28,7 +28,7 @@ class FaultPlan:
     exit_until_attempt: dict[str, int] = field(default_factory=dict)
 
     @classmethod
-    def parse(cls, spec: str) -> "FaultPlan":
+    def parse(cls, spec: str) -> FaultPlan:
         plan = cls()
         for rule in (r.strip() for r in spec.split(",") if r.strip()):
             step, _, what = rule.partition(":")

@@ -1,4 +1,5 @@
-"""Deterministic storage keys of a job's outputs (docs/foundation.md, "Steps and storage keys").
+"""Deterministic storage keys of a job's outputs, from the contracts' templates
+(``STORAGE_KEYS``, generated from packages/contracts/src/storage-keys.ts).
 
 Because every output has a key made from (jobId, step, file), a step can be re-run, redelivered
 or retried and land on the same objects; ``_done.json`` (written last) says the step finished.
@@ -6,16 +7,26 @@ or retried and land on the same objects; ``_done.json`` (written last) says the 
 
 from __future__ import annotations
 
+from .generated.tables import STORAGE_KEYS
+
+
+def _fill(template: str, **parts: object) -> str:
+    for name, value in parts.items():
+        template = template.replace("{" + name + "}", str(value))
+    if "{" in template:
+        raise ValueError(f"storage key template left unfilled: {template}")
+    return template
+
 
 def step_key(job_id: str, step: str, name: str) -> str:
-    return f"jobs/{job_id}/{step}/{name}"
+    return _fill(STORAGE_KEYS["stepFile"], jobId=job_id, step=step, name=name)
 
 
 def done_key(job_id: str, step: str) -> str:
     """Marker holding the step's step_succeeded payload (artifacts, outputs, engine)."""
-    return f"jobs/{job_id}/{step}/_done.json"
+    return _fill(STORAGE_KEYS["stepDone"], jobId=job_id, step=step)
 
 
 def attempt_key(job_id: str, attempt: int) -> str:
     """Terminal marker of one attempt: its job_finished event was XADDed to the events stream."""
-    return f"jobs/{job_id}/_attempts/{attempt}.json"
+    return _fill(STORAGE_KEYS["attemptDone"], jobId=job_id, attempt=attempt)

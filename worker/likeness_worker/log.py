@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import sys
 
-
 # LOG_LEVEL's values (the api's, pino's names) as Python levels; Python has no trace.
 LEVELS = {
     "trace": logging.DEBUG,

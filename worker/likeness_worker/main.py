@@ -58,9 +58,10 @@ def check_services(settings) -> str | None:
     return None
 
 
-def _warm(engines: list) -> None:
+def _warm(engines: list, advertiser=None) -> None:
     """Load the default engines' models while the worker starts taking jobs, so that the first
-    video does not wait for them; a failure here only costs that time later, in the step."""
+    video does not wait for them; a failure here only costs that time later, in the step (and the
+    engine is advertised as not healthy, with the reason)."""
     from . import metrics
 
     failed = 0
@@ -69,9 +70,12 @@ def _warm(engines: list) -> None:
             t0 = time.monotonic()
             cls.warm()
             log.debug("warmed %s/%s in %.2f s", cls.task_kind, cls.name, time.monotonic() - t0)
-        except Exception:  # noqa: BLE001 — the step will load it again and report a real error
+        except Exception as exc:  # noqa: BLE001 — the step will load it again and report a real error
             failed += 1
             log.warning("warming %s/%s failed", cls.task_kind, cls.name, exc_info=True)
+            if advertiser is not None:
+                advertiser.mark_problem(cls.task_kind, cls.name, f"its model did not load: {type(exc).__name__}: {exc}")
+                advertiser.publish_soon()
     if not failed:
         metrics.ENGINES_WARM.set(1)
 
@@ -100,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     from prometheus_client import start_http_server
 
     from . import metrics
+    from .actors import wire_actors
+    from .advertise import Advertiser
     from .bridge import Bridge, JobRunner
     from .graphs import JobGraphs
     from .graphs.checkpointer import open_checkpointer
@@ -107,6 +113,9 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         rt = build_runtime(settings, registry)
+        wire_actors(rt)
+        broker = rt.broker
+        assert broker is not None  # wire_actors set it
         saver, pg_pool = open_checkpointer(settings.database_url.get_secret_value(), max_size=settings.worker_max_jobs + 2)
         bridge = Bridge(rt, JobRunner(rt, JobGraphs(rt, saver)))
         if settings.worker_metrics_port:
@@ -126,15 +135,19 @@ def main(argv: list[str] | None = None) -> int:
     for queue in settings.worker_queues:
         # worker_timeout caps the idle poll's back-off: at 500 ms every step of a job waited
         # ~0.3 s to be picked up (2 s on a 15 s video); 50 ms costs 20 light Redis calls a second.
-        w = dramatiq.Worker(rt.broker, queues={queue}, worker_threads=1, worker_timeout=50)
+        w = dramatiq.Worker(broker, queues={queue}, worker_threads=1, worker_timeout=50)
         w.queue_prefetch = 1  # a waiting step stays in Redis for any idle worker, not in our cache
         w.start()
         workers.append(w)
     log.info("worker %s: queues %s", rt.consumer_name, ", ".join(settings.worker_queues))
+    # The api offers (GET /v1/engines) and accepts (a request's `engines`) what the live workers
+    # advertise: written now, then every heartbeat; withdrawn on the way out.
+    advertiser = Advertiser.for_runtime(rt)
+    advertiser.start()
     # Only now, with start-up done: a model loading in native code must not be interrupted by an
     # exit (it is joined on the way out).
-    warm = threading.Thread(target=_warm, args=(registry.defaults(WORKER_TASK_KINDS),), name="warm-engines",
-                            daemon=True)
+    warm = threading.Thread(target=_warm, args=(registry.defaults(WORKER_TASK_KINDS), advertiser),
+                            name="warm-engines", daemon=True)
     warm.start()
 
     stop = threading.Event()
@@ -154,12 +167,13 @@ def main(argv: list[str] | None = None) -> int:
             log.error("bridge thread died; exiting")
             break
 
+    advertiser.stop()  # no new job should count on this worker's engines
     # One grace period for everything: jobs first, then the step an actor may still be running.
     deadline = time.monotonic() + settings.worker_shutdown_grace_s
     bridge.stop(settings.worker_shutdown_grace_s)
     for w in workers:
         w.stop(timeout=max(100, int((deadline - time.monotonic()) * 1000)))
-    rt.broker.close()
+    broker.close()
     pg_pool.close()
     warm.join(timeout=30)
     if bridge.inflight:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from prometheus_client import Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
@@ -28,7 +28,9 @@ BRIDGE_LAST_JOB = Gauge("likeness_worker_bridge_last_job_timestamp_seconds", "Wh
 DEPENDENCY_OUTAGES = Counter(
     "likeness_worker_dependency_outages_total", "Outages of Redis or Postgres this worker waited through", ["dependency"]
 )
-DEPENDENCY_UP = Gauge("likeness_worker_dependency_up", "0 while this worker waits for Redis or Postgres to come back", ["dependency"])
+DEPENDENCY_UP = Gauge(
+    "likeness_worker_dependency_up", "0 while this worker waits for Redis or Postgres to come back", ["dependency"]
+)
 JOBS_FENCED = Counter(
     "likeness_worker_jobs_fenced_total", "Jobs this worker gave up because another worker took them over", ["kind"]
 )
@@ -36,7 +38,9 @@ JOBS_DEAD_LETTERED = Counter(
     "likeness_worker_jobs_dead_lettered_total", "Job commands whose worker died WORKER_MAX_DELIVERIES times", ["kind"]
 )
 JOBS_RUNNING = Gauge("likeness_worker_jobs_running", "Jobs whose DAG this process is driving")
-ENGINES_WARM = Gauge("likeness_worker_engines_warm", "1 once the default engines' models are loaded (they load in the background at start-up)")
+ENGINES_WARM = Gauge(
+    "likeness_worker_engines_warm", "1 once the default engines' models are loaded (they load in the background at start-up)"
+)
 REAL_TIME_FACTOR = Histogram(
     "likeness_worker_real_time_factor",
     "Processing seconds per second of media produced (lower is faster)",

@@ -5,11 +5,13 @@ Built once in main(); the bridge (graph nodes) and the actors both take it as th
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import dramatiq
 import redis
@@ -49,16 +51,15 @@ class Runtime:
 
     def cancel_probe(self, job_id: str) -> Callable[[], bool]:
         """A cheap ``cancelled()`` for long steps: asks Redis at most every 0.5 s, sticky once true."""
-        state = {"at": 0.0, "value": False}
+        at, value = 0.0, False
 
         def probe() -> bool:
-            if not state["value"] and time.monotonic() - state["at"] >= CANCEL_POLL_S:
-                state["at"] = time.monotonic()
-                try:
-                    state["value"] = self.cancel_requested(job_id)
-                except redis.RedisError:
-                    pass
-            return state["value"]
+            nonlocal at, value
+            if not value and time.monotonic() - at >= CANCEL_POLL_S:
+                at = time.monotonic()
+                with contextlib.suppress(redis.RedisError):
+                    value = self.cancel_requested(job_id)
+            return value
 
         return probe
 
@@ -88,6 +89,8 @@ class Runtime:
 
 
 def build_runtime(settings: Settings, registry: EngineRegistry) -> Runtime:
+    """The worker's shared state, without its actors: actors.wire_actors(rt) adds the broker and
+    the actors (they depend on the runtime, not the other way round)."""
     keys = RedisKeys(settings.redis_key_prefix)
     client = redis.Redis.from_url(settings.redis_url.get_secret_value(), health_check_interval=30)
     outages = Outages(settings.worker_outage_max_s)
@@ -105,14 +108,4 @@ def build_runtime(settings: Settings, registry: EngineRegistry) -> Runtime:
         outages=outages,
         fences=fences,
     )
-    from .actors.broker import build_broker
-    from .actors.tasks import declare_actors
-
-    def publish_progress(request: dict, fraction: float, message: str | None) -> None:
-        events.progress(request["jobId"], int(request["attempt"]), request["step"], fraction, message)
-
-    rt.broker, rt.results = build_broker(settings, keys, publish_progress)
-    for q in settings.worker_queues:
-        rt.broker.declare_queue(q)
-    rt.actors = declare_actors(rt)
     return rt

@@ -8,6 +8,7 @@ STORAGE_DIR per test; no FLUSHDB, no truncation of shared tables.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -17,8 +18,9 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -138,20 +140,19 @@ class WorkerProcess:
 
     def __init__(self, env: dict[str, str], log_path: Path) -> None:
         self.log_path = log_path
-        self._log = open(log_path, "ab")
-        self.proc = subprocess.Popen(
-            [str(VENV_BIN / "likeness-worker")],
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: a kill takes its tools with it
-        )
+        # The child writes through its own copy of the descriptor: ours can close at once.
+        with open(log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [str(VENV_BIN / "likeness-worker")],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group: a kill takes its tools with it
+            )
 
     def sigkill(self) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         self.proc.wait(10)
 
     def stop(self, timeout: float = 20) -> int | None:
@@ -161,7 +162,6 @@ class WorkerProcess:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
                 self.sigkill()
-        self._log.close()
         return self.proc.returncode
 
     def log(self) -> str:

@@ -135,7 +135,7 @@ def test_identity_drift_measures_the_shape_changing():
 def test_blinks_are_dips_of_the_eye_aspect_ratio():
     lm = face(50)
     for i, depth in ((10, 0.9), (11, 0.2), (12, 0.6), (30, 0.5)):  # a blink at 11, one at 30
-        for p1, p2, p3, p4, p5, p6 in M.EYES:
+        for _p1, p2, p3, _p4, p5, p6 in M.EYES:
             for top, bottom in ((p2, p6), (p3, p5)):
                 mid = (lm[i, top] + lm[i, bottom]) / 2
                 lm[i, top] = mid + depth * (lm[i, top] - mid)

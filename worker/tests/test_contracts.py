@@ -9,13 +9,19 @@ from pathlib import Path
 import pytest
 
 from likeness_worker import contracts
+from likeness_worker.advertise import validate_advert
 from likeness_worker.contracts import ProtocolError, RedisKeys, validate_command, validate_event, validate_progress
 from likeness_worker.events import job_finished_event_id, now_iso
 from likeness_worker.graphs.dag import DAGS
 from likeness_worker.media.subtitles import subtitle_mode
 
 FIXTURES = Path(__file__).resolve().parents[2] / "packages" / "contracts" / "fixtures"
-VALIDATORS = {"job-command": validate_command, "job-event": validate_event, "progress": validate_progress}
+VALIDATORS = {
+    "job-command": validate_command,
+    "job-event": validate_event,
+    "progress": validate_progress,
+    "worker-advert": validate_advert,
+}
 
 
 def _validator(name: str):
@@ -68,20 +74,34 @@ def test_subtitle_modes_of_the_fixtures_old_booleans_included():
     assert mode("job-command.generate_video.boolean-subtitles.json") == "none"
 
 
-def test_worker_side_tables_match_the_schema():
-    schema = contracts.load_schemas().job_event.schema
-    step_enum = None
-    for branch in schema["oneOf"]:
-        if "step" in branch["properties"]:
-            step_enum = set(branch["properties"]["step"]["enum"])
-    assert step_enum == set(contracts.STEP_TASK)
-    cmd_schema = contracts.load_schemas().job_command.schema
-    kinds = set(cmd_schema["oneOf"][0]["properties"]["engines"]["propertyNames"]["enum"])
-    assert kinds == set(contracts.STEP_TASK.values())
+def test_worker_dags_run_the_workflows_of_the_contracts():
     # Each worker DAG has exactly the workflow's steps minus those that run in the api.
     assert tuple(DAGS["train_profile"]) == contracts.TRAIN_PROFILE_STEPS
     for pipeline, steps in contracts.GENERATE_VIDEO_STEPS.items():
         assert set(DAGS[pipeline]) == set(steps) - set(contracts.API_STEPS)
+
+
+def test_unknown_fields_are_ignored_and_a_newer_version_is_refused():
+    cmd = json.loads((FIXTURES / "job-command.generate_video.json").read_text())
+    cmd["traceId"] = "abc"
+    cmd["payload"]["profile"]["loraScale"] = 0.8
+    assert validate_command(cmd) is cmd
+    cmd["v"] = 2
+    with pytest.raises(contracts.NewerProtocol, match="protocol version 2; this worker speaks version 1"):
+        validate_command(cmd)
+    cmd["v"] = 0  # older than any api that ever ran: simply invalid
+    with pytest.raises(ProtocolError) as refused:
+        validate_command(cmd)
+    assert not isinstance(refused.value, contracts.NewerProtocol)
+
+
+def test_job_results_are_checked_per_job_kind():
+    video = {"videoKey": "jobs/j/mux/video.mp4", "durationSec": 2.5, "width": 512, "height": 512, "fps": 25}
+    assert contracts.validate_result("generate_video", video) is video
+    with pytest.raises(ProtocolError, match="train_profile result at \\(root\\)"):
+        contracts.validate_result("train_profile", video)
+    with pytest.raises(ProtocolError, match="generate_video result at width"):
+        contracts.validate_result("generate_video", {**video, "width": "512"})
 
 
 def test_redis_key_names_come_from_the_exported_templates():

@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 from conftest import ASTRONAUT_FACE, read_frames
 
+from likeness_worker.contracts import STEP_TASK
 from likeness_worker.engines import TaskContext, load_engines
+from likeness_worker.graphs.bindings import BINDINGS, bind_inputs
 from likeness_worker.media.faces import detect_faces
 from likeness_worker.media.video import ken_burns
 from likeness_worker.storage import LocalStorage
@@ -18,7 +20,8 @@ pytestmark = pytest.mark.usefixtures("tools")
 W, H = 512, 640
 
 
-def _context(tmp_path, storage, step, task_kind, engine, upstream):
+def _context(tmp_path, storage, step, task_kind, engine, steps, pipeline="svd_wav2lip"):
+    """A step's context, its inputs bound from ``steps`` (records by step) as the DAG binds them."""
     command = {
         "kind": "generate_video",
         "payload": {
@@ -29,7 +32,8 @@ def _context(tmp_path, storage, step, task_kind, engine, upstream):
     }
     return TaskContext(
         job_id="job", attempt=1, step=step, task_kind=task_kind, engine=engine,
-        work_dir=tmp_path / "work" / step, storage=storage, command=command, upstream=upstream,
+        work_dir=tmp_path / "work" / step, storage=storage, command=command,
+        inputs=bind_inputs(step, STEP_TASK[step], BINDINGS[pipeline][step], steps),
     )
 
 
@@ -57,9 +61,13 @@ def test_kenburns_zoom_stays_on_the_face(tmp_path, step, kind):
     assert image.outputs["faceBox"]["h"] > 0
     upstream = {
         "image": {"artifacts": image.artifacts, "outputs": image.outputs},
-        "tts": {"artifacts": [], "outputs": {"durationSec": 2.0}},
+        # Nothing reads the speech or its timings here (kenburns, no burned subtitles): refs only.
+        "tts": {"artifacts": [{"key": "jobs/job/tts/speech.wav", "kind": "speech"},
+                              {"key": "jobs/job/tts/timings.json", "kind": "timings"}],
+                "outputs": {"durationSec": 2.0}},
     }
-    ctx = _context(tmp_path, storage, step, kind, "kenburns", upstream)
+    pipeline = "svd_wav2lip" if step == "motion" else "sadtalker"
+    ctx = _context(tmp_path, storage, step, kind, "kenburns", upstream, pipeline)
     out = registry.resolve(kind, {kind: "kenburns"})[1]().animate(ctx)
     video = storage.get_file(out.outputs["videoKey"], tmp_path / ("engine" + out.outputs["videoKey"][-4:]))
     (c0, w0), (c1, w1) = _face_centres(video)

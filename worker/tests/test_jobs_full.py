@@ -161,5 +161,5 @@ def test_train_profile_then_generate_videos(bus, start_worker, tmp_path, prefix,
     assert "likeness_worker_queue_depth" in body
     # Health: the bridge read the job streams and took a job moments ago.
     for gauge in ("bridge_last_read", "bridge_last_job"):
-        line = next(l for l in body.splitlines() if l.startswith(f"likeness_worker_{gauge}_timestamp_seconds "))
+        line = next(ln for ln in body.splitlines() if ln.startswith(f"likeness_worker_{gauge}_timestamp_seconds "))
         assert time.time() - float(line.split()[1]) < 120

@@ -57,9 +57,15 @@ def test_generate_video_job_runs_the_dag_in_order(bus, tiny_worker, database_url
     finished = of_type(events, "job_finished")
     assert len(finished) == 1 and finished[0]["state"] == "succeeded"
     assert finished[0]["result"]["tiny"] is True
-    # The DAG passed each step its upstream outputs.
-    motion = next(e for e in events if e["type"] == "step_succeeded" and e["step"] == "motion")
-    assert motion["outputs"]["upstream"] == ["image", "tts"]
+    # The DAG bound each step's declared inputs to what the steps before it made.
+    done = {e["step"]: e for e in of_type(events, "step_succeeded")}
+    job = f"jobs/{cmd['jobId']}"
+    assert done["motion"]["outputs"]["inputs"] == {
+        "scene": f"{job}/image/scene.txt", "speech": f"{job}/tts/speech.txt", "timings": f"{job}/tts/timings.txt",
+    }
+    assert done["lipsync"]["outputs"]["inputs"]["video"] == f"{job}/motion/video.txt"
+    assert done["mux"]["outputs"]["inputs"]["video"] == f"{job}/upscale/video.txt"  # the video so far
+    assert finished[0]["result"]["inputs"] == ["video"]
     assert bus.storage.exists(f"jobs/{cmd['jobId']}/motion/_done.json")
     # The protocol acks the command after it has published job_finished: wait for the ack.
     deadline = time.monotonic() + 10
@@ -87,6 +93,14 @@ def test_generate_video_job_runs_the_dag_in_order(bus, tiny_worker, database_url
     order = [e["step"] for e in of_type(events, "step_succeeded")]
     assert order[0] == "prepare" and set(order[1:3]) == {"train_lora", "train_voice"} and order[3:] == ["evaluate", "publish"]
     assert of_type(events, "job_finished")[0]["state"] == "succeeded"
+    evaluate = next(e for e in of_type(events, "step_succeeded") if e["step"] == "evaluate")
+    assert evaluate["outputs"]["inputs"] == {
+        "dataset": f"jobs/{tp['jobId']}/prepare/dataset.txt",
+        "voice_reference": f"jobs/{tp['jobId']}/prepare/voice_reference.txt",
+        "lora": f"jobs/{tp['jobId']}/train_lora/lora.txt",
+        "voice_profile": f"jobs/{tp['jobId']}/train_voice/voice_profile.txt",
+    }
+    assert of_type(events, "job_finished")[0]["result"]["inputs"] == ["dataset", "portrait", "voice_profile", "voice_reference"]
 
     # Checkpoints live only while an attempt runs (retention), and SIGTERM exits cleanly.
     deadline = time.monotonic() + 5
@@ -112,6 +126,38 @@ def test_invalid_command_fails_with_bad_input_and_is_acked(bus, tiny_worker):
     assert bus.pending("train_profile") == 0
 
 
+def test_a_command_from_a_newer_api(bus, tiny_worker):
+    """The compatibility rule: fields this worker does not know are ignored; a newer protocol
+    version is refused as retryable (upgrade the workers), not as bad input."""
+    w = tiny_worker()
+    newer = command("generate_video")
+    newer["priority"] = "high"  # an optional field added by a newer api, at each level
+    newer["payload"]["voiceStyle"] = {"warmth": 0.4}
+    newer["payload"]["profile"]["loraScale"] = 0.8
+    bus.send(newer)
+    breaking = command("generate_video")
+    breaking["v"] = 2
+    bus.send(breaking)
+    (finished,) = of_type(bus.wait_finished(newer["jobId"], worker=w), "job_finished")
+    assert finished["state"] == "succeeded", finished
+    events = bus.wait_finished(breaking["jobId"], worker=w)
+    (refused,) = of_type(events, "job_finished")
+    assert refused["state"] == "failed" and refused["v"] == 1
+    assert refused["error"]["code"] == "engine_unavailable" and refused["error"]["retryable"] is True
+    assert "protocol version 2" in refused["error"]["message"]
+    assert not of_type(events, "step_started")
+
+
+def test_a_result_that_breaks_its_schema_fails_the_job_instead_of_reaching_the_api(bus, tiny_worker):
+    w = tiny_worker()
+    cmd = command("generate_video", engines={**TINY, "publish": "tiny_bad_result"})
+    bus.send(cmd)
+    (finished,) = of_type(bus.wait_finished(cmd["jobId"], worker=w), "job_finished")
+    assert finished["state"] == "failed" and "result" not in finished
+    assert finished["error"]["code"] == "internal" and finished["error"]["step"] == "publish"
+    assert "generate_video result" in finished["error"]["message"] and "videoKey" in finished["error"]["message"]
+
+
 def test_unknown_engine_fails_the_step_with_bad_input(bus, tiny_worker):
     w = tiny_worker()
     cmd = command("generate_video", engines={**TINY, "tts": "whisper"})
@@ -121,6 +167,22 @@ def test_unknown_engine_fails_the_step_with_bad_input(bus, tiny_worker):
     assert failed and failed[0]["error"]["code"] == "bad_input" and "whisper" in failed[0]["error"]["message"]
     (finished,) = of_type(events, "job_finished")
     assert finished["state"] == "failed" and finished["error"]["step"] == "tts"
+
+
+def test_a_declared_input_nobody_made_fails_the_step_that_needs_it_by_name(bus, tiny_worker):
+    # tiny_mute makes timings but no speech: motion, which takes speech, is not dispatched.
+    w = tiny_worker()
+    cmd = command("generate_video", engines={**TINY, "tts": "tiny_mute"})
+    bus.send(cmd)
+    events = bus.wait_finished(cmd["jobId"], worker=w)
+    assert step_events(events, "tts") == ["step_started", "step_succeeded"]
+    assert step_events(events, "motion") == ["step_failed"]  # never started
+    (failed,) = [e for e in of_type(events, "step_failed") if e["step"] == "motion"]
+    message = failed["error"]["message"]
+    assert "step motion" in message and "input 'speech'" in message and "tts made none" in message, message
+    (finished,) = of_type(events, "job_finished")
+    assert finished["state"] == "failed" and finished["error"]["step"] == "motion"
+    assert finished["error"]["code"] == "internal" and finished["error"]["retryable"] is False
 
 
 def test_retry_attempt_reruns_only_the_failed_step(bus, tiny_worker):

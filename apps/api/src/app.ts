@@ -4,13 +4,9 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from "fastify";
 import fastifySwagger from "@fastify/swagger";
 import fastifySwaggerUi from "@fastify/swagger-ui";
 import fastifyMultipart from "@fastify/multipart";
-import type { Redis } from "ioredis";
-import type { Logger } from "pino";
 import { serializerCompiler } from "fastify-type-provider-zod";
 import { UPLOAD_LIMITS } from "@likeness/contracts";
-import type { Config } from "./config.js";
-import type { Db } from "./db/db.js";
-import type { ObjectStorage } from "./storage/object-storage.js";
+import type { AppDeps } from "./app-deps.js";
 import "./http/fastify-augment.js";
 import { loggerOptions } from "./http/logger.js";
 import { registerErrorHandlers } from "./http/error-handler.js";
@@ -28,16 +24,7 @@ import { profilesRoutes } from "./profiles/profiles.routes.js";
 import type { ProfileDeleteHook } from "./profiles/profile.service.js";
 import jobsPlugin from "./jobs/jobs.plugin.js";
 
-/** Everything the app needs from outside. server.ts builds these; tests build their own. */
-export interface AppDeps {
-  config: Config;
-  db: Db;
-  /** The shared command connection. Need a subscriber? Use `redis.duplicate()` and close it on app close. */
-  redis: Redis;
-  storage: ObjectStorage;
-  /** A pino logger; default: a new one at config.logLevel with secrets redacted. */
-  log?: Logger;
-}
+export type { AppDeps } from "./app-deps.js";
 
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const app: FastifyInstance = Fastify({

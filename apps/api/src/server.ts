@@ -1,4 +1,5 @@
-// The process: config → deps → buildApp → listen. Graceful shutdown on SIGTERM/SIGINT.
+// The process: config → deps → buildApp → listen. Graceful shutdown on SIGTERM/SIGINT (close-with-grace).
+import closeWithGrace from "close-with-grace";
 import { loadConfig, ConfigError } from "./config.js";
 import { createDb, migrateToLatest } from "./db/db.js";
 import { createRedis } from "./bus/redis-client.js";
@@ -33,29 +34,31 @@ async function main(): Promise<void> {
 
   const app = await buildApp({ config, db, redis, storage, log });
 
-  let closing = false;
-  const shutdown = async (signal: string) => {
-    if (closing) return;
-    closing = true;
-    log.info({ signal }, "shutting down");
-    const force = setTimeout(() => {
-      log.error("shutdown took longer than 20 s; exiting");
-      process.exit(1);
-    }, 20_000);
-    force.unref();
-    try {
-      await app.close();
-      redis.disconnect();
-      await storage.close?.();
-      await db.destroy();
-      process.exit(0);
-    } catch (err) {
-      log.error({ err }, "shutdown failed");
-      process.exit(1);
-    }
-  };
-  process.on("SIGTERM", () => void shutdown("SIGTERM"));
-  process.on("SIGINT", () => void shutdown("SIGINT"));
+  // SIGTERM or SIGINT, or an uncaught error: close the app, then its connections, and exit 0
+  // (1 after an error, a failed close or a second signal); a close still running after 20 s exits 1.
+  closeWithGrace(
+    {
+      delay: 20_000,
+      logger: false,
+      skip: ["SIGHUP", "SIGQUIT", "SIGILL", "SIGTRAP", "SIGABRT", "SIGBUS", "SIGFPE", "SIGSEGV", "SIGUSR2", "beforeExit"],
+      onTimeout: () => log.error("shutdown took longer than 20 s; exiting"),
+      onSecondSignal: (signal) => log.error({ signal }, "second signal while shutting down; exiting"),
+      onSecondError: (err) => log.error({ err }, "error while shutting down; exiting"),
+    },
+    async ({ signal, err }) => {
+      if (err) log.fatal({ err }, "uncaught error; shutting down");
+      else log.info({ signal }, "shutting down");
+      try {
+        await app.close();
+        redis.disconnect();
+        await storage.close?.();
+        await db.destroy();
+      } catch (closeErr) {
+        log.error({ err: closeErr }, "shutdown failed");
+        throw closeErr;
+      }
+    },
+  );
 
   await app.listen({ host: config.api.host, port: config.api.port });
 }

@@ -1,13 +1,13 @@
 // The job side end to end on real Postgres and Redis: routes → workflow → job stream → (scripted
 // worker: a test double of the Python plane) → events stream → consumer → Postgres → WebSocket.
 import { randomBytes, randomUUID } from "node:crypto";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, expect, it } from "vitest";
 import WebSocket from "ws";
 import type { FastifyInstance } from "fastify";
 import { API_GROUP, MESSAGE_FIELD, redisKeys, type JobUpdate } from "@likeness/contracts";
 import { buildApp, type AppDeps } from "../src/app.js";
-import { recordEvent } from "../src/bus/event-recorder.js";
-import { defaultConsumerName } from "../src/bus/events.consumer.js";
+import { recordEvent } from "../src/events/event-recorder.js";
+import { defaultConsumerName } from "../src/events/events.consumer.js";
 import { jobsHandle } from "../src/jobs/jobs.plugin.js";
 import { createTestApp, describeWithServices, signUp, type TestApp } from "./support.js";
 import { makeProfile, ScriptedWorker, waitFor } from "./scripted-worker.js";
@@ -696,21 +696,5 @@ describeWithServices("jobs", () => {
       /likeness_job_events_total\{type="invalid",result="invalid"\} 1/.test((await app.inject({ method: "GET", url: "/metrics" })).body),
     );
     await waitFor("all acked", async () => ((await t.redis.xpending(keys.events, API_GROUP)) as [number])[0] === 0);
-  });
-});
-
-describe("range parsing", () => {
-  it("follows RFC 9110 for single ranges", async () => {
-    const { parseRange } = await import("../src/videos/videos.service.js");
-    expect(parseRange(undefined, 100)).toBeNull();
-    expect(parseRange("bytes=0-9", 100)).toEqual({ start: 0, end: 9 });
-    expect(parseRange("bytes=90-", 100)).toEqual({ start: 90, end: 99 });
-    expect(parseRange("bytes=90-500", 100)).toEqual({ start: 90, end: 99 });
-    expect(parseRange("bytes=-10", 100)).toEqual({ start: 90, end: 99 });
-    expect(parseRange("bytes=-1000", 100)).toEqual({ start: 0, end: 99 });
-    expect(parseRange("bytes=100-", 100)).toBe("unsatisfiable");
-    expect(parseRange("bytes=5-1", 100)).toBeNull();
-    expect(parseRange("bytes=0-1,5-6", 100)).toBeNull();
-    expect(parseRange("items=0-1", 100)).toBeNull();
   });
 });

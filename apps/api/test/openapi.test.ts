@@ -7,9 +7,13 @@ import { z } from "zod";
 import { humanErrorMap } from "../src/http/validation.js";
 import { createTestApp, describeWithServices, signUp, type TestApp } from "./support.js";
 
+// The tests walk the document's schemas by path (`schema.properties.engines.type`...).
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- a JSON Schema of any shape
+type Schema = Record<string, any>;
+
 interface Operation {
-  requestBody?: { content: Record<string, { schema: Record<string, any> }> };
-  responses: Record<string, { description: string; content?: Record<string, { schema: Record<string, any> }>; headers?: Record<string, unknown> }>;
+  requestBody?: { content: Record<string, { schema: Schema }> };
+  responses: Record<string, { description: string; content?: Record<string, { schema: Schema }>; headers?: Record<string, unknown> }>;
   parameters?: Array<{ in: string; name: string; description?: string }>;
   description?: string;
   security?: unknown[];
@@ -176,7 +180,7 @@ describeWithServices("OpenAPI document", () => {
     const body = op("post", "/v1/videos").requestBody!.content["application/json"]!.schema;
     const subtitles = body.properties.subtitles;
     expect(subtitles.default).toBe("soft");
-    expect(subtitles.anyOf).toContainEqual({ type: "string", enum: ["soft", "burned", "none"] });
+    expect(subtitles.anyOf).toContainEqual(expect.objectContaining({ type: "string", enum: ["soft", "burned", "none"] }));
     expect(subtitles.description).toMatch(/burned/);
     const video = op("get", "/v1/videos/{id}").responses["200"]!.content!["application/json"]!.schema;
     expect(video.properties.subtitles).toMatchObject({ type: "string", enum: ["soft", "burned", "none"] });
@@ -190,6 +194,28 @@ describeWithServices("OpenAPI document", () => {
     expect(step.properties.outputs).toMatchObject({ type: "object", nullable: true });
     expect(step.properties.outputs.description).toMatch(/why upscale was skipped/);
     expect(step.properties.outputs.description).toMatch(/storage keys/);
+  });
+
+  it("documents the engines: GET /v1/engines, the `engines` of a video, of a training and of a profile", () => {
+    const list = op("get", "/v1/engines");
+    expect(list.security).toEqual([{ bearer: [] }]);
+    const listed = list.responses["200"]!.content!["application/json"]!.schema;
+    expect(listed.required).toEqual(expect.arrayContaining(["engines", "workers"]));
+    expect(listed.properties.engines.items.required).toEqual(
+      expect.arrayContaining(["taskKind", "name", "device", "licence", "healthy", "default", "workers", "healthyWorkers", "runsIn"]),
+    );
+    expect(list.description).toMatch(/400/);
+    for (const [method, path] of [["post", "/v1/videos"], ["post", "/v1/profiles/{id}/train"], ["put", "/v1/profiles/{id}/engines"]] as const) {
+      const body = op(method, path).requestBody!.content["application/json"]!.schema;
+      const engines = body.properties.engines;
+      expect(engines, `${method} ${path}`).toBeDefined();
+      expect(engines.description, `${method} ${path}`).toMatch(/engines\.<kind>/);
+      expect(Object.keys(engines.properties ?? {}), `${method} ${path}`).toContain("tts");
+    }
+    expect(op("post", "/v1/videos").requestBody!.content["application/json"]!.schema.required).not.toContain("engines");
+    expect(Object.keys(op("put", "/v1/profiles/{id}/engines").responses).filter((s) => s >= "400").sort()).toEqual(["400", "401", "404"]);
+    const job = op("get", "/v1/jobs/{id}").responses["200"]!.content!["application/json"]!.schema;
+    expect(job.properties.engines).toBeDefined();
   });
 
   it("the documented WebSocket route still upgrades, and a plain GET is still refused", async () => {

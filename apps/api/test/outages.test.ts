@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, expect, it } from "vitest";
 import type { Kysely } from "kysely";
 import type { Database } from "../src/db/types.js";
-import { createTestApp, describeWithServices, metricValue, PG_URL, REDIS_URL, signUp, type TestApp } from "./support.js";
+import { createTestApp, describeWithServices, metricValue, PG_URL, REDIS_URL, signUp } from "./support.js";
 import { makeProfile, ScriptedWorker, waitFor } from "./scripted-worker.js";
 import { TcpProxy } from "./tcp-proxy.js";
 

@@ -5,7 +5,7 @@
 // Periods are short here (0.25 s, so the grace is 0.5 s; stale after 1.5 s).
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { WORKER_GROUP, redisKeys } from "@likeness/contracts";
-import { recordEvent } from "../src/bus/event-recorder.js";
+import { recordEvent } from "../src/events/event-recorder.js";
 import { withTryAdvisoryLock } from "../src/db/advisory-lock.js";
 import { jobsHandle, type JobsHandle } from "../src/jobs/jobs.plugin.js";
 import { createTestApp, describeWithServices, metricValue, signUp, type TestApp } from "./support.js";

@@ -2,10 +2,10 @@ import { mkdtemp, mkdir, readFile, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { beforeEach, describe, expect, it } from "vitest";
-import { parseSize, run, type Deps } from "./cli.js";
+import { engineTable, parseEngine, parseSize, run, type Deps } from "./cli.js";
 import type { ApiClient } from "./client.js";
 import { ApiError, formatError } from "./errors.js";
-import type { Profile } from "@likeness/contracts";
+import type { EngineList, Profile } from "@likeness/contracts";
 import { AT, at, JOB_ID, PROFILE_ID, trainJob, VIDEO_ID } from "./test/fixtures.js";
 
 interface Call {
@@ -338,8 +338,8 @@ describe("what the user sees after the fact", () => {
     expect(await h.run("job", "show", JOB_ID)).toBe(0);
     const lines = h.stdout.join("").split("\n");
     expect(lines[1]).toMatch(/^✓ tts\s+piper\s+█+ 100%\s+0\.9s$/);
-    expect(lines[2]).toMatch(/^✓ upscale\s+lanczos\s+█+ 100%\s+0\.0s  — skipped: the frames are already 512x512$/);
-    expect(lines[3]).toMatch(/^✓ mux\s+ffmpeg\s+█+ 100%\s+0\.4s  — copied: already the final H\.264 stream$/);
+    expect(lines[2]).toMatch(/^✓ upscale\s+lanczos\s+█+ 100%\s+0\.0s {2}— skipped: the frames are already 512x512$/);
+    expect(lines[3]).toMatch(/^✓ mux\s+ffmpeg\s+█+ 100%\s+0\.4s {2}— copied: already the final H\.264 stream$/);
 
     await h.run("--json", "job", "show", JOB_ID);
     const steps = JSON.parse(h.stdout.at(-1)!).steps;
@@ -357,3 +357,76 @@ describe("what the user sees after the fact", () => {
   });
 });
 
+describe("engines", () => {
+  const env = { LIKENESS_TOKEN: "t" };
+
+  it("--engine KIND=NAME is repeatable and sent as the request's engines, on video create and profile train", async () => {
+    const h = harness(env);
+    expect(await h.run("video", "create", "--profile", PROFILE_ID, "--narration", "Hi", "--engine", "tts=espeak", "--engine", "talking_head=kenburns")).toBe(0);
+    expect(h.calls[0]!.args[0]).toMatchObject({ engines: { tts: "espeak", talking_head: "kenburns" } });
+    expect(await h.run("profile", "train", PROFILE_ID, "--engine", "prepare=dataset")).toBe(0);
+    expect(h.calls[1]).toEqual({ method: "trainProfile", args: [PROFILE_ID, { prepare: "dataset" }] });
+    expect(await h.run("video", "create", "--profile", PROFILE_ID, "--narration", "Hi")).toBe(0);
+    expect(h.calls[2]!.args[0]).not.toHaveProperty("engines");
+  });
+
+  it("refuses a malformed --engine before calling the api, saying why", async () => {
+    for (const [value, why] of [
+      ["tts", "expected KIND=NAME, e.g. tts=espeak"],
+      ["voice=espeak", 'unknown task kind "voice" (task kinds: llm, prepare,'],
+      ["tts=Espeak!", '"Espeak!" is not an engine name'],
+    ] as const) {
+      const h = harness(env);
+      expect(await h.run("video", "create", "--profile", PROFILE_ID, "--narration", "Hi", "--engine", value)).toBe(2);
+      expect(h.calls).toEqual([]);
+      expect(h.stderr.join("")).toContain(why);
+    }
+    expect(() => parseEngine("tts=piper", { tts: "espeak" })).toThrow("tts is given twice (espeak and piper)");
+    expect(parseEngine(" tts = piper ")).toEqual({ tts: "piper" });
+  });
+
+  it("an engine the api refuses is printed against the option that chose it", async () => {
+    const h = harness(env);
+    h.fail(new ApiError(400, { error: "validation", field: "engines.tts", message: 'unknown engine "f5" for tts: available for tts: espeak, piper' }));
+    expect(await h.run("video", "create", "--profile", PROFILE_ID, "--narration", "Hi", "--engine", "tts=f5")).toBe(1);
+    expect(h.stderr.join("")).toBe('error: --engine tts=f5: unknown engine "f5" for tts: available for tts: espeak, piper\n');
+  });
+
+  it("likeness engines prints a table per task kind; --json the api's answer", async () => {
+    const list: EngineList = {
+      workers: 2,
+      engines: [
+        { taskKind: "llm", name: "none", device: "cpu", licence: "LicenseRef-Likeness", healthy: true, default: true, workers: 0, healthyWorkers: 0, runsIn: "api" },
+        { taskKind: "tts", name: "espeak", device: "cpu", licence: "GPL-3.0-or-later", healthy: false, default: false, workers: 2, healthyWorkers: 0, runsIn: "worker", problem: "not installed: espeak-ng" },
+        { taskKind: "tts", name: "piper", device: "cpu", licence: "GPL-3.0-or-later AND MIT", healthy: true, default: true, workers: 2, healthyWorkers: 2, runsIn: "worker" },
+      ],
+    };
+    const h = harness(env);
+    h.answers.listEngines = list;
+    expect(await h.run("engines")).toBe(0);
+    const lines = h.stdout.join("").split("\n");
+    expect(lines[0]).toMatch(/^task kind\s+engine\s+device\s+healthy\s+default\s+workers\s+licence$/);
+    expect(lines[2]).toMatch(/^llm\s+none\s+cpu\s+yes\s+yes\s+api\s+LicenseRef-Likeness$/);
+    expect(lines[3]).toMatch(/^tts\s+espeak\s+cpu\s+no \(not installed: espeak-ng\)\s+0\/2\s+GPL-3\.0-or-later$/);
+    expect(lines[4]).toMatch(/^\s+piper\s+cpu\s+yes\s+yes\s+2\/2\s+GPL-3\.0-or-later AND MIT$/);
+    expect(lines[5]).toContain("2 workers connected");
+    expect(engineTable({ workers: 0, engines: [list.engines[0]!] }).at(-1)).toMatch(/no worker is connected/);
+    const j = harness(env);
+    j.answers.listEngines = list;
+    await j.run("--json", "engines");
+    expect(JSON.parse(j.stdout.join(""))).toEqual(list);
+  });
+
+  it("profile engines shows the defaults, sets them (the whole set) or clears them", async () => {
+    const h = harness(env);
+    h.answers.getProfile = { engines: { tts: "espeak" } };
+    h.answers.setProfileEngines = { engines: { tts: "piper", image: "portrait" } };
+    expect(await h.run("profile", "engines", PROFILE_ID)).toBe(0);
+    expect(h.stdout.join("")).toBe("tts          espeak\n");
+    expect(await h.run("profile", "engines", PROFILE_ID, "--engine", "tts=piper", "--engine", "image=portrait")).toBe(0);
+    expect(h.calls.at(-1)).toEqual({ method: "setProfileEngines", args: [PROFILE_ID, { tts: "piper", image: "portrait" }] });
+    await h.run("profile", "engines", PROFILE_ID, "--clear");
+    expect(h.calls.at(-1)).toEqual({ method: "setProfileEngines", args: [PROFILE_ID, {}] });
+    expect(await h.run("profile", "engines", PROFILE_ID, "--clear", "--engine", "tts=piper")).toBe(2);
+  });
+});

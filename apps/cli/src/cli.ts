@@ -3,7 +3,8 @@
 import { readdir, readFile, stat } from "node:fs/promises";
 import { basename, dirname, extname, join } from "node:path";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
-import { OutputSize, Pipeline, type Job, type Profile } from "@likeness/contracts";
+import mime from "mime-types";
+import { EngineName, OutputSize, Pipeline, TaskKind, type EngineChoice, type EngineList, type Job, type Profile } from "@likeness/contracts";
 import { ApiClient, type UploadFile, type VideoCreated } from "./client.js";
 import { credentialsPath, loadCredentials, resolveConfig, saveCredentials } from "./config.js";
 import { ApiError, ConnectionError, UsageError } from "./errors.js";
@@ -22,22 +23,16 @@ export interface Deps {
   watchInterrupt?: () => { signal: AbortSignal; stop(): void };
 }
 
-const IMAGE_TYPES: Record<string, string> = {
-  ".jpg": "image/jpeg",
-  ".jpeg": "image/jpeg",
-  ".png": "image/png",
-  ".webp": "image/webp",
-};
-const AUDIO_TYPES: Record<string, string> = {
-  ".wav": "audio/wav",
-  ".mp3": "audio/mpeg",
-  ".m4a": "audio/mp4",
-  ".ogg": "audio/ogg",
-  ".oga": "audio/ogg",
-  ".opus": "audio/ogg",
-  ".flac": "audio/flac",
-  ".webm": "audio/webm",
-};
+// The files `profile create` picks up: what the api's media check accepts. The api sniffs each
+// file itself; the part's Content-Type is only a hint, from mime-types.
+const IMAGE_EXTS = [".jpg", ".jpeg", ".png", ".webp"];
+const AUDIO_EXTS = [".wav", ".mp3", ".m4a", ".ogg", ".oga", ".opus", ".flac", ".webm"];
+
+/** The content type of a file named `name` when its extension is one of `exts`, else undefined. */
+function uploadType(name: string, exts: string[]): string | undefined {
+  if (!exts.includes(extname(name).toLowerCase())) return undefined;
+  return mime.lookup(name) || "application/octet-stream";
+}
 
 const W = OutputSize.shape.width;
 const H = OutputSize.shape.height;
@@ -55,10 +50,56 @@ export function parseSize(value: string): { width: number; height: number } {
   return { width, height };
 }
 
+/**
+ * `--engine KIND=NAME`, repeatable: adds to the map of the options given before it. The task kind
+ * and the name's form are checked here; whether a worker runs that engine, the api says (400).
+ */
+export function parseEngine(value: string, previous: EngineChoice = {}): EngineChoice {
+  const m = /^\s*([a-z_]+)\s*=\s*(\S+)\s*$/.exec(value);
+  if (!m) throw new InvalidArgumentError("expected KIND=NAME, e.g. tts=espeak (see `likeness engines`)");
+  const kind = m[1]!;
+  const name = m[2]!;
+  if (!TaskKind.safeParse(kind).success) throw new InvalidArgumentError(`unknown task kind "${kind}" (task kinds: ${TaskKind.options.join(", ")})`);
+  const k = kind as TaskKind;
+  if (!EngineName.safeParse(name).success) throw new InvalidArgumentError(`"${name}" is not an engine name (lowercase letters, digits, _ and -)`);
+  if (previous[k] !== undefined && previous[k] !== name) throw new InvalidArgumentError(`${k} is given twice (${previous[k]} and ${name})`);
+  return { ...previous, [k]: name };
+}
+
+/** An api error about `engines.<kind>` names the option that chose it: `--engine tts=foo`. */
+function engineOptions(engines: EngineChoice | undefined): Record<string, string> {
+  return Object.fromEntries(Object.entries(engines ?? {}).map(([k, n]) => [`engines.${k}`, `--engine ${k}=${n}`]));
+}
+
+/** `likeness engines`: one line per engine, grouped by task kind. */
+export function engineTable(list: EngineList): string[] {
+  if (list.engines.length === 0) return ["no engines"];
+  const head = ["task kind", "engine", "device", "healthy", "default", "workers", "licence"];
+  const rows = list.engines.map((e) => [
+    e.taskKind,
+    e.name,
+    e.device,
+    e.healthy ? "yes" : `no${e.problem ? ` (${e.problem})` : ""}`,
+    e.default ? "yes" : "",
+    e.runsIn === "api" ? "api" : `${e.healthyWorkers}/${e.workers}`,
+    e.licence,
+  ]);
+  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const fmt = (r: string[]) => r.map((c, i) => c.padEnd(w[i]!)).join("  ").trimEnd();
+  const lines = [fmt(head), w.map((n) => "-".repeat(n)).join("  ")];
+  rows.forEach((r, i) => lines.push(fmt(i > 0 && rows[i - 1]![0] === r[0] ? ["", ...r.slice(1)] : r)));
+  lines.push(
+    list.workers === 0
+      ? "no worker is connected: only the api's own engines can be chosen"
+      : `${list.workers} worker${list.workers === 1 ? "" : "s"} connected; workers: healthy/advertising. Choose one with --engine KIND=NAME`,
+  );
+  return lines;
+}
+
 /** Fail before a long job when its MP4 could not be written where asked. */
 async function checkOutFile(out: string): Promise<void> {
   const dir = dirname(out);
-  let ok = false;
+  let ok: boolean;
   try {
     ok = (await stat(dir)).isDirectory();
   } catch {
@@ -77,7 +118,7 @@ async function collectImages(dir: string): Promise<{ files: UploadFile[]; skippe
   const files: UploadFile[] = [];
   const skipped: string[] = [];
   for (const name of entries) {
-    const type = IMAGE_TYPES[extname(name).toLowerCase()];
+    const type = uploadType(name, IMAGE_EXTS);
     const full = join(dir, name);
     if (!type || !(await stat(full)).isFile()) {
       if (!name.startsWith(".")) skipped.push(name);
@@ -85,13 +126,13 @@ async function collectImages(dir: string): Promise<{ files: UploadFile[]; skippe
     }
     files.push({ name, type, data: await readFile(full) });
   }
-  if (files.length === 0) throw new UsageError(`no photos (${Object.keys(IMAGE_TYPES).join(", ")}) in ${dir}`, "--images");
+  if (files.length === 0) throw new UsageError(`no photos (${IMAGE_EXTS.join(", ")}) in ${dir}`, "--images");
   return { files, skipped };
 }
 
 async function readVoice(file: string): Promise<UploadFile> {
-  const type = AUDIO_TYPES[extname(file).toLowerCase()];
-  if (!type) throw new UsageError(`${basename(file)}: not a sound file this accepts (${Object.keys(AUDIO_TYPES).join(", ")})`, "--voice");
+  const type = uploadType(file, AUDIO_EXTS);
+  if (!type) throw new UsageError(`${basename(file)}: not a sound file this accepts (${AUDIO_EXTS.join(", ")})`, "--voice");
   try {
     return { name: basename(file), type, data: await readFile(file) };
   } catch (err) {
@@ -109,6 +150,8 @@ function profileLines(p: Profile, trainJob?: Job): string[] {
     `  inputs: ${images} photo${images === 1 ? "" : "s"}${voice ? `, voice sample ${voice.name}${voice.durationSec ? ` (${voice.durationSec.toFixed(1)} s)` : ""}` : ""}`,
   ];
   if (p.trainJobId) lines.push(`  training job: ${p.trainJobId}`);
+  const engines = Object.entries(p.engines ?? {});
+  if (engines.length) lines.push(`  default engines: ${engines.map(([k, n]) => `${k}=${n}`).join(", ")}`);
   const assets = p.assets as { acceptedImages?: number; rejectedImages?: { name: string; reason: string }[] } | null;
   if (assets) {
     const rejected = assets.rejectedImages ?? [];
@@ -248,7 +291,7 @@ function buildProgram(deps: Deps, state: { exitCode: number }): Command {
     .option("--name <name>", "what to call this profile (default: the photo folder's name)")
     .option("--trigger-word <word>", "the token that stands for this person in captions (3-32 lowercase letters and digits; default: made from the name)")
     .requiredOption("--images <dir>", "folder of photos (.jpg, .png, .webp) of the person's face")
-    .requiredOption("--voice <file>", `a recording of the person speaking (${Object.keys(AUDIO_TYPES).join(", ")}), 3 s to 5 min`)
+    .requiredOption("--voice <file>", `a recording of the person speaking (${AUDIO_EXTS.join(", ")}), 3 s to 5 min`)
     .action(async (opts: { name?: string; triggerWord?: string; images: string; voice: string }) => {
       const { files, skipped } = await collectImages(opts.images);
       const voice = await readVoice(opts.voice);
@@ -291,10 +334,17 @@ function buildProgram(deps: Deps, state: { exitCode: number }): Command {
   profile
     .command("train <id>")
     .description("start training the profile")
+    .option("--engine <KIND=NAME>", "use this engine for a task kind, e.g. prepare=dataset (repeatable; see `likeness engines`)", parseEngine)
     .option("--wait", "follow the job to the end, with live progress")
-    .action(async (id: string, opts: { wait?: boolean }) => {
+    .action(async (id: string, opts: { wait?: boolean; engine?: EngineChoice }) => {
       const c = await client();
-      let job = await c.trainProfile(id);
+      let job: Job;
+      try {
+        job = await c.trainProfile(id, opts.engine);
+      } catch (e) {
+        if (e instanceof ApiError) e.options = engineOptions(opts.engine);
+        throw e;
+      }
       if (!opts.wait) {
         if (json()) out(JSON.stringify(job));
         else out(`training job ${job.id} ${job.state}; follow it: likeness job show ${job.id} --wait`);
@@ -303,6 +353,40 @@ function buildProgram(deps: Deps, state: { exitCode: number }): Command {
       job = await wait(c, job);
       if (json()) return out(JSON.stringify(job));
       for (const l of await describeProfile(c, await c.getProfile(id))) out(l);
+    });
+
+  profile
+    .command("engines <id>")
+    .description("show or set the profile's default engines (its jobs use them unless --engine says otherwise)")
+    .option("--engine <KIND=NAME>", "a default engine for a task kind, e.g. tts=espeak (repeatable; replaces the whole set)", parseEngine)
+    .option("--clear", "no defaults: the workers' own")
+    .action(async (id: string, opts: { engine?: EngineChoice; clear?: boolean }) => {
+      if (opts.clear && opts.engine) throw new UsageError("give either --engine or --clear");
+      const c = await client();
+      let engines: EngineChoice;
+      if (opts.engine || opts.clear) {
+        try {
+          engines = (await c.setProfileEngines(id, opts.engine ?? {})).engines;
+        } catch (e) {
+          if (e instanceof ApiError) e.options = engineOptions(opts.engine);
+          throw e;
+        }
+      } else {
+        engines = (await c.getProfile(id)).engines ?? {};
+      }
+      if (json()) return out(JSON.stringify({ engines }));
+      const set = Object.entries(engines);
+      if (set.length === 0) out(`profile ${id}: no default engines (the workers' defaults)`);
+      else for (const [k, n] of set) out(`${k.padEnd(13)}${n}`);
+    });
+
+  program
+    .command("engines")
+    .description("the engines the connected workers can run, per task kind, with device, health and licence")
+    .action(async () => {
+      const list = await (await client()).listEngines();
+      if (json()) return out(JSON.stringify(list));
+      for (const l of engineTable(list)) out(l);
     });
 
   const video = program.command("video").description("videos made from a trained profile");
@@ -316,9 +400,10 @@ function buildProgram(deps: Deps, state: { exitCode: number }): Command {
     .option("--size <WxH>", `output size, default 512x512 (${SIZE_RULE})`, parseSize)
     .option("--burn-subtitles", "draw the subtitles into the picture (default: a subtitle track the player can switch)")
     .option("--no-subtitles", "no subtitles at all")
+    .option("--engine <KIND=NAME>", "use this engine for a task kind, e.g. tts=espeak (repeatable; see `likeness engines`)", parseEngine)
     .option("--wait", "follow the job to the end, with live progress")
     .option("--out <file>", "with --wait: save the MP4 here")
-    .action(async (opts: { profile: string; narration?: string; topic?: string; pipeline: Pipeline; size?: { width: number; height: number }; subtitles: boolean; burnSubtitles?: boolean; wait?: boolean; out?: string }) => {
+    .action(async (opts: { profile: string; narration?: string; topic?: string; pipeline: Pipeline; size?: { width: number; height: number }; subtitles: boolean; burnSubtitles?: boolean; engine?: EngineChoice; wait?: boolean; out?: string }) => {
       if ((opts.narration === undefined) === (opts.topic === undefined)) throw new UsageError("give exactly one of --narration or --topic");
       if (opts.burnSubtitles && !opts.subtitles) throw new UsageError("give at most one of --burn-subtitles or --no-subtitles");
       if (opts.out && !opts.wait) throw new UsageError("--out needs --wait (or use `likeness video download` later)");
@@ -333,9 +418,10 @@ function buildProgram(deps: Deps, state: { exitCode: number }): Command {
           width: opts.size?.width ?? 512,
           height: opts.size?.height ?? 512,
           subtitles: opts.burnSubtitles ? "burned" : opts.subtitles ? "soft" : "none",
+          ...(opts.engine ? { engines: opts.engine } : {}),
         });
       } catch (e) {
-        if (e instanceof ApiError) e.options = VIDEO_OPTIONS;
+        if (e instanceof ApiError) e.options = { ...VIDEO_OPTIONS, ...engineOptions(opts.engine) };
         throw e;
       }
       if (!opts.wait) {

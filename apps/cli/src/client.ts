@@ -5,7 +5,7 @@ import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { ReadableStream as WebReadableStream } from "node:stream/web";
 import { z } from "zod";
-import { Job, Profile, Session, Video, type CreateVideoRequest } from "@likeness/contracts";
+import { EngineList, Job, Profile, ProfileEngines, Session, Video, type CreateVideoRequest, type EngineChoice } from "@likeness/contracts";
 import { ApiError, ConnectionError, parseErrorBody } from "./errors.js";
 
 export interface UploadFile {
@@ -47,8 +47,15 @@ export class ApiClient {
   getProfile(id: string) {
     return this.json("GET", `/v1/profiles/${enc(id)}`, Profile);
   }
-  trainProfile(id: string) {
-    return this.json("POST", `/v1/profiles/${enc(id)}/train`, Job, {});
+  trainProfile(id: string, engines?: EngineChoice) {
+    return this.json("POST", `/v1/profiles/${enc(id)}/train`, Job, engines ? { engines } : {});
+  }
+  setProfileEngines(id: string, engines: EngineChoice) {
+    return this.json("PUT", `/v1/profiles/${enc(id)}/engines`, ProfileEngines, { engines });
+  }
+
+  listEngines() {
+    return this.json("GET", "/v1/engines", EngineList);
   }
 
   createVideo(req: Partial<CreateVideoRequest> & { profileId: string }) {

@@ -53,7 +53,7 @@ export function resolveConfig(env: NodeJS.ProcessEnv, saved: SavedCredentials | 
 
 /** Throws when LIKENESS_URL is not an http(s) address (e.g. `127.0.0.1:8080` without the scheme). */
 export function checkUrl(url: string): void {
-  let ok = false;
+  let ok: boolean;
   try {
     const u = new URL(url);
     ok = (u.protocol === "http:" || u.protocol === "https:") && u.hostname !== "";

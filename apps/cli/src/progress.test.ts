@@ -24,8 +24,8 @@ describe("progress renderer", () => {
     expect(lines).toHaveLength(6);
     expect(lines[0]).toBe(`train_profile ${JOB_ID}  running`);
     expect(lines[1]).toMatch(/^✓ prepare\s+dataset\s+██████████ 100%\s+2\.0s$/);
-    expect(lines[3]).toMatch(/^› train_voice\s+dataset\s+█████░░░░░\s+50%\s+3\.0s  measuring pitch$/);
-    expect(lines[2]).toMatch(/^  train_lora\s+░{10}\s*$/);
+    expect(lines[3]).toMatch(/^› train_voice\s+dataset\s+█████░░░░░\s+50%\s+3\.0s {2}measuring pitch$/);
+    expect(lines[2]).toMatch(/^ {2}train_lora\s+░{10}\s*$/);
   });
 
   it("shows the failing step with its code and message", () => {
@@ -85,8 +85,8 @@ describe("progress renderer", () => {
     ])!;
     const lines = renderLines(view, Date.parse(at(5)), { barWidth: 10 });
     expect(lines[1]).toMatch(/^✓ tts\s+piper\s+██████████ 100%\s+0\.9s$/);
-    expect(lines[2]).toMatch(/^✓ upscale\s+lanczos\s+██████████ 100%\s+0\.0s  — skipped: the frames are already 512x512$/);
-    expect(lines[3]).toMatch(/  — copied: already the final H\.264 stream$/);
+    expect(lines[2]).toMatch(/^✓ upscale\s+lanczos\s+██████████ 100%\s+0\.0s {2}— skipped: the frames are already 512x512$/);
+    expect(lines[3]).toMatch(/ {2}— copied: already the final H\.264 stream$/);
 
     const printed = new Map<string, number>();
     expect(plainLine(ev.stepSucceeded("upscale", 2, 20, "lanczos", skipped), printed)).toBe(
@@ -101,7 +101,7 @@ describe("progress renderer", () => {
       { ...trainJob().steps[0]!, name: "mux", state: "running", engine: "ffmpeg", outputs: copied },
     ];
     const shown = renderLines(viewFromJob(job), Date.parse(at(5)), { barWidth: 10 });
-    expect(shown[1]).toMatch(/  reused — skipped: the frames are already 512x512$/);
+    expect(shown[1]).toMatch(/ {2}reused — skipped: the frames are already 512x512$/);
     expect(shown[2]).not.toContain("copied");
   });
 

@@ -1,6 +1,6 @@
 // Live job display as pure functions: a view is folded from the job snapshot and each update,
 // then rendered to lines. The terminal code (wait.ts) only prints what these return.
-import type { Job, JobUpdate, StepError, StepName } from "@likeness/contracts";
+import { isTerminal, type Job, type JobUpdate, type StepError, type StepName } from "@likeness/contracts";
 
 type StepState = Job["steps"][number]["state"];
 
@@ -28,7 +28,6 @@ export interface JobView {
   error: Job["error"];
 }
 
-export const TERMINAL: ReadonlySet<Job["state"]> = new Set(["succeeded", "failed", "cancelled"]);
 
 const ms = (iso: string | null | undefined) => (iso ? Date.parse(iso) : null);
 
@@ -98,12 +97,12 @@ export function applyUpdate(view: JobView | undefined, update: JobUpdate): JobVi
   if (e.attempt !== view.attempt && e.type !== "job_finished") return view;
   switch (e.type) {
     case "job_started":
-      if (!TERMINAL.has(next.state)) next.state = "running";
+      if (!isTerminal(next.state)) next.state = "running";
       break;
     case "step_started": {
       const s = step(e.step);
       Object.assign(s, { state: "running", engine: e.engine, startedAt: ms(e.at), fraction: 0, error: null, note: undefined });
-      if (!TERMINAL.has(next.state)) next.state = "running";
+      if (!isTerminal(next.state)) next.state = "running";
       break;
     }
     case "step_succeeded": {

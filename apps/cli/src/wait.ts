@@ -1,10 +1,10 @@
 // `--wait`: follow a job over the WebSocket until it ends, drawing progress; the final state
 // always comes from GET /v1/jobs/:id (the recorded truth), not from the lossy stream.
 import WebSocket from "ws";
-import { JobUpdate, type Job } from "@likeness/contracts";
+import { isTerminal, JobUpdate, type Job } from "@likeness/contracts";
 import type { ApiClient } from "./client.js";
 import { ConnectionError } from "./errors.js";
-import { applyUpdate, plainLine, renderLines, TERMINAL, viewFromJob, type JobView } from "./progress.js";
+import { applyUpdate, plainLine, renderLines, viewFromJob, type JobView } from "./progress.js";
 
 export interface Output {
   write(text: string): void;
@@ -121,18 +121,18 @@ export async function waitForJob(client: ApiClient, jobId: string, out: Output, 
         signal,
       );
       checkAborted();
-      if (view && TERMINAL.has(view.state)) break;
+      if (view && isTerminal(view.state)) break;
       // The socket closed before the end (api restart, network): look, then reconnect or poll.
       const job = await getJob();
       show({ type: "job", job });
-      if (TERMINAL.has(job.state)) break;
+      if (isTerminal(job.state)) break;
       if (ended === "refused" || reconnects >= MAX_RECONNECTS) {
         for (;;) {
           await sleep(opts.pollMs ?? 2000);
           const polled = await getJob();
           show({ type: "job", job: polled });
           if (tty) redraw();
-          if (TERMINAL.has(polled.state)) break;
+          if (isTerminal(polled.state)) break;
         }
         break;
       }
@@ -171,7 +171,7 @@ function followSocket(url: string, onUpdate: (u: JobUpdate) => void, signal?: Ab
       // Not on the job_finished event: the api finalizes after it (e.g. records the video's file)
       // and then sends a terminal snapshot and closes. Waiting for that snapshot means that what
       // the job made is ready when --wait returns.
-      if (u.type === "job" && TERMINAL.has(u.job.state)) {
+      if (u.type === "job" && isTerminal(u.job.state)) {
         terminal = true;
         ws.close(1000);
       }

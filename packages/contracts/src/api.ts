@@ -14,6 +14,7 @@ import {
   SubtitleMode,
   subtitleMode,
 } from "./jobs.js";
+import { EngineChoice } from "./engines.js";
 
 export const ErrorBody = z.object({
   error: z.string(),
@@ -60,6 +61,8 @@ export const Profile = z.object({
   inputs: z.array(ProfileInput),
   /** The latest training job, if any. */
   trainJobId: z.uuid().nullable(),
+  /** The engines this profile's jobs use unless a request names others (PUT /v1/profiles/{id}/engines). */
+  engines: EngineChoice.optional(),
   /** Filled once trained: what each video is made from. */
   assets: z.record(z.string(), z.unknown()).nullable(),
   createdAt: z.iso.datetime(),
@@ -99,6 +102,7 @@ export const CreateVideoRequest = z
       )
       .default("soft")
       .transform(subtitleMode),
+    engines: EngineChoice.optional(),
   })
   .refine((r) => (r.narration === undefined) !== (r.topic === undefined), {
     message: "give exactly one of narration or topic",
@@ -114,6 +118,9 @@ export type CreateVideoRequest = z.infer<typeof CreateVideoRequest>;
 /** `cancelling`: the user cancelled a running job; it stays so until the worker reports how it ended. */
 export const JobState = z.enum(["queued", "running", "cancelling", "succeeded", "failed", "cancelled"]);
 export type JobState = z.infer<typeof JobState>;
+/** The states a job does not leave (a retry is a new attempt of a failed or cancelled job). */
+export const TERMINAL_JOB_STATES: readonly JobState[] = ["succeeded", "failed", "cancelled"];
+export const isTerminal = (state: JobState): boolean => TERMINAL_JOB_STATES.includes(state);
 export const StepState = z.enum(["pending", "running", "succeeded", "failed", "cancelled"]);
 export type StepState = z.infer<typeof StepState>;
 
@@ -147,6 +154,8 @@ export const Job = z.object({
   attempt: z.number().int(),
   profileId: z.uuid(),
   videoId: z.uuid().nullable(),
+  /** The engines this job was asked to use (request over profile defaults); each step records the one that ran. */
+  engines: EngineChoice.optional(),
   steps: z.array(JobStep),
   error: StepError.extend({ step: StepName.optional() }).nullable(),
   createdAt: z.iso.datetime(),

@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { CreateVideoRequest } from "./api.js";
 import { MESSAGE_SCHEMAS, schemaFileText, toJsonSchemas } from "./json-schema.js";
+import { fillKey, STORAGE_KEY_TEMPLATES, storageKeys } from "./storage-keys.js";
 
 const root = join(import.meta.dirname, "..");
 const fixtures = readdirSync(join(root, "fixtures")).filter((f) => f.endsWith(".json"));
@@ -24,7 +25,7 @@ describe("golden fixtures", () => {
 });
 
 describe("exported JSON Schema", () => {
-  it("is up to date (run `npm run export-schema -w @likeness/contracts` after a change)", () => {
+  it("is up to date (run `npm run contracts` after a change)", () => {
     for (const [name, schema] of Object.entries(toJsonSchemas())) {
       const committed = readFileSync(join(root, "schema", `${name}.json`), "utf8");
       expect(committed, `schema/${name}.json is stale`).toBe(schemaFileText(schema));
@@ -50,5 +51,24 @@ describe("subtitles of a video request", () => {
       const r = CreateVideoRequest.safeParse({ ...request, subtitles });
       expect(r.error?.issues.map((i) => [i.path.join("."), i.message])).toEqual([["subtitles", 'must be "soft", "burned" or "none"']]);
     }
+  });
+});
+
+describe("compatibility", () => {
+  it("a reader ignores fields it does not know (the exported schemas leave objects open too)", () => {
+    const event = { ...read("job-event.job_finished.json"), fromNewerWorker: true };
+    expect(MESSAGE_SCHEMAS["job-event"].parse(event)).not.toHaveProperty("fromNewerWorker");
+    const exported = JSON.stringify(toJsonSchemas());
+    expect(exported).not.toContain('"additionalProperties":false');
+  });
+});
+
+describe("storage keys", () => {
+  it("are filled from the one table both planes read", () => {
+    expect(storageKeys.uploadImage("u", "p", 3, "png")).toBe("uploads/u/p/images/03.png");
+    expect(storageKeys.uploadVoice("u", "p", "wav")).toBe("uploads/u/p/voice/sample.wav");
+    expect(storageKeys.uploads("u", "p")).toBe("uploads/u/p/");
+    expect(storageKeys.job("j")).toBe("jobs/j/");
+    expect(fillKey(STORAGE_KEY_TEMPLATES.stepDone, { jobId: "j", step: "tts" })).toBe("jobs/j/tts/_done.json");
   });
 });

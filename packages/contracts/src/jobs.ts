@@ -5,10 +5,10 @@ import { z } from "zod";
 
 export const PROTOCOL_VERSION = 1 as const;
 
-export const JobKind = z.enum(["train_profile", "generate_video"]);
+export const JobKind = z.enum(["train_profile", "generate_video"]).meta({ title: "JobKind" });
 export type JobKind = z.infer<typeof JobKind>;
 
-export const Pipeline = z.enum(["sadtalker", "svd_wav2lip"]);
+export const Pipeline = z.enum(["sadtalker", "svd_wav2lip"]).meta({ title: "Pipeline" });
 export type Pipeline = z.infer<typeof Pipeline>;
 
 /** Task kinds: what a step needs done. Engines (which tool does it) are the worker's business. */
@@ -26,7 +26,7 @@ export const TaskKind = z.enum([
   "upscale",
   "mux",
   "publish",
-]);
+]).meta({ title: "TaskKind" });
 export type TaskKind = z.infer<typeof TaskKind>;
 
 export const StepName = z.enum([
@@ -46,7 +46,7 @@ export const StepName = z.enum([
   "mux",
   // both
   "publish",
-]);
+]).meta({ title: "StepName" });
 export type StepName = z.infer<typeof StepName>;
 
 /** The task kind each step runs. */
@@ -87,28 +87,28 @@ export const StorageKey = z
   .string()
   .min(1)
   .max(512)
-  .regex(/^[a-z0-9][a-z0-9_\-]*(\/[a-z0-9][a-z0-9_.\-]*)*$/, "storage key");
+  .regex(/^[a-z0-9][a-z0-9_-]*(\/[a-z0-9][a-z0-9_.-]*)*$/, "storage key");
 
 /** Engine overrides per task kind, e.g. {"tts": "espeak"}; unset kinds use the worker's default. */
-export const EngineOverrides = z.partialRecord(TaskKind, z.string().min(1).max(64));
+export const EngineOverrides = z.partialRecord(TaskKind, z.string().min(1).max(64)).meta({ title: "EngineOverrides" });
+
+/** An uploaded file: where it is stored and the name the user gave it. */
+const UploadRef = z.object({ key: StorageKey, name: z.string().max(255) }).meta({ title: "UploadRef" });
 
 export const TrainProfilePayload = z.object({
   profileId: z.uuid(),
   /** Trigger token written into the captions of the LoRA dataset. */
   triggerWord: z.string().min(1).max(64),
-  images: z
-    .array(z.object({ key: StorageKey, name: z.string().max(255) }))
-    .min(1)
-    .max(50),
-  voiceSample: z.object({ key: StorageKey, name: z.string().max(255) }),
-});
+  images: z.array(UploadRef).min(1).max(50),
+  voiceSample: UploadRef,
+}).meta({ title: "TrainProfilePayload" });
 export type TrainProfilePayload = z.infer<typeof TrainProfilePayload>;
 
 /** What a trained profile hands to every video made from it (the train_profile result). */
 export const ProfileAssets = z.object({
   portraitKey: StorageKey,
   /** Face box in the portrait, pixels: where the face is for the lip-sync engines. */
-  faceBox: z.object({ x: z.number(), y: z.number(), w: z.number(), h: z.number() }),
+  faceBox: z.object({ x: z.number(), y: z.number(), w: z.number(), h: z.number() }).meta({ title: "FaceBox" }),
   datasetKey: StorageKey,
   voiceReferenceKey: StorageKey,
   voiceProfileKey: StorageKey,
@@ -116,9 +116,9 @@ export const ProfileAssets = z.object({
   voiceModelKey: StorageKey.optional(),
   acceptedImages: z.number().int().nonnegative(),
   rejectedImages: z
-    .array(z.object({ name: z.string(), reason: z.string() }))
+    .array(z.object({ name: z.string(), reason: z.string() }).meta({ title: "RejectedImage" }))
     .default([]),
-});
+}).meta({ title: "ProfileAssets" });
 export type ProfileAssets = z.infer<typeof ProfileAssets>;
 
 export const Script = z.object({
@@ -127,7 +127,7 @@ export const Script = z.object({
   stage: z.string().max(2000),
   /** What the person says. */
   narration: z.string().min(1).max(5000),
-});
+}).meta({ title: "Script" });
 export type Script = z.infer<typeof Script>;
 
 /** Size of the output video in pixels (H.264 yuv420p needs even sides). */
@@ -140,7 +140,7 @@ export const OutputSize = z.object({
  * How the narration shows as text: `soft` a subtitle track the player can switch on and off,
  * `burned` drawn into the picture (every player shows it), `none` no subtitles.
  */
-export const SubtitleMode = z.enum(["soft", "burned", "none"]);
+export const SubtitleMode = z.enum(["soft", "burned", "none"]).meta({ title: "SubtitleMode" });
 export type SubtitleMode = z.infer<typeof SubtitleMode>;
 
 /** The mode a boolean of an older client or command stands for: true = soft, false = none. */
@@ -158,7 +158,7 @@ export const GenerateVideoPayload = z.object({
    * existed (read it with `subtitleMode`); drop `z.boolean()` once those have drained.
    */
   subtitles: z.union([SubtitleMode, z.boolean()]),
-});
+}).meta({ title: "GenerateVideoPayload" });
 export type GenerateVideoPayload = z.infer<typeof GenerateVideoPayload>;
 
 /** Fields of every message about one run of a job: command, event and progress. */
@@ -178,9 +178,9 @@ const commandBase = {
 
 /** lk:jobs:<kind> stream entry, field `data`. */
 export const JobCommand = z.discriminatedUnion("kind", [
-  z.object({ ...commandBase, kind: z.literal("train_profile"), payload: TrainProfilePayload }),
-  z.object({ ...commandBase, kind: z.literal("generate_video"), payload: GenerateVideoPayload }),
-]);
+  z.object({ ...commandBase, kind: z.literal("train_profile"), payload: TrainProfilePayload }).meta({ title: "TrainProfileCommand" }),
+  z.object({ ...commandBase, kind: z.literal("generate_video"), payload: GenerateVideoPayload }).meta({ title: "GenerateVideoCommand" }),
+]).meta({ title: "JobCommand" });
 export type JobCommand = z.infer<typeof JobCommand>;
 
 export const ArtifactRef = z.object({
@@ -190,7 +190,7 @@ export const ArtifactRef = z.object({
   contentType: z.string().min(1).max(128),
   bytes: z.number().int().nonnegative(),
   meta: z.record(z.string(), z.unknown()).optional(),
-});
+}).meta({ title: "ArtifactRef" });
 export type ArtifactRef = z.infer<typeof ArtifactRef>;
 
 export const ErrorCode = z.enum([
@@ -201,14 +201,14 @@ export const ErrorCode = z.enum([
   "timeout",
   "cancelled",
   "internal",
-]);
+]).meta({ title: "ErrorCode" });
 export type ErrorCode = z.infer<typeof ErrorCode>;
 
 export const StepError = z.object({
   code: ErrorCode,
   message: z.string().max(4000),
   retryable: z.boolean(),
-});
+}).meta({ title: "StepError" });
 export type StepError = z.infer<typeof StepError>;
 
 const eventBase = {
@@ -220,13 +220,13 @@ const eventBase = {
 
 /** lk:events stream entry, field `data`: the durable results of the worker. */
 export const JobEvent = z.discriminatedUnion("type", [
-  z.object({ ...eventBase, type: z.literal("job_started"), worker: z.string().max(200) }),
+  z.object({ ...eventBase, type: z.literal("job_started"), worker: z.string().max(200) }).meta({ title: "JobStarted" }),
   z.object({
     ...eventBase,
     type: z.literal("step_started"),
     step: StepName,
     engine: z.string().max(64),
-  }),
+  }).meta({ title: "StepStarted" }),
   z.object({
     ...eventBase,
     type: z.literal("step_succeeded"),
@@ -238,7 +238,7 @@ export const JobEvent = z.discriminatedUnion("type", [
     durationMs: z.number().nonnegative(),
     /** True when the output already existed from an earlier attempt and was reused. */
     reused: z.boolean(),
-  }),
+  }).meta({ title: "StepSucceeded" }),
   z.object({
     ...eventBase,
     type: z.literal("step_failed"),
@@ -246,16 +246,16 @@ export const JobEvent = z.discriminatedUnion("type", [
     engine: z.string().max(64),
     error: StepError,
     durationMs: z.number().nonnegative(),
-  }),
+  }).meta({ title: "StepFailed" }),
   z.object({
     ...eventBase,
     type: z.literal("job_finished"),
     state: z.enum(["succeeded", "failed", "cancelled"]),
     /** train_profile: ProfileAssets. generate_video: VideoResult. */
     result: z.record(z.string(), z.unknown()).optional(),
-    error: StepError.extend({ step: StepName.optional() }).optional(),
-  }),
-]);
+    error: StepError.extend({ step: StepName.optional() }).meta({ title: "JobError" }).optional(),
+  }).meta({ title: "JobFinished" }),
+]).meta({ title: "JobEvent" });
 export type JobEvent = z.infer<typeof JobEvent>;
 
 export const VideoResult = z.object({
@@ -265,7 +265,7 @@ export const VideoResult = z.object({
   width: z.number().int(),
   height: z.number().int(),
   fps: z.number(),
-});
+}).meta({ title: "VideoResult" });
 export type VideoResult = z.infer<typeof VideoResult>;
 
 /** lk:progress:<jobId> Pub/Sub message: lossy, for live display only. */
@@ -276,5 +276,5 @@ export const Progress = z.object({
   fraction: z.number().min(0).max(1),
   message: z.string().max(500).optional(),
   at: z.iso.datetime(),
-});
+}).meta({ title: "Progress" });
 export type Progress = z.infer<typeof Progress>;

@@ -17,6 +17,10 @@ export const REDIS_KEY_TEMPLATES = {
   jobUpdates: "{prefix}:job-updates:{jobId}",
   /** Set by the api when a user cancels; the worker checks it between and inside steps. */
   cancel: "{prefix}:cancel:{jobId}",
+  /** One worker's advertised engine registry (WorkerAdvert JSON), rewritten every heartbeat, TTL 3 heartbeats. */
+  worker: "{prefix}:workers:{workerId}",
+  /** Sorted set of the advertising workers: member workerId, score = when its key expires (ms since epoch). */
+  workers: "{prefix}:workers",
 } as const;
 
 export const WORKER_GROUP = "workers";
@@ -40,6 +44,8 @@ export function redisKeys(prefix: string = DEFAULT_KEY_PREFIX) {
     progress: (jobId: string) => fill(t.progress, { prefix, jobId }),
     jobUpdates: (jobId: string) => fill(t.jobUpdates, { prefix, jobId }),
     cancel: (jobId: string) => fill(t.cancel, { prefix, jobId }),
+    worker: (workerId: string) => fill(t.worker, { prefix, workerId }),
+    workers: fill(t.workers, { prefix }),
   };
 }
 export type RedisKeys = ReturnType<typeof redisKeys>;

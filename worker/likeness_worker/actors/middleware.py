@@ -6,7 +6,7 @@ import logging
 import threading
 import time
 
-import dramatiq
+from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import Middleware
 
 from .. import metrics
@@ -101,7 +101,7 @@ class BrokerHeartbeat(Middleware):
     def before_worker_shutdown(self, broker, worker):
         self._stop.set()
 
-    def _beat(self, broker: dramatiq.Broker) -> None:
+    def _beat(self, broker: RedisBroker) -> None:  # the only broker this worker builds (broker.py)
         key = f"{broker.namespace}:__heartbeats__"
         while not self._stop.wait(self.interval_s):
             try:

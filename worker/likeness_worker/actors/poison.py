@@ -2,7 +2,8 @@
 
 Every time an actor begins a step of a job attempt it counts the run in Redis, BEFORE running
 it, under ``{prefix}:step-runs:{jobId}:{attempt}:{step}``; the count goes when the run ends in
-the process, succeeded or failed (a failure that is only an error is retried by the usual rules). Whichever way the step comes back after a death (the job command reclaimed by
+the process, succeeded or failed (a failure that is only an error is retried by the usual rules).
+Whichever way the step comes back after a death (the job command reclaimed by
 another worker, the dead worker's Dramatiq message re-queued, the api re-sending the command),
 it is counted again, so a kill loop cannot get around the limit. Past WORKER_MAX_DELIVERIES runs
 the step is not run again: its job command goes to ``{prefix}:jobs:dead`` and the step fails,
@@ -23,12 +24,14 @@ from ..errors import StepFailure
 from ..fence import OWNER_TTL_S
 
 if TYPE_CHECKING:
+    from redis.typing import EncodableT, FieldT
+
     from ..runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 
-def count_run(rt: "Runtime", job_id: str, attempt: int, step: str) -> int:
+def count_run(rt: Runtime, job_id: str, attempt: int, step: str) -> int:
     """This run's number (1 for the first)."""
     key = rt.keys.step_runs(job_id, attempt, step)
 
@@ -41,16 +44,16 @@ def count_run(rt: "Runtime", job_id: str, attempt: int, step: str) -> int:
     return rt.outages.call(incr, "count a step run")
 
 
-def clear_runs(rt: "Runtime", job_id: str, attempt: int, step: str) -> None:
+def clear_runs(rt: Runtime, job_id: str, attempt: int, step: str) -> None:
     key = rt.keys.step_runs(job_id, attempt, step)
     rt.outages.call(lambda: rt.redis.delete(key), "clear a step's runs")
 
 
-def dead_letter(rt: "Runtime", request: dict[str, Any], runs: int) -> StepFailure:
+def dead_letter(rt: Runtime, request: dict[str, Any], runs: int) -> StepFailure:
     """Sets the job's command aside and returns the failure to report for the step."""
     command, step = request["command"], request["step"]
     keys, limit = rt.keys, rt.settings.worker_max_deliveries
-    entry = {
+    entry: dict[FieldT, EncodableT] = {
         keys.field: json.dumps(command, separators=(",", ":")),
         "step": step,
         "deaths": str(runs - 1),

@@ -19,12 +19,12 @@ import dramatiq
 from dramatiq.middleware import CurrentMessage
 from dramatiq.middleware.time_limit import TimeLimitExceeded
 
+from .. import metrics
 from ..contracts import WORKER_TASK_KINDS
 from ..engines import TASK_INTERFACES, TaskContext, UnknownEngine
 from ..errors import RETRY_POLICY, StepFailure, classify
 from ..fence import Fenced
 from ..layout import done_key
-from .. import metrics
 from . import poison
 from .broker import RetryStep
 
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def execute_step(rt: "Runtime", request: dict[str, Any]) -> dict[str, Any]:
+def execute_step(rt: Runtime, request: dict[str, Any]) -> dict[str, Any]:
     job_id, attempt, step = request["jobId"], int(request["attempt"]), request["step"]
     task_kind, engine_name = request["taskKind"], request["engine"]
     started = time.monotonic()
@@ -63,6 +63,10 @@ def execute_step(rt: "Runtime", request: dict[str, Any]) -> dict[str, Any]:
             cls = rt.registry.resolve(task_kind, {task_kind: engine_name})[1]
         except UnknownEngine as exc:
             raise StepFailure("bad_input", str(exc)) from None
+
+        def report_progress(fraction: float, message: str | None = None) -> None:
+            rt.events.progress(job_id, attempt, step, fraction, message)
+
         ctx = TaskContext(
             job_id=job_id,
             attempt=attempt,
@@ -72,8 +76,8 @@ def execute_step(rt: "Runtime", request: dict[str, Any]) -> dict[str, Any]:
             work_dir=work_dir,
             storage=rt.storage,
             command=request["command"],
-            upstream=request.get("upstream", {}),
-            _progress=lambda f, m=None: rt.events.progress(job_id, attempt, step, f, m),
+            inputs=request.get("inputs", {}),  # bound by the graph node (graphs/bindings.py)
+            _progress=report_progress,
             _cancelled=rt.cancel_probe(job_id),
         )
         if ctx.cancelled():
@@ -116,12 +120,13 @@ def execute_step(rt: "Runtime", request: dict[str, Any]) -> dict[str, Any]:
         poison.clear_runs(rt, job_id, attempt, step)
 
 
-def declare_actors(rt: "Runtime") -> dict[str, dramatiq.Actor]:
+def declare_actors(rt: Runtime) -> dict[str, dramatiq.Actor]:
     """One actor per task kind the worker runs. The queue is chosen per message (engine device)."""
+    assert rt.broker is not None, "wire_actors builds the broker before it declares the actors"
     actors: dict[str, dramatiq.Actor] = {}
     for kind in WORKER_TASK_KINDS:
 
-        def run(request: dict[str, Any], _rt: "Runtime" = rt) -> dict[str, Any]:
+        def run(request: dict[str, Any], _rt: Runtime = rt) -> dict[str, Any]:
             return execute_step(_rt, request)
 
         run.__name__ = kind

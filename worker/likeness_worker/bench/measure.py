@@ -78,7 +78,11 @@ def contact_sheet(video: Path, lm: np.ndarray, opening: np.ndarray, ear: np.ndar
         "open": M.spread_extremes(opening, PER_ROW, gap, largest=True),
         "closed": M.spread_extremes(opening, PER_ROW, gap, largest=False),
         # The deepest blinks; with none, the frame where the eyes were most closed, labelled so.
-        "blink": [int(i) for i in blinks[np.argsort(ear[blinks])][:PER_ROW]] if blinks.size else M.spread_extremes(ear, 1, gap, largest=False),
+        "blink": (
+            [int(i) for i in blinks[np.argsort(ear[blinks])][:PER_ROW]]
+            if blinks.size
+            else M.spread_extremes(ear, 1, gap, largest=False)
+        ),
     }
     wanted = {i for idx in rows.values() for i in idx}
     crops: dict[int, np.ndarray] = {}

@@ -168,8 +168,8 @@ def blink_frames(ear: np.ndarray) -> np.ndarray:
 def spread_extremes(values: np.ndarray, count: int, min_gap: int, largest: bool) -> list[int]:
     """Up to `count` frames with the largest (or smallest) finite values, at least `min_gap`
     frames apart, so a contact sheet shows different moments rather than one moment 4 times."""
-    order = np.argsort(values)
-    order = [i for i in (order[::-1] if largest else order) if np.isfinite(values[i])]
+    ranked = np.argsort(values)
+    order = [i for i in (ranked[::-1] if largest else ranked) if np.isfinite(values[i])]
     picked: list[int] = []
     for i in order:
         if all(abs(i - j) >= min_gap for j in picked):

@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 import redis
 
@@ -24,6 +24,8 @@ from ..contracts import JOB_KINDS
 from .jobs import JobRunner
 
 if TYPE_CHECKING:
+    from redis.typing import StreamIdT
+
     from ..runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -36,7 +38,7 @@ def _s(v: bytes | str) -> str:
 
 
 class Bridge:
-    def __init__(self, rt: "Runtime", runner: JobRunner) -> None:
+    def __init__(self, rt: Runtime, runner: JobRunner) -> None:
         self.rt = rt
         self.runner = runner
         self.group = rt.keys.worker_group
@@ -133,12 +135,17 @@ class Bridge:
 
     def _read(self) -> None:
         metrics.BRIDGE_LAST_READ.set_to_current_time()
-        resp = self.rt.redis.xreadgroup(
-            self.group,
-            self.rt.consumer_name,
-            {s: ">" for s in self.streams},
-            count=self._free(),
-            block=READ_BLOCK_MS,
+        # The client speaks RESP2 (runtime.py): [[stream, [(id, fields), ...]], ...], or None when
+        # the block times out; redis-py's type also covers RESP3's dict.
+        resp = cast(
+            "list[list[Any]] | None",
+            self.rt.redis.xreadgroup(
+                self.group,
+                self.rt.consumer_name,
+                {s: ">" for s in self.streams},
+                count=self._free(),
+                block=READ_BLOCK_MS,
+            ),
         )
         for stream, entries in resp or []:
             for entry_id, fields in entries:
@@ -151,12 +158,12 @@ class Bridge:
         entries = list(self.inflight)
         fences = [self.runner.owned.get(e) for e in entries]
         held = [f for f in fences if f is not None and not f.lost]
-        for fence, owner in zip(held, self.rt.redis.mget([f.key for f in held]) if held else []):
+        for fence, owner in zip(held, self.rt.redis.mget([f.key for f in held]) if held else [], strict=True):
             if owner is not None and owner != fence.token.encode():
                 fence.lost = True  # its job thread stops at its next event
-        by_stream: dict[str, list[str]] = {}
-        for (stream, entry_id), fence in zip(entries, fences):
-            if fence is None or not fence.lost:
+        by_stream: dict[str, list[StreamIdT]] = {}
+        for (stream, entry_id), entry_fence in zip(entries, fences, strict=True):
+            if entry_fence is None or not entry_fence.lost:
                 by_stream.setdefault(stream, []).append(entry_id)
         for stream, ids in by_stream.items():
             self.rt.redis.xclaim(stream, self.group, self.rt.consumer_name, 0, ids, justid=True)

@@ -6,8 +6,8 @@ Exactly-once, as seen by the api:
      eventId, and the entry is XACKed. A job_finished lost with Redis is thus rebuilt when the
      api re-sends the command; the api drops a copy it already has by eventId.
   2. Otherwise this worker takes the attempt (a fresh fencing token, see fence.py) and the DAG
-     runs or resumes from its checkpoint; finished steps are reused. Redis or Postgres going away meanwhile is waited out (outage.py): the DAG resumes
-     from its last checkpoint once they are back.
+     runs or resumes from its checkpoint; finished steps are reused. Redis or Postgres going away
+     meanwhile is waited out (outage.py): the DAG resumes from its last checkpoint once they are back.
   3. job_finished is XADDed, THEN the attempt marker is written, THEN the command is XACKed.
 The one window left is a crash between XADD (3) and the marker: the redelivered command finds
 the graph ended, XADDs job_finished again with the SAME eventId (uuid5 of jobId:attempt), and
@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import redis
 
 from .. import metrics
-from ..contracts import ProtocolError, validate_command
+from ..contracts import NewerProtocol, ProtocolError, validate_command, validate_result
 from ..errors import StepFailure
 from ..events import job_finished_event_id
 from ..fence import OWNER_TTL_S, Fence, Fenced
@@ -46,7 +46,7 @@ _UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[1-8][0-9a-fA-F]{3}-[89ab
 
 
 class JobRunner:
-    def __init__(self, rt: "Runtime", graphs: "JobGraphs") -> None:
+    def __init__(self, rt: Runtime, graphs: JobGraphs) -> None:
         self.rt = rt
         self.graphs = graphs
         # (stream, entry id) -> the fence of the job it runs; the bridge keeps only these alive.
@@ -59,6 +59,10 @@ class JobRunner:
         try:
             command = json.loads(raw) if raw is not None else None
             validate_command(command)
+        except NewerProtocol as exc:
+            self._refuse(command, str(exc), StepFailure("engine_unavailable", str(exc)))
+            self._ack(stream, entry_id)
+            return
         except (ValueError, ProtocolError) as exc:
             self._refuse(command if isinstance(command, dict) else None, str(exc))
             self._ack(stream, entry_id)
@@ -123,7 +127,11 @@ class JobRunner:
             fields = {"state": "failed", "error": final["error"]}
         else:
             result = final["steps"]["publish"]["outputs"]["result"]
-            fields = {"state": "succeeded", "result": result}
+            try:
+                fields = {"state": "succeeded", "result": validate_result(command["kind"], result)}
+            except ProtocolError as exc:
+                log.error("job %s attempt %s made an invalid result: %s", job_id, attempt, exc)
+                fields = {"state": "failed", "error": {**StepFailure("internal", str(exc)).to_dict(), "step": "publish"}}
         self._report_finished(job_id, attempt, command["kind"], fields)
         log.info("job %s attempt %s %s", job_id, attempt, fields["state"])
 
@@ -135,8 +143,9 @@ class JobRunner:
         self.rt.storage.put_json(attempt_key(job_id, attempt), event)
         metrics.JOBS_FINISHED.labels(kind, fields["state"]).inc()
 
-    def _refuse(self, command: dict | None, reason: str) -> None:
-        """An invalid command: tell the api (job_finished failed, bad_input) when it names a job."""
+    def _refuse(self, command: dict | None, reason: str, failure: StepFailure | None = None) -> None:
+        """An invalid command: tell the api (job_finished failed, bad_input unless ``failure``
+        says otherwise) when it names a job."""
         job_id = (command or {}).get("jobId")
         if not isinstance(job_id, str) or not _UUID_RE.match(job_id):
             log.error("dropping a job command without a usable jobId: %s", reason)
@@ -145,7 +154,7 @@ class JobRunner:
         # An event needs attempt >= 1; a command with a broken attempt is reported as attempt 1.
         attempt = attempt if isinstance(attempt, int) and not isinstance(attempt, bool) and attempt >= 1 else 1
         log.warning("job %s refused: %s", job_id, reason)
-        error = StepFailure("bad_input", reason).to_dict()
+        error = (failure or StepFailure("bad_input", reason)).to_dict()
         kind = str(command.get("kind", "unknown"))[:32]  # type: ignore[union-attr]
         self._report_finished(job_id, attempt, kind, {"state": "failed", "error": error})
 

@@ -1,7 +1,9 @@
 """What every engine sees (TaskContext) and returns (StepOutput), and one Protocol per task kind.
 
-An engine does one task kind with one tool. It reads its inputs from the command payload and the
-outputs of the upstream steps, writes its outputs under ``jobs/<jobId>/<step>/`` through
+An engine does one task kind with one tool. It reads the request from the command payload and
+its declared inputs with ``ctx.input(name)`` (the names of ``ports.TASK_PORTS``: scene, speech,
+timings, video so far, dataset, voice reference…), which the DAG has bound to what upstream steps
+made; it never names a step. It writes its outputs under ``jobs/<jobId>/<step>/`` through
 ``ctx.upload*`` and returns them. The runtime writes ``_done.json`` after the engine returns, so
 the marker is always the last object of a step.
 """
@@ -10,18 +12,24 @@ from __future__ import annotations
 
 import json
 import mimetypes
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
 from ..layout import step_key
 from ..storage import Storage
+from .ports import PORTS, TASK_PORTS, Input, MissingInput
 
 
 @dataclass
 class StepOutput:
     artifacts: list[dict[str, Any]] = field(default_factory=list)  # ArtifactRef dicts
     outputs: dict[str, Any] = field(default_factory=dict)  # small structured results
+
+
+def _no_progress(fraction: float, message: str | None = None) -> None:
+    """A context's progress when nobody listens to it."""
 
 
 @dataclass
@@ -34,9 +42,10 @@ class TaskContext:
     work_dir: Path
     storage: Storage
     command: dict[str, Any]
-    # step name -> that step's _done.json payload ({"engine", "artifacts", "outputs", ...}).
-    upstream: dict[str, dict[str, Any]]
-    _progress: Callable[[float, str | None], None] = lambda f, m=None: None
+    # input name -> Input.to_record(): this task kind's declared inputs, bound by the DAG
+    # (graphs/bindings.py) to what upstream steps made. Read them with input().
+    inputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _progress: Callable[[float, str | None], None] = _no_progress
     _cancelled: Callable[[], bool] = lambda: False
 
     @property
@@ -59,19 +68,32 @@ class TaskContext:
         """Download an object into the work dir (under inputs/) and return its path."""
         return self.storage.get_file(key, self.path("inputs/" + (name or key.rsplit("/", 1)[-1])))
 
-    def _upstream(self, step: str) -> dict[str, Any]:
-        if step not in self.upstream:
-            raise KeyError(f"step {self.step} needs the outputs of {step}, which did not run")
-        return self.upstream[step]
+    def input(self, name: str) -> Input:
+        """A declared input of this task kind; MissingInput (naming it and this step) when the
+        pipeline did not provide it."""
+        ports = TASK_PORTS.get(self.task_kind)
+        if ports is None or name not in ports.takes:
+            takes = ", ".join(ports.takes) if ports and ports.takes else "nothing"
+            raise ValueError(f"task kind {self.task_kind} declares no input {name!r} (it takes: {takes})")
+        record = self.inputs.get(name)
+        if record is None:
+            raise MissingInput(
+                f"step {self.step} ({self.task_kind}) has no input {name!r} ({PORTS[name].doc}): "
+                "no step before it in this pipeline provided one"
+            )
+        return Input.from_record(name, record)
 
-    def upstream_outputs(self, step: str) -> dict[str, Any]:
-        return self._upstream(step).get("outputs", {})
+    def has_input(self, name: str) -> bool:
+        return name in self.inputs
 
-    def upstream_artifact(self, step: str, kind: str) -> dict[str, Any]:
-        for a in self._upstream(step).get("artifacts", []):
-            if a["kind"] == kind:
-                return a
-        raise KeyError(f"step {step} produced no {kind!r} artifact")
+    def fetch_input(self, name: str, filename: str | None = None) -> Path:
+        """Download a declared input into the work dir (as ``filename``, else ``<name>.<ext>``)."""
+        key = self.input(name).key
+        if filename is None:
+            tail = key.rsplit("/", 1)[-1]
+            ext = "".join(c for c in tail.rsplit(".", 1)[-1] if c.isalnum())[:8] if "." in tail else ""
+            filename = f"{name}.{ext}" if ext else name
+        return self.fetch(key, filename)
 
     # Outputs ----------------------------------------------------------------------------------
     def key(self, name: str) -> str:
@@ -93,17 +115,54 @@ class TaskContext:
         return self.upload(name, p, kind, "application/json", meta)
 
 
+# Likeness's own code with no third-party tool or model behind it: no licence has been chosen yet
+# (README, "Licence notes"). The same value as LIKENESS_LICENCE in packages/contracts/src/engines.ts.
+LIKENESS_LICENCE = "LicenseRef-Likeness"
+
+
 class Engine:
-    """Base of every engine: which task kind, its name, the device (hence the Dramatiq queue)."""
+    """Base of every engine: which task kind, its name, the device (hence the Dramatiq queue), the
+    licence that binds whoever runs it (advertised to the api, GET /v1/engines) and the command-line
+    tools it needs."""
 
     task_kind: ClassVar[str]
     name: ClassVar[str]
+    # The engine a worker runs for its task kind when a command names none.
+    is_default: ClassVar[bool] = False
+    # SPDX expression: the licence of the tool or model the engine runs (ours when there is none).
+    licence: ClassVar[str] = LIKENESS_LICENCE
+    # Programs it runs; an engine whose tool is missing is advertised as not healthy.
+    tools: ClassVar[tuple[str, ...]] = ()
     device: ClassVar[str] = "cpu"  # "cpu" or "gpu" (queue gpu0: placement on more cards is not built yet)
+
+    @classmethod
+    def problem(cls) -> str | None:
+        """Why this engine cannot run on this machine now, or None. Default: a tool missing."""
+        import shutil
+
+        missing = [t for t in cls.tools if shutil.which(t) is None]
+        return f"not installed: {', '.join(missing)}" if missing else None
 
     @classmethod
     def warm(cls) -> None:
         """Load what the first job would otherwise wait for (a model); the worker calls it once
         per default engine at start-up, in the background. Most engines need nothing."""
+
+
+E = TypeVar("E", bound=type[Engine])
+
+
+def engine(task_kind: str, name: str, *, default: bool = False) -> Callable[[E], E]:
+    """Class decorator that names an engine: ``@engine("tts", "espeak")``. It registers nothing:
+    a registry adds the classes it is given (engines/registry.py, ``load_engines``)."""
+
+    def name_it(cls: E) -> E:
+        cls.task_kind = task_kind
+        cls.name = name
+        cls.is_default = default
+        return cls
+
+    return name_it
 
 
 # One Protocol per task kind, one verb each. ---------------------------------------------------

@@ -1,5 +1,9 @@
 """THE registry: (task kind, engine name) -> engine class, plus the default engine per kind.
 
+Registration is explicit: ``load_engines`` adds the built-in classes (``builtin.ENGINES``), then
+calls ``register(registry)`` of each plugin module named in WORKER_ENGINE_PLUGINS. Importing an
+engine module registers nothing, so engines never import the registry.
+
 A command may override engines per task kind (its ``engines`` field); an unknown name fails the
 step with bad_input naming it. At start-up main() refuses (``missing_defaults``) to run a worker
 that lacks a default engine for a task kind it may be asked to run.
@@ -8,11 +12,9 @@ that lacks a default engine for a task kind it may be asked to run.
 from __future__ import annotations
 
 import importlib
-from typing import Callable, TypeVar
 
 from .base import TASK_INTERFACES, Engine
-
-E = TypeVar("E", bound=type[Engine])
+from .builtin import ENGINES as BUILTIN_ENGINES
 
 
 class UnknownEngine(LookupError):
@@ -34,16 +36,10 @@ class EngineRegistry:
         if default:
             self._defaults[task_kind] = name
 
-    def engine(self, task_kind: str, name: str, *, default: bool = False) -> Callable[[E], E]:
-        """Class decorator: ``@REGISTRY.engine("tts", "espeak", default=True)``."""
-
-        def deco(cls: E) -> E:
-            cls.task_kind = task_kind
-            cls.name = name
-            self.register(task_kind, name, cls, default=default)
-            return cls
-
-        return deco
+    def add(self, *classes: type[Engine]) -> None:
+        """Registers engine classes named by ``@engine(task_kind, name, default=...)``."""
+        for cls in classes:
+            self.register(cls.task_kind, cls.name, cls, default=cls.is_default)
 
     def resolve(self, task_kind: str, overrides: dict[str, str] | None = None) -> tuple[str, type[Engine]]:
         name = (overrides or {}).get(task_kind) or self._defaults.get(task_kind)
@@ -55,6 +51,14 @@ class EngineRegistry:
             raise UnknownEngine(f"unknown engine {name!r} for task kind {task_kind!r} (known: {known})")
         return name, cls
 
+    def entries(self, task_kinds: tuple[str, ...]) -> list[tuple[str, str, type[Engine], bool]]:
+        """(task kind, name, class, is the default) of every engine of these task kinds, sorted."""
+        return [
+            (k, n, cls, self._defaults.get(k) == n)
+            for (k, n), cls in sorted(self._engines.items())
+            if k in task_kinds
+        ]
+
     def names(self, task_kind: str) -> list[str]:
         return sorted(n for k, n in self._engines if k == task_kind)
 
@@ -65,12 +69,18 @@ class EngineRegistry:
         return [k for k in task_kinds if k not in self._defaults]
 
 
-REGISTRY = EngineRegistry()
+class PluginError(ImportError):
+    pass
 
 
 def load_engines(plugins: tuple[str, ...] = ()) -> EngineRegistry:
-    """Import the built-in engines and any plugin modules (each registers itself on import)."""
-    importlib.import_module("likeness_worker.engines.builtin")
-    for module in plugins:
-        importlib.import_module(module)
-    return REGISTRY
+    """A registry of the built-in engines, then each plugin's (its ``register(registry)``)."""
+    registry = EngineRegistry()
+    registry.add(*BUILTIN_ENGINES)
+    for name in plugins:
+        module = importlib.import_module(name)
+        register = getattr(module, "register", None)
+        if not callable(register):
+            raise PluginError(f"engine plugin {name} has no register(registry) function")
+        register(registry)
+    return registry

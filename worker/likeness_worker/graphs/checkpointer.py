@@ -10,7 +10,7 @@ import time
 
 import psycopg
 from langgraph.checkpoint.postgres import PostgresSaver
-from psycopg.rows import dict_row
+from psycopg.rows import DictRow, dict_row
 from psycopg_pool import ConnectionPool
 
 SCHEMA = "lg_worker"
@@ -18,10 +18,13 @@ _LOCK_ID = 0x6C6B5F6C67  # "lk_lg"
 IDLE_IN_TRANSACTION_MS = 10_000
 
 
-def open_checkpointer(database_url: str, max_size: int = 8) -> tuple[PostgresSaver, ConnectionPool]:
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
-    pool = ConnectionPool(
+def open_checkpointer(
+    database_url: str, max_size: int = 8
+) -> tuple[PostgresSaver, ConnectionPool[psycopg.Connection[DictRow]]]:
+    with psycopg.connect(database_url, autocommit=True) as setup_conn:
+        setup_conn.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
+    # The connections make dict rows (row_factory below), as PostgresSaver wants them.
+    pool: ConnectionPool[psycopg.Connection[DictRow]] = ConnectionPool(
         database_url,
         min_size=1,
         max_size=max_size,
@@ -44,7 +47,11 @@ def open_checkpointer(database_url: str, max_size: int = 8) -> tuple[PostgresSav
         # Polled, not a blocking pg_advisory_lock: setup() runs CREATE INDEX CONCURRENTLY, which
         # waits for every running statement to end, a blocked lock wait of the other worker
         # included; a deadlock Postgres does not see.
-        while not conn.execute("SELECT pg_try_advisory_lock(%s) AS locked", (_LOCK_ID,)).fetchone()["locked"]:
+        while True:
+            row = conn.execute("SELECT pg_try_advisory_lock(%s) AS locked", (_LOCK_ID,)).fetchone()
+            assert row is not None  # a SELECT without FROM returns one row
+            if row["locked"]:
+                break
             time.sleep(0.1)
         try:
             saver.setup()

@@ -1,5 +1,9 @@
 """The task DAG of each workflow: step -> the steps it waits for (docs/foundation.md,
-"Step order on the worker"). ``script`` runs in the api, so it is not here."""
+"Step order on the worker"). ``script`` runs in the api, so it is not here.
+
+Each step's declared inputs are bound to the steps before it by graphs/bindings.py, derived from
+these edges: a new step or pipeline is added here (and to the contracts' step tables), and the
+engines run unchanged."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""A graph node = one step: check cancel, reuse a finished step, or dispatch it and await it.
+"""A graph node = one step: check cancel, reuse a finished step, or bind its declared inputs
+(graphs/bindings.py) to what the steps before it made, dispatch it and await it.
 
 Nodes never raise: a failed step becomes ``state.error`` and the later nodes skip themselves, so
 the graph always reaches END and the bridge reports one job_finished.
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from dramatiq.results import ResultFailure, ResultTimeout
 
@@ -19,9 +20,13 @@ from ..errors import StepFailure
 from ..fence import Fenced
 from ..layout import done_key
 from ..outage import RedisLost
+from .bindings import Binding, bind_inputs
 from .state import JobState
 
 if TYPE_CHECKING:
+    from dramatiq.results.backends import RedisBackend
+
+    from ..generated.tables import StepName
     from ..runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -33,10 +38,12 @@ MARKER_EVERY_SLICES = 5  # how often (in wait slices) a waiting node looks for t
 
 
 class StepNode:
-    def __init__(self, rt: "Runtime", step: str) -> None:
+    def __init__(self, rt: Runtime, step: str, binding: Binding | None = None) -> None:
         self.rt = rt
         self.step = step
-        self.task_kind = STEP_TASK[step]
+        # The DAGs' steps are the contracts' step names (tests/test_contracts.py checks it).
+        self.task_kind = STEP_TASK[cast("StepName", step)]
+        self.binding = binding or {}  # input -> candidate steps, latest first (this DAG's table)
 
     def __call__(self, state: JobState) -> dict[str, Any]:
         if state.get("error") or state.get("cancelled"):
@@ -59,6 +66,13 @@ class StepNode:
         if marker is not None:
             return self._succeeded(cmd, marker, reused=True, duration_ms=0)
 
+        try:
+            inputs = bind_inputs(self.step, self.task_kind, self.binding, state.get("steps", {}))
+        except StepFailure as exc:  # MissingInput: names the input and this step
+            error = exc.to_dict()
+            ev.emit(job_id, attempt, "step_failed", step=self.step, engine=engine, error=error, durationMs=0)
+            return {"error": {**error, "step": self.step}}
+
         ev.emit(job_id, attempt, "step_started", step=self.step, engine=engine)
         started = time.monotonic()
         fence = self.rt.fences.get(job_id, attempt)
@@ -69,7 +83,7 @@ class StepNode:
             "taskKind": self.task_kind,
             "engine": engine,
             "command": cmd,
-            "upstream": state.get("steps", {}),
+            "inputs": inputs,  # the engine's declared inputs, bound here: it never names a step
             # The actor runs the step, and writes its marker, only while this token owns the attempt.
             "owner": fence.token if fence else None,
         }
@@ -101,6 +115,12 @@ class StepNode:
         )
         return {"steps": {self.step: done}}
 
+    @property
+    def _results(self) -> RedisBackend:
+        results = self.rt.results
+        assert results is not None, "wire_actors gives the runtime its result backend before any job runs"
+        return results
+
     def _await(self, message, job_id: str, attempt: int) -> dict[str, Any]:
         try:
             return self._wait_for_result(message, job_id, attempt)
@@ -108,7 +128,7 @@ class StepNode:
             # Read or given up on, the result has served: without this its list (a key outside
             # our prefix, named by a hash) would sit in Redis for the whole result TTL.
             self.rt.redis.delete(
-                self.rt.results.build_message_key(message), self.rt.keys.step_started(message.message_id)
+                self._results.build_message_key(message), self.rt.keys.step_started(message.message_id)
             )
 
     def _wait_for_result(self, message, job_id: str, attempt: int) -> dict[str, Any]:
@@ -132,7 +152,7 @@ class StepNode:
         slices = 0
         while True:
             try:
-                return self.rt.results.get_result(message, block=True, timeout=WAIT_SLICE_MS)
+                return self._results.get_result(message, block=True, timeout=WAIT_SLICE_MS)
             except ResultTimeout:
                 pass
             except ResultFailure as exc:  # an exception escaped the actor (should not happen)

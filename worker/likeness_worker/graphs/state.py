@@ -20,7 +20,8 @@ def first_error(a: dict | None, b: dict | None) -> dict | None:
 
 class JobState(TypedDict, total=False):
     command: dict[str, Any]
-    # step -> its _done.json payload (engine, artifacts, outputs): the inputs of later steps.
+    # step -> its _done.json payload (engine, artifacts, outputs): what the inputs of later steps
+    # are bound to (graphs/bindings.py).
     steps: Annotated[dict[str, Any], merge]
     # The first step error ({code, message, retryable, step}); later steps are skipped.
     error: Annotated[dict[str, Any] | None, first_error]

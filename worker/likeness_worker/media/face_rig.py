@@ -17,9 +17,22 @@ import cv2
 import numpy as np
 
 from .face_mesh import (
-    CHIN, FACE_OVAL, FOREHEAD, LEFT_EYE_LOWER, LEFT_EYE_UPPER, LIPS_INNER_LOWER,
-    LIPS_INNER_UPPER, LIPS_OUTER_LOWER, LIPS_OUTER_UPPER, MESH_POINTS, MOUTH_LEFT, MOUTH_RIGHT,
-    RIGHT_EYE_LOWER, RIGHT_EYE_UPPER, drop_overlapping, mesh_triangles,
+    CHIN,
+    FACE_OVAL,
+    FOREHEAD,
+    LEFT_EYE_LOWER,
+    LEFT_EYE_UPPER,
+    LIPS_INNER_LOWER,
+    LIPS_INNER_UPPER,
+    LIPS_OUTER_LOWER,
+    LIPS_OUTER_UPPER,
+    MESH_POINTS,
+    MOUTH_LEFT,
+    MOUTH_RIGHT,
+    RIGHT_EYE_LOWER,
+    RIGHT_EYE_UPPER,
+    drop_overlapping,
+    mesh_triangles,
 )
 
 # Coefficient order of Pose.vector() and of the rig's bases.
@@ -129,8 +142,8 @@ class FaceRig:
         # stay put, so the background beyond it never moves.
         lo, hi = p.min(0), p.max(0)
         fw, fh = hi - lo
-        x0 = int(max(0, lo[0] - 0.3 * fw)); x1 = int(min(w_img, hi[0] + 0.3 * fw))
-        y0 = int(max(0, lo[1] - 0.3 * fh)); y1 = int(min(h_img, hi[1] + 0.35 * fh))
+        x0, x1 = int(max(0, lo[0] - 0.3 * fw)), int(min(w_img, hi[0] + 0.3 * fw))
+        y0, y1 = int(max(0, lo[1] - 0.3 * fh)), int(min(h_img, hi[1] + 0.35 * fh))
         x1, y1 = x0 + (x1 - x0) // 2 * 2, y0 + (y1 - y0) // 2 * 2  # even: see _fields
         self.roi = (x0, y0, x1, y1)
         anchors = []
@@ -173,7 +186,7 @@ class FaceRig:
         """Constant displacement that closes a mouth open in the picture (the rest pose is
         closed lips: the avatar's mouth rests closed on silence)."""
         gaps = np.array([max(0.0, float((pts[lo] - pts[up]) @ self.v))
-                         for up, lo in zip(LIPS_INNER_UPPER, LIPS_INNER_LOWER)])
+                         for up, lo in zip(LIPS_INNER_UPPER, LIPS_INNER_LOWER, strict=True)])
         g = float(gaps[len(gaps) // 2])
         if g < 0.03 * self.mouth_w:  # closed, or as good as: leave the lips as they are
             return np.zeros_like(pts)
@@ -200,7 +213,7 @@ class FaceRig:
         # closing, they stay (moving up, they would fold into the upper lip).
         fixed: dict[int, np.ndarray] = {i: (0.2 * drop if drop > 0 else 0.0) * v for i in corners}
         upper = {i: dd for i, dd in upper.items() if i not in corners}
-        for i, w in zip(LIPS_OUTER_LOWER, self._lip_profile(pts, LIPS_OUTER_LOWER)):
+        for i, w in zip(LIPS_OUTER_LOWER, self._lip_profile(pts, LIPS_OUTER_LOWER), strict=True):
             fixed.setdefault(i, drop * w * v)
         for i in FACE_OVAL:  # the chin moves with the jaw, less toward the jaw's angles, the rest not
             w = _smoothstep((t[i] - 0.1) / 0.6) * np.exp(-(max(0.0, abs(s[i]) - 0.45) / 0.8) ** 2)
@@ -219,7 +232,7 @@ class FaceRig:
         line = np.array(LIPS_OUTER_UPPER)[np.argsort(s[list(LIPS_OUTER_UPPER)])]
         t_line = np.interp(s[:MESH_POINTS], s[line], t[line])
         d[:MESH_POINTS] *= _smoothstep((t[:MESH_POINTS] - t_line + 0.04) / 0.14)[:, None]
-        for i, w in zip(LIPS_INNER_LOWER, self._lip_profile(pts, LIPS_INNER_LOWER)):
+        for i, w in zip(LIPS_INNER_LOWER, self._lip_profile(pts, LIPS_INNER_LOWER), strict=True):
             if i not in corners:
                 d[i] = inner_lower.get(i, drop * w * v)
         for i, dd in upper.items():
@@ -251,23 +264,23 @@ class FaceRig:
         for i in LIPS_INNER_UPPER[1:-1] + LIPS_OUTER_UPPER[1:-1]:
             b[2, i] -= 0.03 * mw * v
         # blinks: the upper lid comes down onto the lower one, the skin above it follows.
-        for k, (upper, lower) in enumerate(((RIGHT_EYE_UPPER, RIGHT_EYE_LOWER),
-                                            (LEFT_EYE_UPPER, LEFT_EYE_LOWER))):
-            eye = pts[list(upper)]
+        for k, (lid_upper, lid_lower) in enumerate(((RIGHT_EYE_UPPER, RIGHT_EYE_LOWER),
+                                                    (LEFT_EYE_UPPER, LEFT_EYE_LOWER))):
+            eye = pts[list(lid_upper)]
             eye_w = float(np.linalg.norm(eye[-1] - eye[0]))
             lid = np.zeros((n, 2))
-            for a, c in zip(upper[1:-1], lower[1:-1]):
+            for a, c in zip(lid_upper[1:-1], lid_lower[1:-1], strict=True):
                 lid[a] = 0.92 * (pts[c] - pts[a])
                 lid[c] = 0.06 * (pts[a] - pts[c])
-            moved = set(upper[1:-1]) | set(lower[1:-1])
+            moved = set(lid_upper[1:-1]) | set(lid_lower[1:-1])
             for i in range(MESH_POINTS):
                 if i in moved:
                     continue
                 dist = np.linalg.norm(eye - pts[i], axis=1)
                 j = int(dist.argmin())
                 above = (pts[i] - eye[j]) @ v < 0
-                if above and 0 < j < len(upper) - 1 and dist[j] < 0.6 * eye_w:
-                    lid[i] = lid[upper[j]] * (1 - dist[j] / (0.6 * eye_w)) * 0.7
+                if above and 0 < j < len(lid_upper) - 1 and dist[j] < 0.6 * eye_w:
+                    lid[i] = lid[lid_upper[j]] * (1 - dist[j] / (0.6 * eye_w)) * 0.7
             b[3 + k] = lid
         # head: roll about the neck, shift; the ROI border (anchors) stays.
         neck = pts[CHIN] + 0.25 * self.face_h * v
@@ -354,7 +367,7 @@ class FaceRig:
         q = g - d
         for _ in range(2):
             q = g - cv2.remap(d, q, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-        q = q * 2 + np.float32((x0 + 0.5, y0 + 0.5))
+        q = q * 2 + np.array((x0 + 0.5, y0 + 0.5), dtype=np.float32)
         return cv2.resize(q, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
 
     def render(self, pose: Pose, out: np.ndarray) -> None:
@@ -389,7 +402,7 @@ class FaceRig:
         if self._closed_from is None:
             return q
         x0, y0 = self.roi[:2]
-        return cv2.remap(self._closed_from, q - np.float32((x0, y0)), None, cv2.INTER_LINEAR,
+        return cv2.remap(self._closed_from, q - np.array((x0, y0), dtype=np.float32), None, cv2.INTER_LINEAR,
                          borderMode=cv2.BORDER_REPLICATE)
 
 

@@ -13,7 +13,7 @@ import math
 import os
 import re
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -44,12 +44,12 @@ _detectors: dict[int, object] = {}
 
 @dataclass
 class FacesResult:
-    accepted: list[dict] = field(default_factory=list)  # name, crop_path, box (+ scores)
-    rejected: list[dict] = field(default_factory=list)  # name, reason
-    portrait_path: Path | None = None
-    portrait_face_box: dict | None = None  # x, y, w, h in portrait pixels
-    dataset_dir: Path | None = None
-    dataset_toml: Path | None = None
+    accepted: list[dict]  # name, crop_path, box (+ scores)
+    rejected: list[dict]  # name, reason
+    portrait_path: Path
+    portrait_face_box: dict  # x, y, w, h in portrait pixels
+    dataset_dir: Path
+    dataset_toml: Path
 
 
 @dataclass
@@ -292,7 +292,7 @@ def prepare_faces(
     _write_png(portrait_path, rgb)
     portrait_box = {"x": int(round(face.x * scale)), "y": int(round(face.y * scale)),
                     "w": int(round(face.w * scale)), "h": int(round(face.h * scale))}
-    for a, c in zip(accepted, candidates):
+    for a, c in zip(accepted, candidates, strict=True):
         a["portrait"] = c is best
 
     return FacesResult(accepted=accepted, rejected=rejected, portrait_path=portrait_path,

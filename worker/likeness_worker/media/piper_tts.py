@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import itertools
 import math
 import re
 import tempfile
@@ -139,7 +140,7 @@ def plan_shaping(voice: str, voice_profile: dict | None) -> dict:
     fm = vp.get("formants_hz")
     if fm and len(fm) >= 3 and all(v and v > 0 for v in fm[:3]):
         # vocal-tract length: the geometric mean of the F1-F3 ratios, speaker over voice
-        ratio = math.exp(np.mean([math.log(a / b) for a, b in zip(fm[:3], ref["formants_hz"])]))
+        ratio = math.exp(np.mean([math.log(a / b) for a, b in zip(fm[:3], ref["formants_hz"], strict=True)]))
         plan["measuredFormantRatio"] = round(ratio, 3)
         plan["formantRatio"] = round(_clamp(ratio, FORMANT_RATIO, "formant ratio", notes), 3)
     else:
@@ -207,7 +208,7 @@ def _timeline(chunks: list[tuple[list[str], list[int]]]) -> tuple[list[str], lis
     phones, starts, ends = [], [], []
     offset = 0
     for ph, counts in chunks:
-        for p, n in zip(ph, counts):
+        for p, n in zip(ph, counts, strict=True):
             phones.append(p)
             starts.append(offset)
             ends.append(offset + n)
@@ -221,7 +222,7 @@ def _group_phonemes(phones: list[str], starts: list[int], ends: list[int],
     diacritic the sound before; spaces, punctuation and the start/end symbols are pauses."""
     out: list[dict] = []
     pending_start = None
-    for p, s, e, o in zip(phones, starts, ends, owner):
+    for p, s, e, o in zip(phones, starts, ends, owner, strict=True):
         if p.isspace() or p in _PUNCT or p in "^$_":
             pending_start = None
             continue
@@ -246,7 +247,7 @@ def _words(tokens: list[str], segs: list[dict]) -> list[dict]:
         sp = spans.setdefault(sgm["_word"], [sgm["_start"], sgm["_end"]])
         sp[0], sp[1] = min(sp[0], sgm["_start"]), max(sp[1], sgm["_end"])
     words = join_silent_tokens(tokens, {k: {"start": a, "end": b} for k, (a, b) in spans.items()})
-    for a, b in zip(words, words[1:]):  # the alignment is monotonic; guard against equal edges
+    for a, b in itertools.pairwise(words):  # the alignment is monotonic; guard against equal edges
         a["end"] = min(a["end"], b["start"])
     return words
 
@@ -338,7 +339,10 @@ def synthesize_piper(
                   f"aresample={SAMPLE_RATE}:resampler=soxr", "-ac", "1", "-c:a", "pcm_s16le",
                   str(tmp)], timeout=60 + len(x) / sr, cancelled=cancelled)
         tmp.replace(out_wav)
-    r = (lambda n: round((n - lead) / sr, 3))
+
+    def r(n: int) -> float:
+        return round((n - lead) / sr, 3)
+
     return {
         "words": [{"word": w["word"], "start": r(w["start"]), "end": r(w["end"])} for w in words],
         "phonemes": [{"phoneme": s["phoneme"], "start": r(s["_start"]), "end": r(s["_end"])} for s in segs],

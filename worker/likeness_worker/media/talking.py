@@ -39,7 +39,7 @@ def performance(speech_wav: Path, timings: dict, face_h: float, n_frames: int, f
     head = frame_samples(head_tracks(n, env, face_h, seed), n_frames, fps)
     return [Pose(open=float(m[0]), spread=float(m[1]), round=float(m[2]), blink_r=float(b),
                  blink_l=float(b), turn=float(h[0]), head_x=float(h[1]), head_y=float(h[2]))
-            for m, b, h in zip(mouth, blink, head)]
+            for m, b, h in zip(mouth, blink, head, strict=True)]
 
 
 def warm_talking() -> None:
@@ -176,11 +176,11 @@ def _render_on(rig: FaceRig, pose: Pose, frame: np.ndarray, out: np.ndarray,
     """Pose the rig's face on ``frame``, where the face sits at similarity ``m`` (2 x 3) from
     where it was on the rig's picture."""
     if m is None:
-        m = np.float64([[1, 0, 0], [0, 1, 0]])
+        m = np.array([[1, 0, 0], [0, 1, 0]], dtype=np.float64)
     x0, y0, x1, y1 = rig.roi
     src = rig.source_backward(pose)  # rig picture coords, per rig ROI pixel
     disp = src - rig.grid  # zero outside the animated region
-    corners = np.float64([[x0, y0, 1], [x1, y0, 1], [x0, y1, 1], [x1, y1, 1]]) @ m.T
+    corners = np.array([[x0, y0, 1], [x1, y0, 1], [x0, y1, 1], [x1, y1, 1]], dtype=np.float64) @ m.T
     H, W = out.shape[:2]
     bx0, by0 = np.maximum(np.floor(corners.min(0)).astype(int), 0)
     bx1, by1 = np.minimum(np.ceil(corners.max(0)).astype(int) + 1, (W, H))

@@ -99,7 +99,7 @@ def _words_from_events(text: str, events: list[dict], active: np.ndarray, frame_
 
 def _phonemes_from_events(events: list[dict], cut: float) -> list[dict]:
     out = []
-    for ev, nxt in zip(events, events[1:] + [{"audio_ms": cut * 1000.0}]):
+    for ev, nxt in zip(events, events[1:] + [{"audio_ms": cut * 1000.0}], strict=True):
         start, end = ev["audio_ms"] / 1000.0, min(nxt["audio_ms"] / 1000.0, cut)
         if ev["phoneme"] and end > start:  # an empty name is a pause
             out.append({"phoneme": ev["phoneme"], "start": round(start, 3), "end": round(end, 3)})

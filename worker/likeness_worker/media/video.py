@@ -87,7 +87,7 @@ def frame_portrait(
         cx, eye_y, fx, fy, fw, fh = cx * sx, eye_y * sy, fx * sx, fy * sy, fw * sx, fh * sy
         s = min(face_fraction * height / fh, FACE_WIDTH_MAX * width / fw)
     tx, ty = width / 2 - cx * s, height * EYE_LINE - eye_y * s
-    m = np.float32([[s, 0, tx], [0, s, ty]])
+    m = np.array([[s, 0, tx], [0, s, ty]], dtype=np.float32)
     fg = cv2.warpAffine(rgb, m, (width, height), flags=cv2.INTER_LANCZOS4,
                         borderMode=cv2.BORDER_REPLICATE)
     inside = cv2.warpAffine(np.ones(rgb.shape[:2], np.float32), m, (width, height),
@@ -159,7 +159,7 @@ def ken_burns(
             c = f - (f - mid) / z + drift * e
             half = size / (2 * z)
             c = np.minimum(np.maximum(c, half), size - half)
-            m = np.float64([[z, 0, mid[0] - c[0] * z], [0, z, mid[1] - c[1] * z]])
+            m = np.array([[z, 0, mid[0] - c[0] * z], [0, z, mid[1] - c[1] * z]], dtype=np.float64)
             w.write(cv2.warpAffine(img, m, (width, height), flags=cv2.INTER_CUBIC,
                                    borderMode=cv2.BORDER_REFLECT101))
             if progress is not None and ((i + 1) % step == 0 or i + 1 == n):

@@ -255,6 +255,9 @@ def measure_voice(wav: Path) -> dict:
         snd = snd.convert_to_mono()
     duration = float(snd.duration)
     f = _pitch_values(snd)
+    median: float | None
+    lo: float | None
+    hi: float | None
     if f.size:
         median, lo, hi = (float(v) for v in (np.median(f), *np.percentile(f, [5, 95])))
     else:
@@ -263,7 +266,10 @@ def measure_voice(wav: Path) -> dict:
     rate = round(nuclei / duration, 2) if nuclei and duration > 0 else None
     speech_s = float(speech_mask(snd.values[0], int(snd.sampling_frequency)).sum()) * FRAME_S
     artic = round(nuclei / speech_s, 2) if nuclei and speech_s > 0 else None
-    r = (lambda v: None if v is None else round(v, 1))
+
+    def r(v: float | None) -> float | None:
+        return None if v is None else round(v, 1)
+
     return {"median_f0_hz": r(median), "f0_min_hz": r(lo), "f0_max_hz": r(hi),
             "speaking_rate_sps": rate, "articulation_rate_sps": artic, "formants_hz": _formants(snd),
             "duration_sec": round(duration, 3), "voiced_frames": int(f.size)}

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import re
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 # Same shape as StorageKey in packages/contracts, plus worker-private markers whose last
 # segments may start with "_" (`_done.json`, `_attempts/1.json`): never a user's name.

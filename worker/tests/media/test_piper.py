@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from pathlib import Path
 
@@ -40,7 +41,7 @@ def silences(path: Path, below_db: float = 45.0, min_s: float = 0.06) -> list[tu
     db = 20 * np.log10(np.maximum(np.sqrt(np.mean(frames.astype(np.float64) ** 2, axis=1)), 1e-7))
     quiet = np.concatenate([[False], db < db.max() - below_db, [False]])
     edges = np.flatnonzero(np.diff(quiet.astype(int)))
-    runs = [((a * hop + win / 2) / sr, (b * hop + win / 2) / sr) for a, b in zip(edges[::2], edges[1::2])]
+    runs = [((a * hop + win / 2) / sr, (b * hop + win / 2) / sr) for a, b in zip(edges[::2], edges[1::2], strict=True)]
     return [r for r in runs if r[1] - r[0] >= min_s]
 
 
@@ -49,7 +50,7 @@ def pause_errors(path: Path, words: list[dict]) -> tuple[np.ndarray, int, int]:
     the word end / next word start to the edges of the silence measured there."""
     runs = silences(path)
     errs, predicted, found = [], 0, 0
-    for a, b in zip(words, words[1:]):
+    for a, b in itertools.pairwise(words):
         if b["start"] - a["end"] < 0.08:
             continue
         predicted += 1
@@ -75,12 +76,12 @@ def test_wav_format_words_and_phonemes(spoken):
     words, phonemes = res["words"], res["phonemes"]
     assert [w["word"] for w in words] == NARRATION.split()  # "2024" and "in the" merged by espeak
     assert 0.0 <= info.duration - words[-1]["end"] <= 0.25  # the tail is cut to 0.2 s
-    for a, b in zip(words, words[1:]):
+    for a, b in itertools.pairwise(words):
         assert a["start"] < a["end"] <= b["start"]
     assert res["voice"] == "en_US-joe-medium" and "unshaped" in res["shaping"]["notes"][0]
     # phonemes: in order, each inside one word, and every word has some
     assert len(phonemes) > 3 * len(words)
-    for a, b in zip(phonemes, phonemes[1:]):
+    for a, b in itertools.pairwise(phonemes):
         assert a["start"] < a["end"] <= b["start"] + 1e-9
     for w in words:
         inside = [p for p in phonemes if w["start"] <= p["start"] and p["end"] <= w["end"]]
@@ -99,7 +100,7 @@ def test_vowels_sound_and_pauses_are_quiet(spoken):
     # reduced ones ("a", "into") are soft
     assert np.median(level) > -2.5 and np.sum(level < -20) <= len(vowels) // 10, level
     w = res["words"]
-    for a, b in zip(w, w[1:]):
+    for a, b in itertools.pairwise(w):
         if a["word"].endswith("."):  # sentence breaks hold silence
             gap = x[int((a["end"] + 0.02) * sr): int((b["start"] - 0.02) * sr)]
             assert gap.size > 0.05 * sr and rms_db(gap) < loud - 25, (a, b)
@@ -168,7 +169,7 @@ def test_voice_table_matches_a_fresh_measurement(tmp_path):
     synthesize_piper(piper_tts.CALIBRATION_TEXT, out, None)
     m = measure_voice(out)
     assert abs(math.log(m["median_f0_hz"] / JOE["median_f0_hz"])) < math.log(1.05), m
-    for got, want in zip(m["formants_hz"], JOE["formants_hz"]):
+    for got, want in zip(m["formants_hz"], JOE["formants_hz"], strict=True):
         assert abs(math.log(got / want)) < math.log(1.06), m
     assert m["articulation_rate_sps"] == pytest.approx(JOE["articulation_rate_sps"], rel=0.12)
 
@@ -215,7 +216,7 @@ def test_engine_writes_speech_and_timings(tmp_path, engine):
     storage.put_json("profiles/p/voice_profile.json", {**HIGHER, "speaking_rate_sps": 3.0})
     ctx = TaskContext(
         job_id="job", attempt=1, step="tts", task_kind="tts", engine=engine,
-        work_dir=tmp_path / "work", storage=storage, upstream={},
+        work_dir=tmp_path / "work", storage=storage,
         command={"kind": "generate_video", "payload": {
             "profile": {"voiceProfileKey": "profiles/p/voice_profile.json"},
             "script": {"narration": "Hello, and welcome to Likeness."}}},

@@ -1,3 +1,4 @@
+import contextlib
 import os
 import signal
 import subprocess
@@ -58,11 +59,10 @@ def test_pipe_feeds_stdin_and_cancel_kills(tmp_path):
         p.write(b"x" * 100_000)
     assert out.stat().st_size == 100_000
     flag = {"stop": False}
-    with pytest.raises(Cancelled):
-        with pipe(["sh", "-c", "cat > /dev/null"], timeout=10, cancelled=lambda: flag["stop"]) as p:
-            p.write(b"y")
-            flag["stop"] = True
-            p.write(b"z")
+    with pytest.raises(Cancelled), pipe(["sh", "-c", "cat > /dev/null"], timeout=10, cancelled=lambda: flag["stop"]) as p:
+        p.write(b"y")
+        flag["stop"] = True
+        p.write(b"z")
 
 
 def _alive(pid: int) -> bool:
@@ -101,7 +101,5 @@ def test_tool_dies_when_its_parent_is_sigkilled(tmp_path):
         parent.kill()
         parent.wait()
         if tool is not None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(tool, signal.SIGKILL)
-            except ProcessLookupError:
-                pass

@@ -7,10 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import read_frames
 
 from likeness_worker.media.subtitles import MAX_CUE_CHARS, burn_filter, subtitle_cues, subtitle_mode, write_srt
-
-from conftest import read_frames
 
 GREY = 96  # the plain frame: mid grey, so white text and a dark outline both show
 
@@ -99,7 +98,7 @@ def test_burned_cue_sits_bottom_centre_legibly_and_only_while_it_runs(tools, tmp
 
 def test_a_cue_of_the_longest_kind_takes_at_most_two_lines_on_a_tall_frame(tools, tmp_path):
     words = [{"word": w, "start": 0.5 + i * 0.2, "end": 0.6 + i * 0.2}
-             for i, w in enumerate("EXTRAORDINARY MAGNIFICENT WONDERFUL WORDS, WILLINGLY".split())]
+             for i, w in enumerate(["EXTRAORDINARY", "MAGNIFICENT", "WONDERFUL", "WORDS,", "WILLINGLY"])]
     write_srt(words, tmp_path / "long.srt")
     cue = (tmp_path / "long.srt").read_text().splitlines()[2]
     assert len(cue) == MAX_CUE_CHARS  # in capitals: the widest text a cue can be

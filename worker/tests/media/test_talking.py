@@ -7,8 +7,8 @@ import cv2
 import numpy as np
 import pytest
 import soundfile as sf
-
 from conftest import ASTRONAUT_FACE, read_frames
+
 from likeness_worker.media.face_mesh import MeshTracker, detect_mesh
 from likeness_worker.media.face_rig import FaceRig, Pose
 from likeness_worker.media.talking import animate_portrait, lipsync_video
@@ -172,7 +172,7 @@ def test_the_same_speech_gives_the_same_performance(scene, speech_with_pause, tm
     b = animate_portrait(scene, wav, {"words": []}, tmp_path / "b.mp4", 384, 384, seed=9)
     assert a == b
     fa, fb = read_frames(tmp_path / "a.mp4"), read_frames(tmp_path / "b.mp4")
-    assert all(np.array_equal(x, y) for x, y in zip(fa[::10], fb[::10]))
+    assert all(np.array_equal(x, y) for x, y in zip(fa[::10], fb[::10], strict=True))
 
 
 def test_a_small_face_in_a_wide_scene_is_found_and_speaks(astronaut_rgb, speech_with_pause, tmp_path):

@@ -1,3 +1,4 @@
+import itertools
 import math
 
 import pytest
@@ -31,7 +32,7 @@ def test_wav_format_and_duration(spoken):
 def test_every_word_is_timed_in_order(spoken):
     _, words = spoken
     assert [w["word"] for w in words] == NARRATION.split()
-    for a, b in zip(words, words[1:]):
+    for a, b in itertools.pairwise(words):
         assert a["start"] < a["end"] <= b["start"] + 1e-6
     assert words[0]["start"] < 0.2
 
@@ -84,7 +85,7 @@ def test_espeak_phoneme_timings_come_from_its_events(tools, tmp_path):
     out = tmp_path / "ph.wav"
     words = synthesize_espeak(NARRATION, out, phonemes=phonemes)
     assert len(phonemes) > 3 * len(words)
-    for a, b in zip(phonemes, phonemes[1:]):
+    for a, b in itertools.pairwise(phonemes):
         assert a["start"] < a["end"] <= b["start"] + 1e-9
     # each phoneme lies in a word (pauses between words hold none), vowels carry speech energy
     for p in phonemes:

@@ -3,17 +3,21 @@ import subprocess
 import cv2
 import numpy as np
 import pytest
+from conftest import ASTRONAUT_FACE, read_frames
 
 from likeness_worker.media.errors import Cancelled
 from likeness_worker.media.faces import detect_faces
-from likeness_worker.media.tts import synthesize_espeak
 from likeness_worker.media.subtitles import subtitle_cues, write_srt
+from likeness_worker.media.tts import synthesize_espeak
 from likeness_worker.media.video import (
-    OUTPUT_LUFS, frame_portrait, ken_burns, mux, probe, upscale_lanczos,
+    OUTPUT_LUFS,
+    frame_portrait,
+    ken_burns,
+    mux,
+    probe,
+    upscale_lanczos,
 )
 from likeness_worker.media.voice import loudness
-
-from conftest import ASTRONAUT_FACE, read_frames
 
 from .conftest import write_rgb
 
@@ -101,7 +105,7 @@ def test_upscale_keeps_frames_and_fps(portrait, tmp_path):
 
 def test_srt_groups_words_and_breaks_at_sentences(tmp_path):
     words = [{"word": w, "start": i * 0.5, "end": i * 0.5 + 0.4}
-             for i, w in enumerate("One two three. Four five six seven eight nine ten eleven".split())]
+             for i, w in enumerate(["One", "two", "three.", "Four", "five", "six", "seven", "eight", "nine", "ten", "eleven"])]
     cues = subtitle_cues(words, max_words=4)
     assert [c["text"] for c in cues] == ["One two three.", "Four five six seven",
                                          "eight nine ten eleven"]

@@ -4,7 +4,7 @@ import rateLimit from "@fastify/rate-limit";
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { Credentials, Session } from "@likeness/contracts";
 import { errorResponses } from "../http/openapi.js";
-import type { AppDeps } from "../app.js";
+import type { AppDeps } from "../app-deps.js";
 import { bearerToken } from "./authenticate.js";
 
 /**

@@ -12,6 +12,8 @@ export type NullableTimestamp = ColumnType<Date | null, Date | string | null | u
 export type JsonValue = unknown;
 /** jsonb NOT NULL: read parsed, write `JSON.stringify(value)`. */
 export type Json = ColumnType<JsonValue, string, string>;
+/** jsonb NOT NULL with a default: read parsed, write `JSON.stringify(value)` or leave it out. */
+export type DefaultedJson = ColumnType<JsonValue, string | undefined, string>;
 /** jsonb NULL: read parsed or null, write `JSON.stringify(value)` or null. */
 export type NullableJson = ColumnType<JsonValue | null, string | null | undefined, string | null>;
 
@@ -47,6 +49,8 @@ export interface ProfilesTable {
   state: ColumnType<ProfileStateValue, ProfileStateValue | undefined, ProfileStateValue>;
   assets: NullableJson;
   train_job_id: string | null;
+  /** Default engines of the profile's jobs, task kind → engine name (`{}`: the workers' defaults). */
+  engines: DefaultedJson;
   created_at: Generated<Date>;
   updated_at: Generated<Date>;
 }
@@ -85,6 +89,8 @@ export interface JobsTable {
   command_id: string | null;
   /** The last sign of life of this attempt: its command sent, or one of its events recorded. */
   last_seen_at: NullableTimestamp;
+  /** The engines this job asked for, task kind → engine name (request over profile defaults); sent in its command. */
+  engines: DefaultedJson;
 }
 
 export interface JobStepsTable {

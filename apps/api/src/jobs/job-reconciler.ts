@@ -10,19 +10,19 @@
 // A resent command has the same jobId and attempt: the worker resumes the attempt from its step
 // markers and re-emits what had already finished (the stored job_finished keeps its eventId), so
 // a resend costs time, never a step run twice, and the api records each event once.
-import { JobKind } from "@likeness/contracts";
+import { isTerminal, JobKind } from "@likeness/contracts";
 import type { FastifyBaseLogger } from "fastify";
 import type { Db } from "../db/db.js";
 import type { JobRow } from "../db/types.js";
 import { withTryAdvisoryLock } from "../db/advisory-lock.js";
 import type { CommandState, JobStreamProducer } from "../bus/job-stream.repository.js";
-import type { EventsConsumer } from "../bus/events.consumer.js";
+import type { EventsConsumer } from "../events/events.consumer.js";
 import { jobFinishedEvent } from "../bus/job-finished.js";
 import type { WorkflowRunner } from "../workflows/workflow.runner.js";
 import { buildJobCommand, JobGone } from "../workflows/job-command.js";
 import type { DependencyHealth } from "../resilience/dependency-health.js";
 import { isTransientPgError, isTransientRedisError } from "../resilience/transient-errors.js";
-import { isTerminal, JobsRepository } from "./jobs.repository.js";
+import { JobsRepository } from "./jobs.repository.js";
 import type { JobMetrics } from "./jobs.metrics.js";
 
 

@@ -31,6 +31,7 @@ export function toJob(job: JobRow, steps: JobStepRow[], artifacts: ArtifactRow[]
     attempt: job.attempt,
     profileId: job.profile_id,
     videoId,
+    engines: (job.engines ?? {}) as Job["engines"],
     steps: ordered.map((s): JobStep => ({
       name: s.name as StepName,
       state: s.state,

@@ -3,9 +3,9 @@
 import type { FastifyInstance } from "fastify";
 import fastifyWebsocket from "@fastify/websocket";
 import { JobKind, redisKeys } from "@likeness/contracts";
-import type { AppDeps } from "../app.js";
+import type { AppDeps } from "../app-deps.js";
 import { JobStreamProducer } from "../bus/job-stream.repository.js";
-import { EventsConsumer } from "../bus/events.consumer.js";
+import { EventsConsumer } from "../events/events.consumer.js";
 import { WorkflowRunner } from "../workflows/workflow.runner.js";
 import { JobReconciler } from "./job-reconciler.js";
 import { JobUpdatesHub } from "../realtime/job-updates.hub.js";
@@ -15,6 +15,8 @@ import { videosRoutes } from "../videos/videos.routes.js";
 import { createJobMetrics, registerStreamLengthGauge } from "./jobs.metrics.js";
 import { JobsService, type JobsRuntime } from "./jobs.service.js";
 import { jobsRoutes } from "./jobs.routes.js";
+import { EnginesService } from "../engines/engines.service.js";
+import { enginesRoutes } from "../engines/engines.routes.js";
 
 export interface JobsHandle {
   runtime: JobsRuntime;
@@ -59,7 +61,8 @@ export default async function jobsPlugin(app: FastifyInstance, deps: AppDeps): P
     { db: deps.db, producer, runner, consumer, metrics, health, log: app.log },
     { ...deps.config.reconcile, outageMaxMs },
   );
-  const runtime: JobsRuntime = { db: deps.db, redis: deps.redis, prefix, runner, consumer, metrics, log: app.log };
+  const engines = new EnginesService(deps.db, deps.redis, prefix, app.log);
+  const runtime: JobsRuntime = { db: deps.db, redis: deps.redis, prefix, runner, consumer, metrics, log: app.log, engines };
   const jobs = new JobsService(runtime);
   const videos = new VideosService(runtime, jobs, deps.storage);
   const hub = new JobUpdatesHub(deps.redis, app.log);
@@ -70,7 +73,8 @@ export default async function jobsPlugin(app: FastifyInstance, deps: AppDeps): P
   await app.register(fastifyWebsocket, { options: { maxPayload: 64 * 1024 } });
   await app.register(jobsRoutes, { jobs });
   await app.register(videosRoutes, { videos });
-  jobEventsRoutes(app, runtime, hub);
+  await app.register(enginesRoutes, { engines });
+  jobEventsRoutes(app, jobs, hub, prefix);
 
   let pruning: NodeJS.Timeout | undefined;
   let offRecovered: (() => void) | undefined;

@@ -5,8 +5,6 @@ import type { JobKind, StepName } from "@likeness/contracts";
 import { json } from "../db/db.js";
 import type { Database, JobRow, JobStateValue, JobStepRow, ArtifactRow } from "../db/types.js";
 
-const TERMINAL_JOB_STATES: readonly JobStateValue[] = ["succeeded", "failed", "cancelled"];
-export const isTerminal = (state: JobStateValue): boolean => TERMINAL_JOB_STATES.includes(state);
 /** A worker may hold the job: it is dispatched, running, or running with a cancel asked for. */
 const ACTIVE_JOB_STATES = ["queued", "running", "cancelling"] as const satisfies readonly JobStateValue[];
 
@@ -16,6 +14,8 @@ export interface NewJobInput {
   profileId: string;
   request: unknown;
   steps: readonly StepName[];
+  /** Task kind → engine name, sent in the job's commands; `{}` (the default): the workers' defaults. */
+  engines?: Record<string, string>;
 }
 
 export type StepUpdate = Partial<{
@@ -57,6 +57,7 @@ export class JobsRepository {
         state: "queued",
         attempt: 1,
         request: json(input.request),
+        engines: json(input.engines ?? {}),
       })
       .returningAll()
       .executeTakeFirstOrThrow();

@@ -2,7 +2,7 @@
 // only: another user's job or profile is 404.
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
-import { Job } from "@likeness/contracts";
+import { Job, TrainProfileRequest } from "@likeness/contracts";
 import { errorResponses } from "../http/openapi.js";
 import type { JobsService } from "./jobs.service.js";
 
@@ -20,10 +20,13 @@ export const jobsRoutes: FastifyPluginAsyncZod<{ jobs: JobsService }> = async (a
         tags: ["jobs"],
         security: [{ bearer: [] }],
         params: Params,
+        // Optional: a POST without a body (null here) trains with the defaults.
+        body: TrainProfileRequest.nullish(),
         response: { 202: Job, ...errorResponses(400, 401, 404, 409) },
       },
     },
-    async (request, reply) => reply.code(202).send(await jobs.trainProfile(request.user.id, request.params.id)),
+    async (request, reply) =>
+      reply.code(202).send(await jobs.trainProfile(request.user.id, request.params.id, request.body?.engines)),
   );
 
   app.get(

@@ -3,16 +3,17 @@
 import type { Kysely } from "kysely";
 import type { Redis } from "ioredis";
 import type { FastifyBaseLogger } from "fastify";
-import { TRAIN_PROFILE_STEPS, redisKeys, type Job } from "@likeness/contracts";
+import { isTerminal, TRAIN_PROFILE_STEPS, redisKeys, storageKeys, type Job } from "@likeness/contracts";
 import type { Database, JobRow } from "../db/types.js";
 import { conflict, notFound } from "../http/errors.js";
 import { ProfilesRepository } from "../profiles/profiles.repository.js";
 import { ProfileInputsRepository } from "../profiles/profile-inputs.repository.js";
 import { jobFinishedEvent } from "../bus/job-finished.js";
 import { isTransient } from "../resilience/transient-errors.js";
-import type { EventsConsumer } from "../bus/events.consumer.js";
+import type { EventsConsumer } from "../events/events.consumer.js";
+import type { EngineMap, EnginesService } from "../engines/engines.service.js";
 import type { WorkflowRunner } from "../workflows/workflow.runner.js";
-import { isTerminal, JobsRepository } from "./jobs.repository.js";
+import { JobsRepository } from "./jobs.repository.js";
 import { loadJobView } from "./job-view.js";
 import type { JobMetrics } from "./jobs.metrics.js";
 
@@ -27,6 +28,8 @@ export interface JobsRuntime {
   consumer: EventsConsumer;
   metrics: JobMetrics;
   log: FastifyBaseLogger;
+  /** What the workers advertise: a job's engines are checked against it before it is queued. */
+  engines: EnginesService;
 }
 
 export class JobsService {
@@ -40,13 +43,18 @@ export class JobsService {
     this.profiles = new ProfilesRepository(rt.db);
   }
 
+  /** The job as the user sees it, or undefined when it is not theirs (or does not exist). */
+  findJob(userId: string, jobId: string): Promise<Job | undefined> {
+    return loadJobView(this.rt.db, jobId, userId);
+  }
+
   async getJob(userId: string, jobId: string): Promise<Job> {
-    const job = await loadJobView(this.rt.db, jobId, userId);
+    const job = await this.findJob(userId, jobId);
     if (!job) throw notFound("job");
     return job;
   }
 
-  async trainProfile(userId: string, profileId: string): Promise<Job> {
+  async trainProfile(userId: string, profileId: string, requested?: EngineMap): Promise<Job> {
     const profile = await this.profiles.findForUser(userId, profileId);
     if (!profile) throw notFound("profile");
     const inputs = await new ProfileInputsRepository(this.rt.db).listForProfiles([profile.id]);
@@ -56,13 +64,15 @@ export class JobsService {
     if (profile.state === "queued" || profile.state === "training") {
       throw conflict(`the profile is already being trained (job ${profile.train_job_id})`);
     }
+    const engines = await this.rt.engines.resolve({ kind: "train_profile" }, requested, profile.engines);
     const job = await this.rt.db.transaction().execute(async (tx) => {
       const row = await new JobsRepository(tx).insert({
         userId,
         kind: "train_profile",
         profileId: profile.id,
-        request: { profileId: profile.id },
+        request: { profileId: profile.id, ...(requested ? { engines: requested } : {}) },
         steps: TRAIN_PROFILE_STEPS,
+        engines,
       });
       await new ProfilesRepository(tx).markQueued(profile.id, row.id);
       return row;
@@ -103,6 +113,8 @@ export class JobsService {
     if (job.state !== "failed" && job.state !== "cancelled") {
       throw conflict(`only a failed or cancelled job can be retried; this one is ${job.state}`);
     }
+    // The new attempt runs the engines the job was created with: they must still be there.
+    await this.rt.engines.checkAvailable((job.engines ?? {}) as EngineMap);
     const next = await this.rt.db.transaction().execute(async (tx) => {
       const jobs = new JobsRepository(tx);
       const locked = await jobs.lock(job.id);
@@ -150,6 +162,6 @@ export class JobsService {
     const jobs = await this.jobs.listForProfile(userId, profileId);
     const active = jobs.find((j) => !isTerminal(j.state));
     if (active) throw conflict(`a job of this profile is ${active.state} (job ${active.id}): cancel it first`);
-    return jobs.map((j) => `jobs/${j.id}/`);
+    return jobs.map((j) => storageKeys.job(j.id));
   }
 }

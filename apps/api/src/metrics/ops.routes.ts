@@ -1,7 +1,7 @@
 // GET /metrics (Prometheus text) and GET /healthz (Postgres + Redis reachable: resilience/dependency-health.ts).
 import { z } from "zod";
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
-import type { AppDeps } from "../app.js";
+import type { AppDeps } from "../app-deps.js";
 
 const Health = z.object({
   status: z.enum(["ok", "degraded"]),

@@ -3,6 +3,7 @@ import { execFileSync } from "node:child_process";
 import { mkdtemp, rm, stat, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
+import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { checkVoice, sniffAudio, sniffImage } from "./media-check.js";
 
@@ -29,8 +30,8 @@ describe.skipIf(!hasFfmpeg)("checkVoice", () => {
     ["wav", [], "audio/wav"],
     ["mp3", ["-c:a", "libmp3lame"], "audio/mpeg"],
     ["ogg", ["-c:a", "libvorbis"], "audio/ogg"],
-    ["flac", [], "audio/flac"],
-    ["webm", ["-c:a", "libopus"], "audio/webm"],
+    ["flac", [], "audio/x-flac"], // mime-types' (mime-db's) type for .flac
+    ["webm", ["-c:a", "libopus"], "video/webm"], // and for .webm
     ["m4a", ["-c:a", "aac"], "audio/mp4"],
   ];
   for (const [ext, codec, type] of formats) {
@@ -65,14 +66,17 @@ describe.skipIf(!hasFfmpeg)("checkVoice", () => {
 });
 
 describe("magic bytes", () => {
-  it("tells the formats apart", () => {
-    expect(sniffImage(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]))).toBe("png");
-    expect(sniffImage(Buffer.from([0xff, 0xd8, 0xff, 0xe0]))).toBe("jpeg");
-    expect(sniffImage(Buffer.from("RIFF\0\0\0\0WEBPVP8 "))).toBe("webp");
-    expect(sniffImage(Buffer.from("GIF89a"))).toBeNull();
-    expect(sniffAudio(Buffer.from("RIFF\0\0\0\0WAVEfmt "))).toBe("wav");
-    expect(sniffAudio(Buffer.from("RIFF\0\0\0\0WEBPVP8 "))).toBeNull();
-    expect(sniffAudio(Buffer.from("ID3\x04"))).toBe("mp3");
-    expect(sniffAudio(Buffer.from("\0\0\0\x20ftypM4A "))).toBe("m4a");
+  it("tells the formats apart", async () => {
+    const png = await sharp({ create: { width: 2, height: 2, channels: 3, background: "red" } }).png().toBuffer();
+    expect(await sniffImage(png)).toBe("png");
+    expect(await sniffImage(Buffer.from([0xff, 0xd8, 0xff, 0xe0]))).toBe("jpeg");
+    expect(await sniffImage(Buffer.from("RIFF\0\0\0\0WEBPVP8 "))).toBe("webp");
+    expect(await sniffImage(Buffer.from("GIF89a"))).toBeNull();
+    expect(await sniffAudio(Buffer.from("RIFF\0\0\0\0WAVEfmt "))).toBe("wav");
+    expect(await sniffAudio(Buffer.from("RIFF\0\0\0\0WEBPVP8 "))).toBeNull();
+    // An ID3v2 tag (its size runs past these bytes): MP3.
+    expect(await sniffAudio(Buffer.from("ID3\x04\0\0\0\0\x02\0", "latin1"))).toBe("mp3");
+    expect(await sniffAudio(Buffer.from("\0\0\0\x20ftypM4A "))).toBe("m4a");
+    expect(await sniffAudio(png)).toBeNull();
   });
 });

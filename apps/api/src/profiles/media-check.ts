@@ -1,8 +1,9 @@
-// Is this file what it claims to be, whole, and within limits? Magic bytes first (cheap), then
-// the header (pixel bombs are refused before any decoding), then a full decode: sharp for
-// images, ffmpeg for the voice sample (which also measures its real duration).
-import { open } from "node:fs/promises";
+// Is this file what it claims to be, whole, and within limits? Magic bytes first (cheap, by
+// file-type), then the header (pixel bombs are refused before any decoding), then a full decode:
+// sharp for images, ffmpeg for the voice sample (which also measures its real duration).
 import { spawn } from "node:child_process";
+import { fileTypeFromBuffer, fileTypeFromFile, type FileTypeResult } from "file-type";
+import mime from "mime-types";
 import sharp from "sharp";
 import { UPLOAD_LIMITS } from "@likeness/contracts";
 import { badRequest } from "../http/errors.js";
@@ -10,20 +11,47 @@ import { badRequest } from "../http/errors.js";
 export type ImageFormat = "png" | "jpeg" | "webp";
 export type AudioFormat = "wav" | "mp3" | "ogg" | "flac" | "webm" | "m4a";
 
-export const IMAGE_TYPES: Record<ImageFormat, { contentType: string; ext: string }> = {
-  png: { contentType: "image/png", ext: "png" },
-  jpeg: { contentType: "image/jpeg", ext: "jpg" },
-  webp: { contentType: "image/webp", ext: "webp" },
+/** file-type's `ext` → the image format it is accepted as (sharp's name; an APNG is a PNG). */
+const IMAGE_FORMATS: Partial<Record<string, ImageFormat>> = { png: "png", apng: "png", jpg: "jpeg", webp: "webp" };
+
+/**
+ * file-type's `ext` → the audio container it is accepted as, which names the ffmpeg demuxer it is
+ * decoded with (FFMPEG_DEMUXER). A family is one container whatever its brand or codec; whether
+ * the file holds decodable audio is for ffprobe and ffmpeg to say.
+ */
+const AUDIO_FORMATS: Partial<Record<string, AudioFormat>> = {
+  wav: "wav",
+  mp3: "mp3", mp2: "mp3", mp1: "mp3", // MPEG audio
+  ogg: "ogg", oga: "ogg", opus: "ogg", spx: "ogg", ogx: "ogg", // Ogg
+  flac: "flac",
+  webm: "webm", mkv: "webm", // Matroska
+  m4a: "m4a", m4b: "m4a", mp4: "m4a", mov: "m4a", "3gp": "m4a", "3g2": "m4a", // ISO-BMFF
 };
 
-export const AUDIO_TYPES: Record<AudioFormat, { contentType: string; ext: string }> = {
-  wav: { contentType: "audio/wav", ext: "wav" },
-  mp3: { contentType: "audio/mpeg", ext: "mp3" },
-  ogg: { contentType: "audio/ogg", ext: "ogg" },
-  flac: { contentType: "audio/flac", ext: "flac" },
-  webm: { contentType: "audio/webm", ext: "webm" },
-  m4a: { contentType: "audio/mp4", ext: "m4a" },
-};
+/** How an accepted file is stored: the key's extension and its content type (mime-types). */
+function stored(ext: string): { ext: string; contentType: string } {
+  return { ext, contentType: mime.lookup(ext) || "application/octet-stream" };
+}
+
+/** What file-type reads at the start of a file (or in these bytes); undefined when nothing it knows. */
+async function detect(input: string | Uint8Array): Promise<FileTypeResult | undefined> {
+  try {
+    return typeof input === "string" ? await fileTypeFromFile(input) : await fileTypeFromBuffer(input);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code) throw err; // reading the file failed
+    return undefined; // a parser error on malformed content: not a format we know
+  }
+}
+
+export async function sniffImage(input: string | Uint8Array): Promise<ImageFormat | null> {
+  const ext = (await detect(input))?.ext;
+  return (ext && IMAGE_FORMATS[ext]) || null;
+}
+
+export async function sniffAudio(input: string | Uint8Array): Promise<AudioFormat | null> {
+  const ext = (await detect(input))?.ext;
+  return (ext && AUDIO_FORMATS[ext]) || null;
+}
 
 /**
  * The ffmpeg demuxer for each sniffed format. ffprobe/ffmpeg are always told which demuxer to
@@ -45,37 +73,6 @@ function ffmpegInput(format: AudioFormat, path: string): string[] {
   return ["-protocol_whitelist", "file", "-f", FFMPEG_DEMUXER[format], "-i", `file:${path}`];
 }
 
-async function head(path: string, n = 16): Promise<Buffer> {
-  const fh = await open(path, "r");
-  try {
-    const buf = Buffer.alloc(n);
-    const { bytesRead } = await fh.read(buf, 0, n, 0);
-    return buf.subarray(0, bytesRead);
-  } finally {
-    await fh.close();
-  }
-}
-
-const ascii = (b: Buffer, start: number, s: string) => b.subarray(start, start + s.length).toString("latin1") === s;
-
-export function sniffImage(b: Buffer): ImageFormat | null {
-  if (b.length >= 8 && b.subarray(0, 8).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]))) return "png";
-  if (b.length >= 3 && b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff) return "jpeg";
-  if (b.length >= 12 && ascii(b, 0, "RIFF") && ascii(b, 8, "WEBP")) return "webp";
-  return null;
-}
-
-export function sniffAudio(b: Buffer): AudioFormat | null {
-  if (b.length >= 12 && ascii(b, 0, "RIFF") && ascii(b, 8, "WAVE")) return "wav";
-  if (b.length >= 4 && ascii(b, 0, "OggS")) return "ogg";
-  if (b.length >= 4 && ascii(b, 0, "fLaC")) return "flac";
-  if (b.length >= 4 && b[0] === 0x1a && b[1] === 0x45 && b[2] === 0xdf && b[3] === 0xa3) return "webm";
-  if (b.length >= 8 && ascii(b, 4, "ftyp")) return "m4a";
-  if (b.length >= 3 && ascii(b, 0, "ID3")) return "mp3";
-  if (b.length >= 2 && b[0] === 0xff && ((b[1] ?? 0) & 0xe0) === 0xe0) return "mp3";
-  return null;
-}
-
 export interface CheckedImage {
   format: ImageFormat;
   contentType: string;
@@ -86,7 +83,7 @@ export interface CheckedImage {
 
 export async function checkImage(path: string, field: string, bytes: number): Promise<CheckedImage> {
   if (bytes === 0) throw badRequest(`${field}: the file is empty`, field);
-  const format = sniffImage(await head(path));
+  const format = await sniffImage(path);
   if (!format) throw badRequest(`${field}: not a PNG, JPEG or WebP image (its first bytes say otherwise)`, field);
 
   const opts = { failOn: "error", limitInputPixels: UPLOAD_LIMITS.maxImagePixels, sequentialRead: true } as const;
@@ -111,7 +108,7 @@ export async function checkImage(path: string, field: string, bytes: number): Pr
   } catch (err) {
     throw badRequest(`${field}: the image is damaged or truncated (${shortReason(err, path)})`, field);
   }
-  return { format, ...IMAGE_TYPES[format], width, height };
+  return { format, ...stored(format === "jpeg" ? "jpg" : format), width, height };
 }
 
 export interface CheckedVoice {
@@ -157,7 +154,7 @@ const DECODE_RATE = 8000; // Hz, mono s16le: 16000 bytes per decoded second
 
 export async function checkVoice(path: string, field: string, bytes: number): Promise<CheckedVoice> {
   if (bytes === 0) throw badRequest(`${field}: the file is empty`, field);
-  const format = sniffAudio(await head(path));
+  const format = await sniffAudio(path);
   if (!format) throw badRequest(`${field}: not a WAV, MP3, OGG, FLAC, WebM or M4A file (its first bytes say otherwise)`, field);
 
   const probe = await run(
@@ -197,7 +194,7 @@ export async function checkVoice(path: string, field: string, bytes: number): Pr
   if (durationSec > UPLOAD_LIMITS.maxVoiceSec) {
     throw badRequest(`${field}: ${durationSec.toFixed(1)} s of audio is too long (at most ${UPLOAD_LIMITS.maxVoiceSec} s)`, field);
   }
-  return { format, ...AUDIO_TYPES[format], durationSec: Math.round(durationSec * 1000) / 1000 };
+  return { format, ...stored(format), durationSec: Math.round(durationSec * 1000) / 1000 };
 }
 
 /** Tool output names the temp file; the client sees "file" instead. */

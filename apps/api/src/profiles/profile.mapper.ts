@@ -17,6 +17,7 @@ export function toProfile(row: ProfileRow, inputs: ProfileInputRow[]): Profile {
       ...(i.duration_sec !== null ? { durationSec: i.duration_sec } : {}),
     })),
     trainJobId: row.train_job_id,
+    engines: (row.engines ?? {}) as Profile["engines"],
     assets: (row.assets as Record<string, unknown> | null) ?? null,
     createdAt: row.created_at.toISOString(),
     updatedAt: row.updated_at.toISOString(),

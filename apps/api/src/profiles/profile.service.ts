@@ -4,8 +4,9 @@
 import { randomUUID } from "node:crypto";
 import { createReadStream } from "node:fs";
 import type { Kysely } from "kysely";
+import pLimit from "p-limit";
 import type { FastifyBaseLogger } from "fastify";
-import { CreateProfileFields, type Profile } from "@likeness/contracts";
+import { CreateProfileFields, storageKeys, type Profile } from "@likeness/contracts";
 import type { Database, NewProfileInput } from "../db/types.js";
 import type { ObjectStorage } from "../storage/object-storage.js";
 import { badRequest, conflict, notFound } from "../http/errors.js";
@@ -32,22 +33,6 @@ export function baseTriggerWord(name: string): string {
   return `lk${letters || "person"}`;
 }
 
-export function uploadPrefix(userId: string, profileId: string): string {
-  return `uploads/${userId}/${profileId}/`;
-}
-
-async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i] as T, i);
-    }
-  });
-  await Promise.all(workers);
-  return out;
-}
 
 function isUniqueViolation(err: unknown, constraint: string): boolean {
   const e = err as { code?: string; constraint?: string };
@@ -78,19 +63,19 @@ export class ProfileService {
     const voiceName = sanitizeFileName(voiceFile.rawName, voiceFile.field);
 
     // 2. The media checks (decode everything) before anything is stored.
-    const images: CheckedImage[] = await mapLimit(upload.images, IMAGE_CHECK_CONCURRENCY, (f) =>
+    const images: CheckedImage[] = await pLimit(IMAGE_CHECK_CONCURRENCY).map(upload.images, (f) =>
       checkImage(f.path, f.field, f.bytes),
     );
     const voice = await checkVoice(voiceFile.path, voiceFile.field, voiceFile.bytes);
 
     // 3. Objects, then rows; undo the objects if anything fails.
     const profileId = randomUUID();
-    const prefix = uploadPrefix(userId, profileId);
+    const prefix = storageKeys.uploads(userId, profileId);
     const inputs: NewProfileInput[] = [];
     try {
       for (const [i, img] of images.entries()) {
         const file = upload.images[i]!;
-        const key = `${prefix}images/${String(i + 1).padStart(2, "0")}.${img.ext}`;
+        const key = storageKeys.uploadImage(userId, profileId, i + 1, img.ext);
         await this.storage.put(key, createReadStream(file.path), img.contentType);
         inputs.push({
           profile_id: profileId,
@@ -105,7 +90,7 @@ export class ProfileService {
           duration_sec: null,
         });
       }
-      const voiceKey = `${prefix}voice/sample.${voice.ext}`;
+      const voiceKey = storageKeys.uploadVoice(userId, profileId, voice.ext);
       await this.storage.put(voiceKey, createReadStream(voiceFile.path), voice.contentType);
       inputs.push({
         profile_id: profileId,
@@ -190,7 +175,7 @@ export class ProfileService {
     if (row.state === "queued" || row.state === "training") {
       throw conflict("the profile is being trained: cancel the training job first");
     }
-    const prefixes = [uploadPrefix(userId, id)];
+    const prefixes = [storageKeys.uploads(userId, id)];
     for (const hook of this.deleteHooks) prefixes.push(...(await hook({ userId, profileId: id })));
     if (!(await repo.deleteForUser(userId, id))) throw notFound("profile");
     for (const prefix of prefixes) {

@@ -59,6 +59,17 @@ export class ProfilesRepository {
       .execute();
   }
 
+  /** The profile's default engines (the whole map). False when the user has no such profile. */
+  async setEngines(userId: string, id: string, engines: Record<string, string>): Promise<boolean> {
+    const r = await this.db
+      .updateTable("profiles")
+      .set({ engines: json(engines), updated_at: new Date() })
+      .where("id", "=", id)
+      .where("user_id", "=", userId)
+      .executeTakeFirst();
+    return Number(r.numUpdatedRows) > 0;
+  }
+
   /** Deletes the profile (its inputs, jobs, steps, artifacts and videos cascade). */
   async deleteForUser(userId: string, id: string): Promise<boolean> {
     const r = await this.db.deleteFrom("profiles").where("id", "=", id).where("user_id", "=", userId).executeTakeFirst();

@@ -5,7 +5,7 @@ import path from "node:path";
 import { z } from "zod";
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { Profile, UPLOAD_LIMITS } from "@likeness/contracts";
-import type { AppDeps } from "../app.js";
+import type { AppDeps } from "../app-deps.js";
 import { errorResponses, type JsonSchema } from "../http/openapi.js";
 import { ProfileService } from "./profile.service.js";
 import { parseProfileUpload } from "./upload-parser.js";

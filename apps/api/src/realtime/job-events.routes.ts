@@ -5,12 +5,10 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { WebSocket } from "ws";
 import { z } from "zod";
-import { JobUpdate, Progress, redisKeys, type Job } from "@likeness/contracts";
+import { isTerminal, JobUpdate, Progress, redisKeys, type Job } from "@likeness/contracts";
 import { notFound } from "../http/errors.js";
 import { errorResponsesDoc } from "../http/openapi.js";
-import { isTerminal, JobsRepository } from "../jobs/jobs.repository.js";
-import { loadJobView } from "../jobs/job-view.js";
-import type { JobsRuntime } from "../jobs/jobs.service.js";
+import type { JobsService } from "../jobs/jobs.service.js";
 import type { JobUpdatesHub } from "./job-updates.hub.js";
 
 /** After job_finished, how long to wait for the finalized snapshot before sending one from the db. */
@@ -42,9 +40,8 @@ const DESCRIPTION = [
   "The client sends nothing (messages from it are ignored). Close codes: 1000 finished, 1008 job not found, 1011 server error.",
 ].join("\n");
 
-export function jobEventsRoutes(app: FastifyInstance, rt: JobsRuntime, hub: JobUpdatesHub): void {
-  const keys = redisKeys(rt.prefix);
-  const jobs = new JobsRepository(rt.db);
+export function jobEventsRoutes(app: FastifyInstance, jobs: JobsService, hub: JobUpdatesHub, prefix: string): void {
+  const keys = redisKeys(prefix);
 
   app.route({
     method: "GET",
@@ -90,7 +87,7 @@ export function jobEventsRoutes(app: FastifyInstance, rt: JobsRuntime, hub: JobU
     ],
     preHandler: async (request: FastifyRequest) => {
       const { id } = request.params as { id: string };
-      if (!(await jobs.find(id, request.user.id))) throw notFound("job");
+      if (!(await jobs.findJob(request.user.id, id))) throw notFound("job");
     },
     wsHandler: (socket: WebSocket, request: FastifyRequest) => {
       const { id: jobId } = request.params as { id: string };
@@ -117,7 +114,7 @@ export function jobEventsRoutes(app: FastifyInstance, rt: JobsRuntime, hub: JobU
           finalTimer = setTimeout(() => void snapshot().then((job) => job && send({ type: "job", job })), FINAL_SNAPSHOT_WAIT_MS);
         }
       };
-      const snapshot = (): Promise<Job | undefined> => loadJobView(rt.db, jobId, userId);
+      const snapshot = (): Promise<Job | undefined> => jobs.findJob(userId, jobId);
 
       const onMessage = (channel: string, message: string) => {
         let update: JobUpdate | undefined;

@@ -2,7 +2,7 @@
 // runs, and the shared Redis connection's own events (a dropped connection is seen at once).
 import { sql } from "kysely";
 import type { FastifyInstance } from "fastify";
-import type { AppDeps } from "../app.js";
+import type { AppDeps } from "../app-deps.js";
 import { DependencyHealth } from "./dependency-health.js";
 import { isTransientRedisError } from "./transient-errors.js";
 

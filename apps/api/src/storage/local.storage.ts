@@ -1,53 +1,33 @@
 // Objects as files under one folder (the worker's local driver uses the same layout). A put
 // writes a temp file ".tmp-*" in the target folder and renames it into place, so a reader never
 // sees half an object. Nothing but the object is written: the content type is derived from the
-// key's extension (both planes name their keys with the right extension), so objects written
-// by the worker read back with the same type.
+// key's extension by mime-types (both planes name their keys with the right extension), so
+// objects written by the worker read back with the same type.
 import { createReadStream, createWriteStream } from "node:fs";
 import fs from "node:fs/promises";
 import path from "node:path";
 import { randomBytes } from "node:crypto";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
+import mime from "mime-types";
 import {
   assertKey,
   assertPrefix,
   existsByStat,
   ObjectNotFoundError,
-  resolveRange,
   type ByteRange,
   type ObjectInfo,
   type ObjectStorage,
   type ObjectStream,
 } from "./object-storage.js";
+import { resolveRange } from "./byte-range.js";
 
 const TMP_PREFIX = ".tmp-";
 
-const CONTENT_TYPES: Record<string, string> = {
-  png: "image/png",
-  jpg: "image/jpeg",
-  jpeg: "image/jpeg",
-  webp: "image/webp",
-  wav: "audio/wav",
-  mp3: "audio/mpeg",
-  ogg: "audio/ogg",
-  flac: "audio/flac",
-  webm: "audio/webm",
-  m4a: "audio/mp4",
-  mp4: "video/mp4",
-  json: "application/json",
-  srt: "application/x-subrip",
-  vtt: "text/vtt",
-  txt: "text/plain; charset=utf-8",
-  toml: "application/toml",
-  tar: "application/x-tar",
-  safetensors: "application/octet-stream",
-};
-
+/** The content type of an object, from its key's extension (mime-types); unknown: octet-stream. */
 export function contentTypeForKey(key: string): string {
-  const dot = key.lastIndexOf(".");
-  const ext = dot > key.lastIndexOf("/") ? key.slice(dot + 1).toLowerCase() : "";
-  return CONTENT_TYPES[ext] ?? "application/octet-stream";
+  const ext = path.posix.extname(key);
+  return (ext && mime.lookup(ext)) || "application/octet-stream";
 }
 
 export class LocalStorage implements ObjectStorage {

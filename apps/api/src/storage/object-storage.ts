@@ -1,7 +1,7 @@
 // One interface for objects (uploads, step outputs, videos). Keys are made by the server and
 // must match contracts `StorageKey`; a prefix is a key-like path ending in "/".
 import type { Readable } from "node:stream";
-import { StorageKey } from "@likeness/contracts";
+import { StorageKey, storageKeys } from "@likeness/contracts";
 
 export interface ObjectInfo {
   key: string;
@@ -55,6 +55,7 @@ export class InvalidKeyError extends Error {
   }
 }
 
+/** A ByteRange outside the object (see resolveRange in byte-range.ts); the api answers 416. */
 export class InvalidRangeError extends Error {
   override name = "InvalidRangeError";
 }
@@ -66,7 +67,8 @@ export class InvalidRangeError extends Error {
  * StorageKey already refuses "..", "." and empty segments, so a prefix test is enough.
  */
 export function isJobKey(jobId: string, key: string): boolean {
-  return key.startsWith(`jobs/${jobId}/`) && key.length > `jobs/${jobId}/`.length;
+  const prefix = storageKeys.job(jobId);
+  return key.startsWith(prefix) && key.length > prefix.length;
 }
 
 export function assertKey(key: string): void {
@@ -91,13 +93,4 @@ export async function existsByStat(storage: Pick<ObjectStorage, "stat">, key: st
     if (err instanceof ObjectNotFoundError) return false;
     throw err;
   }
-}
-
-export function resolveRange(range: ByteRange | undefined, total: number): { start: number; end: number } {
-  if (!range) return { start: 0, end: Math.max(total - 1, -1) };
-  const end = Math.min(range.end ?? total - 1, total - 1);
-  if (!Number.isInteger(range.start) || range.start < 0 || range.start >= total || end < range.start) {
-    throw new InvalidRangeError(`range ${range.start}-${range.end ?? ""} not satisfiable for ${total} bytes`);
-  }
-  return { start: range.start, end };
 }

@@ -17,12 +17,12 @@ import {
   assertPrefix,
   existsByStat,
   ObjectNotFoundError,
-  resolveRange,
   type ByteRange,
   type ObjectInfo,
   type ObjectStorage,
   type ObjectStream,
 } from "./object-storage.js";
+import { resolveRange } from "./byte-range.js";
 
 function isNotFound(err: unknown): boolean {
   const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };

@@ -8,6 +8,7 @@ import {
   type Video,
 } from "@likeness/contracts";
 import { isJobKey, type ObjectStorage, type ObjectStream } from "../storage/object-storage.js";
+import { parseRange } from "../storage/byte-range.js";
 import { HttpError, badRequest, conflict, notFound } from "../http/errors.js";
 import { JobsRepository } from "../jobs/jobs.repository.js";
 import { ProfilesRepository } from "../profiles/profiles.repository.js";
@@ -40,6 +41,7 @@ export class VideosService {
     if (!ProfileAssets.safeParse(profile.assets).success) {
       throw conflict(`profile "${profile.name}" has no usable training result; train it again`, "profileId");
     }
+    const engines = await this.rt.engines.resolve({ kind: "generate_video", pipeline: req.pipeline }, req.engines, profile.engines);
     const { job, video } = await this.rt.db.transaction().execute(async (tx) => {
       const job = await new JobsRepository(tx).insert({
         userId,
@@ -47,6 +49,7 @@ export class VideosService {
         profileId: profile.id,
         request: req,
         steps: GENERATE_VIDEO_STEPS[req.pipeline],
+        engines,
       });
       const video = await new VideosRepository(tx).insert({
         userId,
@@ -74,8 +77,9 @@ export class VideosService {
   }
 
   /**
-   * The MP4, whole or one byte range. `rangeHeader` follows RFC 9110: a single `bytes=` range is
-   * honoured; a malformed or multi-range header is ignored (the whole file is sent).
+   * The MP4, whole or one byte range. `rangeHeader` is read by parseRange (storage/byte-range.ts):
+   * one `bytes=` range is honoured; a malformed header, or ranges that do not merge into one,
+   * is ignored (the whole file is sent).
    */
   async openFile(
     userId: string,
@@ -104,27 +108,4 @@ export class RangeNotSatisfiable extends HttpError {
   constructor(readonly totalSize: number) {
     super(416, "range_not_satisfiable", `the range is outside the file (${totalSize} bytes)`);
   }
-}
-
-export function parseRange(
-  header: string | undefined,
-  total: number,
-): { start: number; end: number } | null | "unsatisfiable" {
-  if (!header) return null;
-  const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
-  if (!m || (m[1] === "" && m[2] === "")) return null;
-  let start: number;
-  let end: number;
-  if (m[1] === "") {
-    const suffix = Number(m[2]);
-    if (suffix === 0) return "unsatisfiable";
-    start = Math.max(total - suffix, 0);
-    end = total - 1;
-  } else {
-    start = Number(m[1]);
-    end = m[2] === "" ? total - 1 : Math.min(Number(m[2]), total - 1);
-    if (m[2] !== "" && Number(m[2]) < start) return null; // invalid: ignore
-  }
-  if (!Number.isSafeInteger(start) || start >= total || total === 0) return "unsatisfiable";
-  return { start, end };
 }

@@ -24,7 +24,8 @@ function commandBase(job: JobRow) {
     jobId: job.id,
     userId: job.user_id,
     attempt: job.attempt,
-    engines: {},
+    // Fixed when the job was created (request over profile defaults), checked against the workers' adverts then.
+    engines: (job.engines ?? {}) as JobCommand["engines"],
     createdAt: new Date().toISOString(),
   };
 }

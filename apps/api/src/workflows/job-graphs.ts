@@ -5,11 +5,11 @@
 import { Annotation, END, START, StateGraph, interrupt, type BaseCheckpointSaver } from "@langchain/langgraph";
 import type { Kysely } from "kysely";
 import type { Redis } from "ioredis";
-import { Script, redisKeys, type CreateVideoRequest, type JobEvent, type Pipeline } from "@likeness/contracts";
+import { isTerminal, Script, redisKeys, type CreateVideoRequest, type JobEvent, type Pipeline } from "@likeness/contracts";
 import type { FastifyBaseLogger } from "fastify";
 import type { Database, JobRow } from "../db/types.js";
 import type { JobStreamProducer } from "../bus/job-stream.repository.js";
-import { isTerminal, JobsRepository } from "../jobs/jobs.repository.js";
+import { JobsRepository } from "../jobs/jobs.repository.js";
 import { loadJobView } from "../jobs/job-view.js";
 import { ProfilesRepository } from "../profiles/profiles.repository.js";
 import { VideosRepository } from "../videos/videos.repository.js";

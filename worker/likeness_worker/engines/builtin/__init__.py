@@ -2,6 +2,26 @@
 
 They call the pure media functions in likeness_worker.media (imported lazily, inside each verb,
 so the runtime starts fast and a worker that never runs a step never loads mediapipe).
+``ENGINES`` lists them; load_engines (engines/registry.py) adds them to a registry.
 """
 
-from . import speech, train, video  # noqa: F401  (importing registers the engines)
+from ..base import Engine
+from . import speech, train, video
+
+ENGINES: tuple[type[Engine], ...] = (
+    train.DatasetPrepare,
+    train.DatasetLoraTrainer,
+    train.DatasetVoiceTrainer,
+    train.BuiltinEvaluate,
+    train.BuiltinPublish,
+    video.PortraitImage,
+    video.KenBurnsMotion,
+    video.KenBurnsTalkingHead,
+    video.LandmarksTalkingHead,
+    video.LandmarksLipsync,
+    video.NoLipsync,
+    video.LanczosUpscale,
+    video.FfmpegMux,
+    speech.PiperTts,
+    speech.EspeakTts,
+)

@@ -4,8 +4,7 @@ timings.json ({durationSec, words, phonemes, voice, shaping}); the lip sync read
 
 from __future__ import annotations
 
-from ..base import Engine, StepOutput, TaskContext
-from ..registry import REGISTRY
+from ..base import Engine, StepOutput, TaskContext, engine
 
 
 def _voice_profile(ctx: TaskContext) -> dict | None:
@@ -14,9 +13,12 @@ def _voice_profile(ctx: TaskContext) -> dict | None:
 
 
 def _publish(ctx: TaskContext, out, timings: dict) -> StepOutput:
+    from ...media.errors import ToolFailed
     from ...media.video import audio_seconds
 
     duration = audio_seconds(out)
+    if duration is None:  # an empty WAV
+        raise ToolFailed(f"{out.name} holds no audio")
     timings = {"durationSec": duration, **timings}
     n_words, n_phonemes = len(timings["words"]), len(timings.get("phonemes") or [])
     artifacts = [
@@ -28,10 +30,14 @@ def _publish(ctx: TaskContext, out, timings: dict) -> StepOutput:
     return StepOutput(artifacts, outputs)
 
 
-@REGISTRY.engine("tts", "piper", default=True)
+@engine("tts", "piper", default=True)
 class PiperTts(Engine):
     """piper (joe-medium, ONNX on the CPU) shaped toward the profile's pitch, formants and rate;
     word and phoneme timings from the model's own phoneme durations."""
+
+    # piper-tts (piper1-gpl) and praat-parselmouth: GPL-3.0-or-later; the en_US-joe-medium voice: MIT
+    licence = "GPL-3.0-or-later AND MIT"
+    tools = ("ffmpeg",)
 
     @classmethod
     def warm(cls) -> None:
@@ -48,10 +54,14 @@ class PiperTts(Engine):
         return _publish(ctx, out, res)
 
 
-@REGISTRY.engine("tts", "espeak", default=False)
+@engine("tts", "espeak", default=False)
 class EspeakTts(Engine):
     """espeak-ng shaped to the profile's measured pitch; word and phoneme timings from espeak's
     own events."""
+
+    # espeak-ng and praat-parselmouth
+    licence = "GPL-3.0-or-later"
+    tools = ("espeak-ng", "ffmpeg")
 
     def synthesize(self, ctx: TaskContext) -> StepOutput:
         from ...media.tts import espeak_voice_for, synthesize_espeak

@@ -1,5 +1,8 @@
 """train_profile engines: dataset (prepare, lora_trainer, voice_trainer) and builtin (evaluate,
-publish). No LoRA and no voice model are trained on the CPU; the outputs say so by name."""
+publish). No LoRA and no voice model are trained on the CPU; the outputs say so by name.
+
+They read their declared inputs (``dataset``, ``portrait``, ``voice_reference``, ``lora``,
+``voice_profile``; publish of a video: ``video``) with ``ctx.input``, never by step."""
 
 from __future__ import annotations
 
@@ -7,8 +10,7 @@ import tarfile
 from pathlib import Path
 
 from ...errors import StepFailure
-from ..base import Engine, StepOutput, TaskContext
-from ..registry import REGISTRY
+from ..base import Engine, StepOutput, TaskContext, engine
 
 
 def ext_of(name: str, default: str = "bin") -> str:
@@ -17,8 +19,12 @@ def ext_of(name: str, default: str = "bin") -> str:
     return "".join(c for c in tail if c.isalnum())[:8] or default
 
 
-@REGISTRY.engine("prepare", "dataset", default=True)
+@engine("prepare", "dataset", default=True)
 class DatasetPrepare(Engine):
+    # MediaPipe (faces); ffmpeg and praat-parselmouth (the voice sample)
+    licence = "Apache-2.0 AND GPL-3.0-or-later"
+    tools = ("ffmpeg", "ffprobe")
+
     def prepare(self, ctx: TaskContext) -> StepOutput:
         from ...media.faces import prepare_faces
         from ...media.voice import prepare_voice
@@ -73,7 +79,7 @@ class DatasetPrepare(Engine):
         )
 
 
-@REGISTRY.engine("lora_trainer", "dataset", default=True)
+@engine("lora_trainer", "dataset", default=True)
 class DatasetLoraTrainer(Engine):
     REASON = (
         "no LoRA is trained on the CPU: the kohya-ready dataset is prepared; "
@@ -81,34 +87,38 @@ class DatasetLoraTrainer(Engine):
     )
 
     def train(self, ctx: TaskContext) -> StepOutput:
-        dataset = ctx.upstream_artifact("prepare", "dataset")
-        doc = {"trained": False, "reason": self.REASON, "datasetKey": dataset["key"], "engine": "dataset"}
+        dataset = ctx.input("dataset")
+        doc = {"trained": False, "reason": self.REASON, "datasetKey": dataset.key, "engine": "dataset"}
         return StepOutput([ctx.upload_json("lora.json", doc, "lora_report")], {"trained": False, "reason": self.REASON})
 
 
-@REGISTRY.engine("voice_trainer", "dataset", default=True)
+@engine("voice_trainer", "dataset", default=True)
 class DatasetVoiceTrainer(Engine):
+    # praat-parselmouth
+    licence = "GPL-3.0-or-later"
+
     def train(self, ctx: TaskContext) -> StepOutput:
         from ...media.voice import measure_voice
 
-        ref = ctx.upstream_artifact("prepare", "voice_reference")
-        profile = measure_voice(ctx.fetch(ref["key"], "voice_reference.wav"))
-        profile = {**profile, "trained": False, "engine": "dataset", "referenceKey": ref["key"]}
+        ref = ctx.input("voice_reference")
+        profile = measure_voice(ctx.fetch(ref.key, "voice_reference.wav"))
+        profile = {**profile, "trained": False, "engine": "dataset", "referenceKey": ref.key}
         return StepOutput([ctx.upload_json("voice_profile.json", profile, "voice_profile")], {"voiceProfile": profile})
 
 
-@REGISTRY.engine("evaluate", "builtin", default=True)
+@engine("evaluate", "builtin", default=True)
 class BuiltinEvaluate(Engine):
     def evaluate(self, ctx: TaskContext) -> StepOutput:
-        prep = ctx.upstream_outputs("prepare")
-        lora = ctx.upstream_outputs("train_lora")
-        voice = ctx.upstream_outputs("train_voice").get("voiceProfile", {})
+        faces = ctx.input("dataset").outputs
+        reference = ctx.input("voice_reference").outputs
+        lora = ctx.input("lora").outputs
+        voice = ctx.input("voice_profile").outputs.get("voiceProfile", {})
         no_lora = None if lora.get("trained") else "no LoRA was trained, so there is nothing to compare"
         doc = {
-            "faces": {"accepted": prep["acceptedImages"], "rejected": len(prep["rejectedImages"])},
+            "faces": {"accepted": faces["acceptedImages"], "rejected": len(faces["rejectedImages"])},
             "voice": {
-                "durationSec": prep["voiceDurationSec"],
-                "loudnessLufs": prep["voiceLoudnessLufs"],
+                "durationSec": reference["voiceDurationSec"],
+                "loudnessLufs": reference["voiceLoudnessLufs"],
                 "medianF0Hz": voice.get("median_f0_hz"),
             },
             "likeness": {"score": None, "reason": no_lora},
@@ -117,23 +127,24 @@ class BuiltinEvaluate(Engine):
         return StepOutput([ctx.upload_json("evaluation.json", doc, "evaluation")], {"evaluation": doc})
 
 
-@REGISTRY.engine("publish", "builtin", default=True)
+@engine("publish", "builtin", default=True)
 class BuiltinPublish(Engine):
     """Assembles the job result: ProfileAssets (train_profile) or VideoResult (generate_video)."""
 
     def publish(self, ctx: TaskContext) -> StepOutput:
         if ctx.command["kind"] == "train_profile":
-            prep = ctx.upstream_outputs("prepare")
+            portrait, dataset = ctx.input("portrait"), ctx.input("dataset")
             result = {
-                "portraitKey": ctx.upstream_artifact("prepare", "portrait")["key"],
-                "faceBox": prep["faceBox"],
-                "datasetKey": ctx.upstream_artifact("prepare", "dataset")["key"],
-                "voiceReferenceKey": ctx.upstream_artifact("prepare", "voice_reference")["key"],
-                "voiceProfileKey": ctx.upstream_artifact("train_voice", "voice_profile")["key"],
-                "acceptedImages": prep["acceptedImages"],
-                "rejectedImages": prep["rejectedImages"],
+                "portraitKey": portrait.key,
+                "faceBox": portrait.outputs["faceBox"],
+                "datasetKey": dataset.key,
+                "voiceReferenceKey": ctx.input("voice_reference").key,
+                "voiceProfileKey": ctx.input("voice_profile").key,
+                "acceptedImages": dataset.outputs["acceptedImages"],
+                "rejectedImages": dataset.outputs["rejectedImages"],
             }
             return StepOutput([ctx.upload_json("profile.json", result, "profile")], {"result": result})
-        mux = ctx.upstream_outputs("mux")
-        result = {k: mux[k] for k in ("videoKey", "subtitlesKey", "durationSec", "width", "height", "fps") if mux.get(k) is not None}
+        final = ctx.input("video").outputs  # the finished MP4's step (mux) says what it is
+        fields = ("videoKey", "subtitlesKey", "durationSec", "width", "height", "fps")
+        result = {k: final[k] for k in fields if final.get(k) is not None}
         return StepOutput([ctx.upload_json("video.json", result, "video_result")], {"result": result})

@@ -1,7 +1,9 @@
 """generate_video engines: portrait (image), landmarks (talking_head, lipsync: the face speaks),
 kenburns (motion; also a talking_head without lip sync), none (lipsync), lanczos (upscale),
-ffmpeg (mux). Each step that makes a video reports its key as ``outputs.videoKey`` so the next
-step finds it whatever the pipeline.
+ffmpeg (mux). They read their declared inputs (``scene``, ``speech``, ``timings``, ``video``: the
+video so far) with ``ctx.input``, whatever the pipeline; each one that makes a video reports its
+key as ``outputs.videoKey`` (its ``video`` output), with what it knows of the frames (width,
+height, frames, encode, subtitlesBurned) beside it for the steps after it.
 
 Frames are encoded once: the step that makes the final frames (talking_head, lipsync) encodes
 them as the MP4's H.264 stream, burning the subtitles in when asked; motion hands its frames on
@@ -11,34 +13,26 @@ video stream."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TypedDict
 
-from ..base import Engine, StepOutput, TaskContext
-from ..registry import REGISTRY
+from ..base import Engine, StepOutput, TaskContext, engine
 
-# Where the current video is, in pipeline order: the last of these that ran is the input.
-VIDEO_STEPS = ("upscale", "lipsync", "talking_head", "motion")
 LOSSLESS_NOTE = "lossless intermediate (RGB H.264, qp 0): the next step makes the final frames"
 
 
-def _maker(ctx: TaskContext, before: tuple[str, ...]) -> dict | None:
-    """The outputs of the step that made the current video (a skipped upscale made nothing)."""
-    for step in before:
-        out = ctx.upstream.get(step, {}).get("outputs", {})
-        if out.get("videoKey") and not out.get("skipped"):
-            return out
-    return None
+class _Framing(TypedDict, total=False):
+    """ken_burns' framing arguments; those left out keep its defaults."""
+
+    focus: tuple[float, float]
+    pan: tuple[float, float]
 
 
-def upstream_video(ctx: TaskContext, before: tuple[str, ...]) -> Path:
-    for step in before:
-        if step in ctx.upstream and ctx.upstream[step].get("outputs", {}).get("videoKey"):
-            return ctx.fetch(ctx.upstream[step]["outputs"]["videoKey"], f"{step}.mp4")
-    raise KeyError(f"step {ctx.step} found no upstream video (looked at {', '.join(before)})")
-
-
-@REGISTRY.engine("image", "portrait", default=True)
+@engine("image", "portrait", default=True)
 class PortraitImage(Engine):
     """The profile's reference portrait, framed to the output size around the face."""
+
+    # OpenCV
+    licence = "Apache-2.0"
 
     def render(self, ctx: TaskContext) -> StepOutput:
         from ...media.video import frame_portrait
@@ -59,12 +53,12 @@ def face_focus(box: dict | None, width: int, height: int) -> tuple[float, float]
 
 
 def _timings(ctx: TaskContext) -> dict:
-    return ctx.storage.get_json(ctx.upstream_artifact("tts", "timings")["key"])
+    return ctx.storage.get_json(ctx.input("timings").key)
 
 
 def burn_in(ctx: TaskContext, timings: dict | None = None) -> str | None:
     """The -vf filter that burns the subtitles into the final frames, when the request asks
-    (``timings``: the tts step's, if the caller has them already)."""
+    (``timings``: the speech's, if the caller has them already)."""
     from ...media.subtitles import burn_filter, subtitle_mode, write_srt
 
     if subtitle_mode(ctx.payload) != "burned":
@@ -76,18 +70,19 @@ def burn_in(ctx: TaskContext, timings: dict | None = None) -> str | None:
 
 
 def _speech(ctx: TaskContext) -> tuple[Path, dict]:
-    return ctx.fetch(ctx.upstream_artifact("tts", "speech")["key"], "speech.wav"), _timings(ctx)
+    return ctx.fetch_input("speech", "speech.wav"), _timings(ctx)
 
 
 def _kenburns(ctx: TaskContext, name: str, *, final: bool) -> StepOutput:
     from ...media.video import ken_burns
 
     p = ctx.payload
-    still = ctx.fetch(ctx.upstream_artifact("image", "scene")["key"], "scene.png")
-    duration = float(ctx.upstream_outputs("tts")["durationSec"])
-    focus = face_focus(ctx.upstream_outputs("image").get("faceBox"), p["width"], p["height"])
+    scene = ctx.input("scene")
+    still = ctx.fetch(scene.key, "scene.png")
+    duration = float(ctx.input("speech").outputs["durationSec"])
+    focus = face_focus(scene.outputs.get("faceBox"), p["width"], p["height"])
     # A zoom anchored on the face, without pan: the face stays where the image step framed it.
-    on_face = {"focus": focus, "pan": (0.0, 0.0)} if focus else {}
+    on_face: _Framing = {"focus": focus, "pan": (0.0, 0.0)} if focus else {}
     out = ctx.path(f"out/{name}")
     burn = burn_in(ctx) if final else None
     frames = ken_burns(
@@ -103,25 +98,33 @@ def _kenburns(ctx: TaskContext, name: str, *, final: bool) -> StepOutput:
     return StepOutput([ref], {"videoKey": ref["key"], **meta})
 
 
-@REGISTRY.engine("motion", "kenburns", default=True)
+@engine("motion", "kenburns", default=True)
 class KenBurnsMotion(Engine):
     """Slow zoom of the still anchored on the face, as long as the speech (so it follows tts on
     the CPU), handed on losslessly to the lip sync."""
+
+    # OpenCV; FFmpeg with libx264
+    licence = "Apache-2.0 AND GPL-2.0-or-later"
+    tools = ("ffmpeg",)
 
     def animate(self, ctx: TaskContext) -> StepOutput:
         return _kenburns(ctx, "motion.mkv", final=False)
 
 
-@REGISTRY.engine("talking_head", "kenburns")
+@engine("talking_head", "kenburns")
 class KenBurnsTalkingHead(Engine):
     """The face-anchored zoom of the portrait, without lip sync (choose `landmarks` for that)."""
+
+    # OpenCV; FFmpeg with libx264
+    licence = "Apache-2.0 AND GPL-2.0-or-later"
+    tools = ("ffmpeg",)
 
     def animate(self, ctx: TaskContext) -> StepOutput:
         return _kenburns(ctx, "talking_head.mp4", final=True)
 
 
 def _speak(ctx: TaskContext, animate, source: Path, name: str, doing: str) -> StepOutput:
-    """Make the face of ``source`` (a still or a video) speak the tts step's speech with
+    """Make the face of ``source`` (a still or a video) speak the ``speech`` input with
     ``animate`` (media.talking); the result is the final stream."""
     from ...media.talking import seed_of
 
@@ -137,11 +140,15 @@ def _speak(ctx: TaskContext, animate, source: Path, name: str, doing: str) -> St
     return StepOutput([ref], {"videoKey": ref["key"], **meta})
 
 
-@REGISTRY.engine("talking_head", "landmarks", default=True)
+@engine("talking_head", "landmarks", default=True)
 class LandmarksTalkingHead(Engine):
     """The portrait's face speaks: MediaPipe's face mesh warped per frame from the phoneme
     timeline (visemes) and the speech energy, with a painted mouth interior, blinks and small
     head motion; the frames are encoded once, as the final stream."""
+
+    # MediaPipe face mesh, OpenCV; FFmpeg with libx264
+    licence = "Apache-2.0 AND GPL-2.0-or-later"
+    tools = ("ffmpeg",)
 
     @classmethod
     def warm(cls) -> None:
@@ -152,14 +159,18 @@ class LandmarksTalkingHead(Engine):
     def animate(self, ctx: TaskContext) -> StepOutput:
         from ...media.talking import animate_portrait
 
-        still = ctx.fetch(ctx.upstream_artifact("image", "scene")["key"], "scene.png")
+        still = ctx.fetch_input("scene", "scene.png")
         return _speak(ctx, animate_portrait, still, "talking_head.mp4", "animating the face")
 
 
-@REGISTRY.engine("lipsync", "landmarks", default=True)
+@engine("lipsync", "landmarks", default=True)
 class LandmarksLipsync(Engine):
-    """Lip sync on the moving video of the motion step: the face is tracked on every frame and
+    """Lip sync on the video so far (the motion's): the face is tracked on every frame and
     animated like `landmarks` talking_head; the frames are encoded once, as the final stream."""
+
+    # MediaPipe face mesh, OpenCV; FFmpeg with libx264
+    licence = "Apache-2.0 AND GPL-2.0-or-later"
+    tools = ("ffmpeg",)
 
     @classmethod
     def warm(cls) -> None:
@@ -168,40 +179,43 @@ class LandmarksLipsync(Engine):
     def sync(self, ctx: TaskContext) -> StepOutput:
         from ...media.talking import lipsync_video
 
-        video = ctx.fetch(ctx.upstream_outputs("motion")["videoKey"], "motion.video")
+        video = ctx.fetch_input("video")
         return _speak(ctx, lipsync_video, video, "lipsync.mp4", "lip sync")
 
 
-@REGISTRY.engine("lipsync", "none")
+@engine("lipsync", "none")
 class NoLipsync(Engine):
     """No lip sync: the video is passed through, unchanged."""
 
     def sync(self, ctx: TaskContext) -> StepOutput:
-        video = ctx.upstream_outputs("motion")["videoKey"]
+        video = ctx.input("video").key
         return StepOutput([], {"videoKey": video, "lipSync": False, "reason": "engine none: video passed through"})
 
 
-@REGISTRY.engine("upscale", "lanczos", default=True)
+@engine("upscale", "lanczos", default=True)
 class LanczosUpscale(Engine):
     """ffmpeg lanczos to the output size; nothing at all when the frames already have it."""
+
+    # FFmpeg (Debian's build, GPL)
+    licence = "GPL-2.0-or-later"
+    tools = ("ffmpeg", "ffprobe")
 
     def upscale(self, ctx: TaskContext) -> StepOutput:
         from ...media.video import probe, upscale_lanczos
 
         p = ctx.payload
-        made = _maker(ctx, VIDEO_STEPS[1:])
-        if made is None:
-            raise KeyError(f"step {ctx.step} found no upstream video (looked at {', '.join(VIDEO_STEPS[1:])})")
+        video = ctx.input("video")
+        made = video.outputs  # what the step that made it says of its frames
         size = (made.get("width"), made.get("height"))
         src = None
         if None in size:  # the step that made the frames did not say their size: look
-            src = upstream_video(ctx, VIDEO_STEPS[1:])
+            src = ctx.fetch_input("video")
             info = probe(src)
             size = (info["width"], info["height"])
         if size == (p["width"], p["height"]):
             reason = f"skipped: the frames are already {p['width']}x{p['height']}"
-            return StepOutput([], {"videoKey": made["videoKey"], "skipped": True, "reason": reason})
-        src = src or upstream_video(ctx, VIDEO_STEPS[1:])
+            return StepOutput([], {"videoKey": video.key, "skipped": True, "reason": reason})
+        src = src or ctx.fetch_input("video")
         out = ctx.path("out/upscaled.mp4")
         upscale_lanczos(src, out, p["width"], p["height"], cancelled=ctx.cancelled)
         ref = ctx.upload("upscaled.mp4", out, "video_upscaled", "video/mp4", {"width": p["width"], "height": p["height"]})
@@ -209,10 +223,14 @@ class LanczosUpscale(Engine):
                                   "reason": f"scaled {size[0]}x{size[1]} to {p['width']}x{p['height']}"})
 
 
-@REGISTRY.engine("mux", "ffmpeg", default=True)
+@engine("mux", "ffmpeg", default=True)
 class FfmpegMux(Engine):
     """The MP4: the video stream copied (encoded only if no earlier step made a final stream),
     AAC at -16 LUFS, soft subtitles (mov_text) from the TTS word timings, +faststart."""
+
+    # FFmpeg (Debian's build, GPL)
+    licence = "GPL-2.0-or-later"
+    tools = ("ffmpeg", "ffprobe")
 
     def mux(self, ctx: TaskContext) -> StepOutput:
         from ...media.subtitles import subtitle_mode, write_srt
@@ -220,14 +238,15 @@ class FfmpegMux(Engine):
 
         p = ctx.payload
         mode = subtitle_mode(p)
-        video = upstream_video(ctx, VIDEO_STEPS)
-        speech = ctx.fetch(ctx.upstream_artifact("tts", "speech")["key"], "speech.wav")
+        video_in = ctx.input("video")
+        video = ctx.fetch_input("video")
+        speech = ctx.fetch_input("speech", "speech.wav")
         srt = None
         artifacts = []
         if mode == "soft":
             srt = ctx.path("out/subtitles.srt")
             write_srt(_timings(ctx)["words"], srt)
-        made = _maker(ctx, VIDEO_STEPS) or {}
+        made = video_in.outputs  # what the step that made the frames says of them
         # Burned in already by the step that made the final frames, or here (then mux encodes).
         burn = burn_in(ctx) if mode == "burned" and not made.get("subtitlesBurned") else None
         final = (final_stream_info(made["frames"], made["width"], made["height"])

@@ -3,7 +3,9 @@
 import type { Kysely } from "kysely";
 import type { FastifyBaseLogger } from "fastify";
 import {
+  isTerminal,
   ProfileAssets,
+  storageKeys,
   VideoResult,
   type JobEvent,
   type StepError,
@@ -12,7 +14,7 @@ import {
 import { json } from "../db/db.js";
 import { isJobKey } from "../storage/object-storage.js";
 import type { Database, JobRow } from "../db/types.js";
-import { isTerminal, JobsRepository } from "../jobs/jobs.repository.js";
+import { JobsRepository } from "../jobs/jobs.repository.js";
 import { ProfilesRepository } from "../profiles/profiles.repository.js";
 import type { JobMetrics } from "../jobs/jobs.metrics.js";
 import { applyJobOutcome } from "../jobs/job-outcome.js";
@@ -173,7 +175,7 @@ export async function recordEvent(
             result = null;
             error = {
               code: "internal",
-              message: `the worker's result names an object outside jobs/${job.id}/: ${foreign[0]!.slice(0, 200)}`,
+              message: `the worker's result names an object outside ${storageKeys.job(job.id)}: ${foreign[0]!.slice(0, 200)}`,
               retryable: false,
               step: "publish",
             };

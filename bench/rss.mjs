@@ -1,0 +1,53 @@
+// Resident memory of process trees, for the benches: a process and all its descendants, summed
+// from /proc (the worker runs ffmpeg and other tools as child processes, and they count).
+import { spawnSync } from "node:child_process";
+import fs from "node:fs";
+
+const PAGE = Number(spawnSync("getconf", ["PAGESIZE"], { encoding: "utf8" }).stdout) || 4096;
+
+/** pid → its children's pids, from field 4 of /proc/<pid>/stat (the name, field 2, may hold spaces). */
+function childrenByParent() {
+  const children = new Map();
+  for (const name of fs.readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const ppid = Number(fs.readFileSync(`/proc/${name}/stat`, "utf8").replace(/^.*\) /s, "").split(" ")[1]);
+      if (!children.has(ppid)) children.set(ppid, []);
+      children.get(ppid).push(Number(name));
+    } catch { /* the process ended meanwhile */ }
+  }
+  return children;
+}
+
+/**
+ * Samples each named tree (`{ worker: [pid, …] }`) every `everyMs`; `stop()` takes a last sample
+ * and returns `{ peak, last }` in bytes per name.
+ */
+export function rssSampler(roots, everyMs = 100) {
+  const peak = Object.fromEntries(Object.keys(roots).map((k) => [k, 0]));
+  const last = { ...peak };
+  const sample = () => {
+    const children = childrenByParent();
+    for (const [what, pids] of Object.entries(roots)) {
+      let total = 0;
+      for (const todo = [...pids]; todo.length; ) {
+        const pid = todo.pop();
+        try {
+          total += Number(fs.readFileSync(`/proc/${pid}/statm`, "utf8").split(" ")[1]) * PAGE;
+        } catch { /* ended meanwhile */ }
+        todo.push(...(children.get(pid) ?? []));
+      }
+      last[what] = total;
+      peak[what] = Math.max(peak[what], total);
+    }
+  };
+  sample();
+  const timer = setInterval(sample, everyMs);
+  return {
+    stop() {
+      clearInterval(timer);
+      sample();
+      return { peak, last };
+    },
+  };
+}

@@ -1,0 +1,174 @@
+"""The worker's engine registry, advertised to the api through Redis (contracts ``WorkerAdvert``).
+
+At start and then every heartbeat (WORKER_HEARTBEAT_TIMEOUT_MS / 4, as Dramatiq's own heartbeat)
+the worker writes, in one MULTI: its advert at ``{prefix}:workers:{workerId}`` with a TTL of
+``workerAdvertTtlHeartbeats`` heartbeats, and its id in the index ``{prefix}:workers`` (a sorted
+set scored by when that key expires, ms). A worker that dies drops out by itself; one that stops
+cleanly removes both at once. The api merges the live adverts for ``GET /v1/engines`` and checks
+a request's ``engines`` against them before it queues the job.
+
+Each engine says its task kind, name, device, licence, whether it is the default of its kind, and
+whether this worker can run it now: its tools are installed (``Engine.problem()``), this worker
+consumes its device's queue, and warming its model did not fail.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+import redis
+from jsonschema import Draft202012Validator, FormatChecker
+
+from .contracts import PROTOCOL_VERSION, WORKER_TASK_KINDS, ProtocolError, contracts_dir, load_schemas
+from .events import now_iso
+
+if TYPE_CHECKING:
+    from .engines import EngineRegistry
+    from .runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+@lru_cache(maxsize=1)
+def _validator() -> Draft202012Validator:
+    schema = json.loads((contracts_dir() / "schema" / "worker-advert.json").read_text())
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema, format_checker=FormatChecker())
+
+
+def validate_advert(advert: Any) -> dict:
+    errors = sorted(_validator().iter_errors(advert), key=lambda e: list(e.absolute_path))
+    if errors:
+        from jsonschema.exceptions import best_match
+
+        best = best_match(errors)
+        where = "/".join(str(p) for p in best.absolute_path) or "(root)"
+        raise ProtocolError(f"invalid worker advert at {where}: {best.message[:300]}")
+    return advert
+
+
+def _templates() -> dict[str, Any]:
+    return load_schemas().redis
+
+
+class Advertiser:
+    def __init__(
+        self,
+        client: redis.Redis,
+        prefix: str,
+        worker_id: str,
+        registry: EngineRegistry,
+        queues: tuple[str, ...],
+        heartbeat_s: float,
+        queue_for=lambda device: "gpu0" if device == "gpu" else device,
+    ) -> None:
+        spec = _templates()
+        self.client = client
+        self.worker_id = worker_id
+        self.key = spec["templates"]["worker"].replace("{prefix}", prefix).replace("{workerId}", worker_id)
+        self.index = spec["templates"]["workers"].replace("{prefix}", prefix)
+        self.ttl_s = heartbeat_s * int(spec["workerAdvertTtlHeartbeats"])
+        self.registry = registry
+        self.queues = queues
+        self.heartbeat_s = heartbeat_s
+        self.queue_for = queue_for
+        # (task kind, name) -> why it cannot run (e.g. its model failed to load while warming).
+        self._problems: dict[tuple[str, str], str] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @classmethod
+    def for_runtime(cls, rt: Runtime) -> Advertiser:
+        s = rt.settings
+        return cls(
+            rt.redis,
+            s.redis_key_prefix,
+            rt.consumer_name,
+            rt.registry,
+            s.worker_queues,
+            heartbeat_s=max(0.2, s.worker_heartbeat_timeout_ms / 4000),
+            queue_for=rt.queue_for,
+        )
+
+    def mark_problem(self, task_kind: str, name: str, problem: str) -> None:
+        self._problems[(task_kind, name)] = problem[:500]
+
+    def advert(self) -> dict[str, Any]:
+        engines = []
+        for kind, name, cls, default in self.registry.entries(WORKER_TASK_KINDS):
+            queue = self.queue_for(cls.device)
+            problem = self._problems.get((kind, name)) or cls.problem()
+            if problem is None and queue not in self.queues:
+                problem = f"this worker does not consume the {queue} queue"
+            entry: dict[str, Any] = {
+                "taskKind": kind,
+                "name": name,
+                "device": cls.device,
+                "licence": cls.licence,
+                "healthy": problem is None,
+                "default": default,
+            }
+            if problem is not None:
+                entry["problem"] = problem[:500]
+            engines.append(entry)
+        return validate_advert({
+            "v": PROTOCOL_VERSION,
+            "workerId": self.worker_id[:200],
+            "at": now_iso(),
+            "heartbeatMs": round(self.heartbeat_s * 1000),
+            "queues": list(self.queues),
+            "engines": engines,
+        })
+
+    def publish(self) -> dict[str, Any]:
+        """Writes the advert and its index entry once (validated first)."""
+        advert = self.advert()
+        ttl_ms = max(1, round(self.ttl_s * 1000))
+        # The key's TTL is what counts (the api skips an id whose key is gone); the score only
+        # lets the api prune the index of workers that died.
+        expires = int(time.time() * 1000) + ttl_ms
+        pipe = self.client.pipeline(transaction=True)
+        pipe.set(self.key, json.dumps(advert, separators=(",", ":")), px=ttl_ms)
+        pipe.zadd(self.index, {self.worker_id: expires})
+        pipe.execute()
+        return advert
+
+    def publish_soon(self) -> None:
+        """Something changed (an engine's health): write the advert now, not at the next heartbeat."""
+        self._beat_once()
+
+    def start(self) -> None:
+        """Publish now (a failure is logged: the heartbeat tries again), then every heartbeat."""
+        self._beat_once()
+        self._thread = threading.Thread(target=self._run, name="advertise", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stops the heartbeat and withdraws the advert: the api stops offering this worker's engines."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        try:
+            pipe = self.client.pipeline(transaction=True)
+            pipe.delete(self.key)
+            pipe.zrem(self.index, self.worker_id)
+            pipe.execute()
+        except redis.RedisError as exc:
+            log.warning("could not withdraw the engine advert: %s", exc)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.heartbeat_s):
+            self._beat_once()
+
+    def _beat_once(self) -> None:
+        try:
+            self.publish()
+        except redis.RedisError as exc:  # an outage: the next heartbeat writes it again
+            log.warning("could not advertise the engines: %s", exc)
+        except Exception:
+            log.exception("could not advertise the engines")

@@ -1,0 +1,30 @@
+# Generated from packages/contracts/schema/profile-assets.json by worker/scripts/generate_contracts.py.
+# Do not edit: change packages/contracts and run `npm run contracts`.
+
+from __future__ import annotations
+
+from typing import NotRequired, TypedDict
+
+
+class FaceBox(TypedDict):
+    x: float
+    y: float
+    w: float
+    h: float
+
+
+class RejectedImage(TypedDict):
+    name: str
+    reason: str
+
+
+class ProfileAssets(TypedDict):
+    portraitKey: str
+    faceBox: FaceBox
+    datasetKey: str
+    voiceReferenceKey: str
+    voiceProfileKey: str
+    loraKey: NotRequired[str]
+    voiceModelKey: NotRequired[str]
+    acceptedImages: int
+    rejectedImages: list[RejectedImage]
