@@ -1,5 +1,5 @@
 // The chaos drill's short version (scripts/chaos.mjs --one-of-each): its own private Postgres and
-// Redis, one api and two workers; while 8 videos render, one fault of each kind (worker SIGKILL,
+// Redis, one api and two workers; while 24 videos render, one fault of each kind (worker SIGKILL,
 // api SIGKILL, Redis restart with its AOF and without its data, Postgres crash-restart, a worker
 // SIGSTOPped past the reclaim time). Every job must succeed with a valid MP4, and every fault must
 // have been injected while jobs still ran. About 90 s on 2 cores.
@@ -11,9 +11,9 @@ import { afterAll, describe, expect, test } from "vitest";
 import { API_ENTRY, REPO, WORKER_BIN } from "./harness/paths.js";
 
 const CHAOS = path.join(REPO, "scripts/chaos.mjs");
-const JOBS = 12;
+const JOBS = 24;
 // Fixed, so that a failure can be rerun as it was: `npm run chaos -- <ARGS>`.
-const ARGS = ["--one-of-each", "--jobs", String(JOBS), "--seed", "1", "--duration", "20", "--timeout", "150"];
+const ARGS = ["--one-of-each", "--jobs", String(JOBS), "--seed", "1", "--duration", "16", "--timeout", "150"];
 
 /** Why the drill cannot run here (it needs no DATABASE_URL/REDIS_URL: it starts its own). */
 function missingPrerequisite(): string | undefined {

@@ -18,13 +18,11 @@ import json
 import logging
 import threading
 import time
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 import redis
-from jsonschema import Draft202012Validator, FormatChecker
 
-from .contracts import PROTOCOL_VERSION, WORKER_TASK_KINDS, ProtocolError, contracts_dir, load_schemas
+from .contracts import PROTOCOL_VERSION, WORKER_TASK_KINDS, load_schemas, validate_advert
 from .events import now_iso
 
 if TYPE_CHECKING:
@@ -32,24 +30,6 @@ if TYPE_CHECKING:
     from .runtime import Runtime
 
 log = logging.getLogger(__name__)
-
-
-@lru_cache(maxsize=1)
-def _validator() -> Draft202012Validator:
-    schema = json.loads((contracts_dir() / "schema" / "worker-advert.json").read_text())
-    Draft202012Validator.check_schema(schema)
-    return Draft202012Validator(schema, format_checker=FormatChecker())
-
-
-def validate_advert(advert: Any) -> dict:
-    errors = sorted(_validator().iter_errors(advert), key=lambda e: list(e.absolute_path))
-    if errors:
-        from jsonschema.exceptions import best_match
-
-        best = best_match(errors)
-        where = "/".join(str(p) for p in best.absolute_path) or "(root)"
-        raise ProtocolError(f"invalid worker advert at {where}: {best.message[:300]}")
-    return advert
 
 
 def _templates() -> dict[str, Any]:

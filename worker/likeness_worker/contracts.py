@@ -61,6 +61,7 @@ class Schemas:
     job_command: Draft202012Validator
     job_event: Draft202012Validator
     progress: Draft202012Validator
+    worker_advert: Draft202012Validator
     results: dict[str, Draft202012Validator]  # per job kind: its job_finished.result
     redis: dict[str, Any]
 
@@ -80,6 +81,7 @@ def load_schemas(directory: Path | None = None) -> Schemas:
         job_command=validator("job-command"),
         job_event=validator("job-event"),
         progress=validator("progress"),
+        worker_advert=validator("worker-advert"),
         results={kind: validator(name) for kind, name in JOB_RESULT_SCHEMA.items()},
         redis=json.loads((base / "redis-keys.json").read_text()),
     )
@@ -104,6 +106,11 @@ def validate_command(message: Any) -> dict:
             "upgrade the workers, then retry the job"
         )
     _check(load_schemas().job_command, message, "job command")
+    return message
+
+
+def validate_advert(message: Any) -> dict:
+    _check(load_schemas().worker_advert, message, "worker advert")
     return message
 
 
@@ -195,6 +202,7 @@ __all__ = [
     "ValidationError",
     "validate_command",
     "validate_event",
+    "validate_advert",
     "validate_progress",
     "validate_result",
 ]

@@ -108,17 +108,18 @@ class EventWriter:
 
 
 class ProgressCoalescer:
-    """At most one message per ``interval_s`` per key (a job): the first goes out at once, later
-    ones within the interval are held, the latest replacing the one before, and sent by one
-    flusher thread when the interval is up. Progress is lossy by contract; a step's last report is
-    never lost, only an intermediate one replaced."""
+    """At most one send per ``interval_s`` per key (a job): the first message goes out at once,
+    later ones within the interval are held, per step, the latest replacing the one before, and
+    sent by one flusher thread when the interval is up. Progress is lossy by contract; a step's
+    last report is never lost (the next step's first one does not replace it), only an
+    intermediate one."""
 
     def __init__(self, send: Callable[[dict[str, Any]], None], interval_s: float = PROGRESS_INTERVAL_S) -> None:
         self.send = send
         self.interval_s = interval_s
         self._cond = threading.Condition()
         self._last: dict[str, float] = {}  # key -> when its last message went out (monotonic)
-        self._held: dict[str, dict[str, Any]] = {}  # key -> the latest message held back
+        self._held: dict[str, dict[str, dict[str, Any]]] = {}  # key -> step -> its latest message held back
         self._flusher: threading.Thread | None = None
 
     def offer(self, key: str, msg: dict[str, Any]) -> None:
@@ -130,7 +131,7 @@ class ProgressCoalescer:
                     self._prune(now)
             else:
                 fresh = key not in self._held
-                self._held[key] = msg
+                self._held.setdefault(key, {})[str(msg.get("step", ""))] = msg
                 if self._flusher is None:
                     self._flusher = threading.Thread(target=self._flush_loop, name="progress-flush", daemon=True)
                     self._flusher.start()
@@ -150,7 +151,7 @@ class ProgressCoalescer:
                 if not ready:
                     self._cond.wait(min(due.values()) - now)
                     continue
-                out = [self._held.pop(k) for k in ready]
+                out = [m for k in ready for m in self._held.pop(k).values()]
                 for k in ready:
                     self._last[k] = now
             for msg in out:

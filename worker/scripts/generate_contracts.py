@@ -95,6 +95,8 @@ def _tables(tables: dict) -> str:
         f"JOB_RESULT_SCHEMA: Final[dict[JobKind, str]] = {tables['jobResultSchema']!r}",
         "# Storage key templates: `{name}` parts are filled in; a template ending in '/' is a prefix.",
         f"STORAGE_KEYS: Final[dict[str, str]] = {tables['storageKeys']!r}",
+        "# The licence of engines that are Likeness's own code, with no third-party tool or model.",
+        f"LIKENESS_LICENCE: Final = {tables['likenessLicence']!r}",
         "",
     ]
     return "\n".join(lines)

@@ -11,8 +11,8 @@ import time
 import pytest
 from conftest import FIXTURES, new_id, now_iso
 
-from likeness_worker.advertise import Advertiser, validate_advert
-from likeness_worker.contracts import WORKER_TASK_KINDS, ProtocolError
+from likeness_worker.advertise import Advertiser
+from likeness_worker.contracts import WORKER_TASK_KINDS, ProtocolError, validate_advert
 from likeness_worker.engines import Engine, EngineRegistry, engine, load_engines
 from likeness_worker.events import ProgressCoalescer
 
@@ -131,6 +131,16 @@ def test_progress_is_coalesced_to_ten_messages_a_second_per_job_and_the_last_one
         assert all(b[0] - a[0] >= 0.095 for a, b in itertools.pairwise(mine)), mine
         assert mine[0][1] == 0
         assert mine[-1][1] == last  # the latest report is never lost, only the ones in between
+
+
+def test_a_steps_last_progress_is_not_replaced_by_the_next_steps_first():
+    sent: list[dict] = []
+    c = ProgressCoalescer(sent.append, interval_s=0.1)
+    c.offer("job", {"step": "tts", "fraction": 0.0})  # sent at once
+    c.offer("job", {"step": "tts", "fraction": 1.0})  # held
+    c.offer("job", {"step": "talking_head", "fraction": 0.0})  # held beside it, not instead
+    time.sleep(0.25)
+    assert [(m["step"], m["fraction"]) for m in sent] == [("tts", 0.0), ("tts", 1.0), ("talking_head", 0.0)]
 
 
 def test_progress_of_one_job_never_comes_twice_within_the_interval():

@@ -9,8 +9,14 @@ from pathlib import Path
 import pytest
 
 from likeness_worker import contracts
-from likeness_worker.advertise import validate_advert
-from likeness_worker.contracts import ProtocolError, RedisKeys, validate_command, validate_event, validate_progress
+from likeness_worker.contracts import (
+    ProtocolError,
+    RedisKeys,
+    validate_advert,
+    validate_command,
+    validate_event,
+    validate_progress,
+)
 from likeness_worker.events import job_finished_event_id, now_iso
 from likeness_worker.graphs.dag import DAGS
 from likeness_worker.media.subtitles import subtitle_mode

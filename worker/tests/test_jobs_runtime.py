@@ -155,6 +155,7 @@ def test_a_result_that_breaks_its_schema_fails_the_job_instead_of_reaching_the_a
     (finished,) = of_type(bus.wait_finished(cmd["jobId"], worker=w), "job_finished")
     assert finished["state"] == "failed" and "result" not in finished
     assert finished["error"]["code"] == "internal" and finished["error"]["step"] == "publish"
+    assert finished["error"]["retryable"] is False  # its marker stays: a retry would reuse it
     assert "generate_video result" in finished["error"]["message"] and "videoKey" in finished["error"]["message"]
 
 

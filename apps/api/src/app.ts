@@ -24,8 +24,6 @@ import { profilesRoutes } from "./profiles/profiles.routes.js";
 import type { ProfileDeleteHook } from "./profiles/profile.service.js";
 import jobsPlugin from "./jobs/jobs.plugin.js";
 
-export type { AppDeps } from "./app-deps.js";
-
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const app: FastifyInstance = Fastify({
     ...(deps.log

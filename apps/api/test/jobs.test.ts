@@ -5,7 +5,8 @@ import { afterAll, beforeAll, expect, it } from "vitest";
 import WebSocket from "ws";
 import type { FastifyInstance } from "fastify";
 import { API_GROUP, MESSAGE_FIELD, redisKeys, type JobUpdate } from "@likeness/contracts";
-import { buildApp, type AppDeps } from "../src/app.js";
+import { buildApp } from "../src/app.js";
+import type { AppDeps } from "../src/app-deps.js";
 import { recordEvent } from "../src/events/event-recorder.js";
 import { defaultConsumerName } from "../src/events/events.consumer.js";
 import { jobsHandle } from "../src/jobs/jobs.plugin.js";
@@ -321,6 +322,20 @@ describeWithServices("jobs", () => {
     // A start sent after the end (the step runs again) still reopens it.
     await worker.send(command, { type: "step_started", step: "prepare", engine: "dataset" });
     await waitFor("prepare running again", async () => (await job(j.id)).steps.find((s: { name: string }) => s.name === "prepare").state === "running");
+  });
+
+  it("keeps a step's run when a resumed worker reports it again as reused in the same attempt", async () => {
+    const p = await makeProfile(t.db, a.userId);
+    const j = await train(p.id);
+    const { command } = await worker.next("train_profile");
+    await worker.send(command, { type: "job_started", worker: worker.name });
+    await worker.send(command, { type: "step_succeeded", step: "prepare", engine: "dataset", artifacts: [], outputs: { n: 1 }, durationMs: 1500, reused: false });
+    const again = worker.event(command, { type: "step_succeeded", step: "prepare", engine: "dataset", artifacts: [], outputs: { n: 1 }, durationMs: 0, reused: true });
+    await worker.emit(again);
+    await waitFor("the reused report recorded", async () =>
+      (await t.db.selectFrom("processed_events").select("event_id").where("event_id", "=", again.eventId).executeTakeFirst()) !== undefined,
+    );
+    expect((await job(j.id)).steps.find((s: { name: string }) => s.name === "prepare")).toMatchObject({ state: "succeeded", durationMs: 1500, reused: false });
   });
 
   it("fails with the step and code, then retries as attempt 2 reusing succeeded steps", async () => {

@@ -18,7 +18,8 @@ import { createDb, migrateToLatest, type Db } from "../src/db/db.js";
 import { createRedis } from "../src/bus/redis-client.js";
 import { LocalStorage } from "../src/storage/local.storage.js";
 import type { ObjectStorage } from "../src/storage/object-storage.js";
-import { buildApp, type AppDeps } from "../src/app.js";
+import { buildApp } from "../src/app.js";
+import type { AppDeps } from "../src/app-deps.js";
 
 export const PG_URL = process.env.DATABASE_URL || "postgres://postgres@127.0.0.1:5432/test";
 export const REDIS_URL = process.env.REDIS_URL || "redis://127.0.0.1:6379";

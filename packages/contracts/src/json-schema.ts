@@ -23,7 +23,7 @@ import {
   VideoResult,
 } from "./jobs.js";
 import { STORAGE_KEY_TEMPLATES } from "./storage-keys.js";
-import { WORKER_ADVERT_TTL_HEARTBEATS, WorkerAdvert } from "./engines.js";
+import { LIKENESS_LICENCE, WORKER_ADVERT_TTL_HEARTBEATS, WorkerAdvert } from "./engines.js";
 import { API_GROUP, MESSAGE_FIELD, REDIS_KEY_TEMPLATES, STREAM_MAXLEN, WORKER_GROUP } from "./redis.js";
 
 export const MESSAGE_SCHEMAS = {
@@ -69,6 +69,7 @@ export const PROTOCOL_TABLES = {
   apiSteps: API_STEPS,
   jobResultSchema: JOB_RESULT_SCHEMA,
   storageKeys: STORAGE_KEY_TEMPLATES,
+  likenessLicence: LIKENESS_LICENCE,
 };
 
 /** Every file under schema/: the message schemas plus the Redis names, for the worker. */

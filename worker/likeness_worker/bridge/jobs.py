@@ -131,7 +131,9 @@ class JobRunner:
                 fields = {"state": "succeeded", "result": validate_result(command["kind"], result)}
             except ProtocolError as exc:
                 log.error("job %s attempt %s made an invalid result: %s", job_id, attempt, exc)
-                fields = {"state": "failed", "error": {**StepFailure("internal", str(exc)).to_dict(), "step": "publish"}}
+                # publish's marker stays, so a retry would reuse the same result: it cannot help.
+                failure = StepFailure("internal", f"{exc} (the publish engine's result breaks its schema)", retryable=False)
+                fields = {"state": "failed", "error": {**failure.to_dict(), "step": "publish"}}
         self._report_finished(job_id, attempt, command["kind"], fields)
         log.info("job %s attempt %s %s", job_id, attempt, fields["state"])
 

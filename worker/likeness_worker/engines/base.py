@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
+from ..generated.tables import LIKENESS_LICENCE
 from ..layout import step_key
 from ..storage import Storage
 from .ports import PORTS, TASK_PORTS, Input, MissingInput
@@ -115,9 +116,6 @@ class TaskContext:
         return self.upload(name, p, kind, "application/json", meta)
 
 
-# Likeness's own code with no third-party tool or model behind it: no licence has been chosen yet
-# (README, "Licence notes"). The same value as LIKENESS_LICENCE in packages/contracts/src/engines.ts.
-LIKENESS_LICENCE = "LicenseRef-Likeness"
 
 
 class Engine:

@@ -28,3 +28,5 @@ API_STEPS: Final[tuple[StepName, ...]] = ('script',)
 JOB_RESULT_SCHEMA: Final[dict[JobKind, str]] = {'train_profile': 'profile-assets', 'generate_video': 'video-result'}
 # Storage key templates: `{name}` parts are filled in; a template ending in '/' is a prefix.
 STORAGE_KEYS: Final[dict[str, str]] = {'uploads': 'uploads/{userId}/{profileId}/', 'uploadImage': 'uploads/{userId}/{profileId}/images/{index}.{ext}', 'uploadVoice': 'uploads/{userId}/{profileId}/voice/sample.{ext}', 'job': 'jobs/{jobId}/', 'stepFile': 'jobs/{jobId}/{step}/{name}', 'stepDone': 'jobs/{jobId}/{step}/_done.json', 'attemptDone': 'jobs/{jobId}/_attempts/{attempt}.json'}
+# The licence of engines that are Likeness's own code, with no third-party tool or model.
+LIKENESS_LICENCE: Final = 'LicenseRef-Likeness'

@@ -53,6 +53,12 @@ export function withoutStorageKeys(outputs: Record<string, unknown>): Record<str
 const startedBefore = (e: { at: string; durationMs: number }): string =>
   new Date(Date.parse(e.at) - e.durationMs).toISOString();
 
+/** The step already succeeded in this attempt by running (not by reusing an earlier output). */
+async function ranInAttempt(jobs: JobsRepository, jobId: string, event: { step: StepName; attempt: number }): Promise<boolean> {
+  const step = await jobs.findStep(jobId, event.step);
+  return step?.state === "succeeded" && step.attempt === event.attempt && !step.reused;
+}
+
 /**
  * A step event older than the end already recorded for that step: delivered out of order (an
  * entry taken over from a dead replica after later ones were read), it must not reopen the step.
@@ -99,6 +105,9 @@ export async function recordEvent(
         return { status: "applied", job: await jobs.markRunning(job, event.at) };
       }
       case "step_succeeded": {
+        // A worker that resumed from an older checkpoint reports again, as reused, a step it had
+        // run in this attempt: the record of the run stays (its engine, duration and outputs).
+        if (event.reused && (await ranInAttempt(jobs, job.id, event))) return { status: "stale", job };
         await jobs.endStep(
           job.id,
           event.step,
