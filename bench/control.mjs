@@ -17,7 +17,6 @@
 // Options: --jobs N (default 1000), --clients N (32), --idle N (40 idle jobs), --workers N (1).
 // Exit 0 when the run completed (a figure short of its goal is reported, not an error), 1 when the
 // stack or a job failed.
-import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -26,6 +25,7 @@ import pg from "pg";
 import WebSocket from "ws";
 import { startInfra } from "../scripts/infra.mjs";
 import { makeSamples } from "../scripts/samples.mjs";
+import { api, createProfile, signUp, waitJob } from "./client.mjs";
 import { rssSampler } from "./rss.mjs";
 import { API_ENTRY, REPO, Stack, StackError, WORKER_BIN, rel, requireBuilt, runStack } from "../scripts/stack.mjs";
 
@@ -34,7 +34,6 @@ const PLUGIN = "likeness_worker.bench.noop_engines";
 const VIDEO_KINDS = ["image", "tts", "talking_head", "upscale", "mux", "publish"];
 const TRAIN_KINDS = ["prepare", "lora_trainer", "voice_trainer", "evaluate", "publish"];
 const NOOP = (kinds) => Object.fromEntries(kinds.map((k) => [k, "noop"]));
-const TERMINAL = new Set(["succeeded", "failed", "cancelled"]);
 const GOALS = { accepted: 1000, completed: 100, dispatchP99: 25, progressP99: 50, progressPerS: 10 };
 const MB = 1024 * 1024;
 
@@ -65,17 +64,6 @@ async function shutdown() {
   await pool?.end().catch(() => {});
   await stack.stop();
   await infra?.stop();
-}
-
-/** One JSON call; an answer other than `expect` (default: any 2xx) is a StackError naming the route. */
-async function api(url, token, method, route, body, expect) {
-  const headers = { accept: "application/json" };
-  if (token) headers.authorization = `Bearer ${token}`;
-  if (body !== undefined && !(body instanceof FormData)) headers["content-type"] = "application/json";
-  const res = await fetch(url + route, { method, headers, body: body instanceof FormData || body === undefined ? body : JSON.stringify(body) });
-  const text = await res.text();
-  if (expect ? res.status !== expect : !res.ok) throw new StackError(`${method} ${route}: HTTP ${res.status} ${text.slice(0, 300)}`);
-  return JSON.parse(text);
 }
 
 function quantile(values, q) {
@@ -158,8 +146,7 @@ async function main() {
   say(`api on ${url}; ${WORKERS} worker(s) with ${PLUGIN}; logs in ${rel(stack.logsDir)}`);
 
   const samples = makeSamples(path.join(DATA, "inputs"));
-  const email = `control-${randomBytes(4).toString("hex")}@likeness.local`;
-  const { token } = await api(url, null, "POST", "/v1/auth/signup", { email, password: randomBytes(18).toString("base64url") });
+  const token = await signUp(url, "control");
 
   // The workers advertise their engines: wait until every noop one is offered.
   const need = [...new Set([...VIDEO_KINDS, ...TRAIN_KINDS])];
@@ -172,18 +159,10 @@ async function main() {
     await sleep(200);
   }
 
-  const form = new FormData();
-  form.append("name", "Control");
-  form.append("images", new Blob([fs.readFileSync(samples.portrait)], { type: "image/png" }), "astronaut.png");
-  form.append("voice", new Blob([fs.readFileSync(samples.voice)], { type: "audio/wav" }), "voice.wav");
-  const profile = await api(url, token, "POST", "/v1/profiles", form);
+  const profile = await createProfile(url, token, samples, "Control");
   const train = await api(url, token, "POST", `/v1/profiles/${profile.id}/train`, { engines: NOOP(TRAIN_KINDS) });
-  for (;;) {
-    const j = await api(url, token, "GET", `/v1/jobs/${train.id}`);
-    if (j.state === "succeeded") break;
-    if (TERMINAL.has(j.state)) throw new StackError(`training with the noop engines ${j.state}: ${JSON.stringify(j.error)}`);
-    await sleep(50);
-  }
+  const trained = await waitJob(url, token, train.id, { stack, everyMs: 50 });
+  if (trained.state !== "succeeded") throw new StackError(`training with the noop engines ${trained.state}: ${JSON.stringify(trained.error)}`);
   const video = { profileId: profile.id, narration: "Control plane.", engines: NOOP(VIDEO_KINDS) };
 
   const apiPid = stack.services.find((s) => s.name === "api").child.pid;

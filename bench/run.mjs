@@ -7,12 +7,12 @@
 // Exit 0 when the run completed (a figure short of its goal is reported, not an error); 1 when the
 // stack, the job or the measuring failed.
 import { spawnSync } from "node:child_process";
-import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { freePort, startInfra } from "../scripts/infra.mjs";
 import { makeSamples } from "../scripts/samples.mjs";
+import { api, createProfile, signUp, waitJob } from "./client.mjs";
 import { rssSampler } from "./rss.mjs";
 import { API_ENTRY, REPO, Stack, StackError, WORKER_BIN, rel, requireBuilt, runStack, stepTable } from "../scripts/stack.mjs";
 
@@ -26,7 +26,6 @@ const NARRATION =
   "My lips open wide for every vowel, and close for m, b and p. " +
   "Between sentences, I pause. Then I go on.";
 const SAMPLE_MS = 100;
-const JOB_TIMEOUT_MS = 15 * 60 * 1000;
 const MB = 1024 * 1024;
 const RSS_GOAL_MB = 1.5 * 1024;
 
@@ -40,9 +39,10 @@ const GOALS = [
 ];
 
 const say = (msg) => process.stderr.write(`bench: ${msg}\n`);
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 const stack = new Stack(path.join(BENCH, "logs"));
+/** How the bench polls a job: the 100 ms of its memory samples; a dead api or worker stops it. */
+const waiting = { stack, everyMs: SAMPLE_MS };
 let infra;
 let stopped = false;
 
@@ -51,29 +51,6 @@ async function shutdown() {
   stopped = true;
   await stack.stop();
   await infra?.stop();
-}
-
-/** One JSON call to the api; an error answer becomes a StackError naming the route. */
-async function api(url, token, method, route, body) {
-  const headers = { accept: "application/json" };
-  if (token) headers.authorization = `Bearer ${token}`;
-  if (body !== undefined && !(body instanceof FormData)) headers["content-type"] = "application/json";
-  const res = await fetch(url + route, { method, headers, body: body instanceof FormData || body === undefined ? body : JSON.stringify(body) });
-  const text = await res.text();
-  if (!res.ok) throw new StackError(`${method} ${route}: HTTP ${res.status} ${text.slice(0, 300)}`);
-  return JSON.parse(text);
-}
-
-/** Poll GET /v1/jobs/:id until the job ends (and notice a dead api or worker at once). */
-async function waitJob(url, token, id) {
-  const deadline = Date.now() + JOB_TIMEOUT_MS;
-  for (;;) {
-    stack.check();
-    const job = await api(url, token, "GET", `/v1/jobs/${id}`);
-    if (["succeeded", "failed", "cancelled"].includes(job.state)) return job;
-    if (Date.now() > deadline) throw new StackError(`job ${id} still ${job.state} after ${JOB_TIMEOUT_MS / 60000} min`);
-    await sleep(SAMPLE_MS);
-  }
 }
 
 function requireSucceeded(job, what) {
@@ -124,16 +101,10 @@ async function main() {
   } catch (err) {
     throw new StackError(err.message);
   }
-  const email = `bench-${randomBytes(4).toString("hex")}@likeness.local`;
-  const { token } = await api(url, null, "POST", "/v1/auth/signup", { email, password: randomBytes(18).toString("base64url") });
-
-  const form = new FormData();
-  form.append("name", "Astronaut");
-  form.append("images", new Blob([fs.readFileSync(samples.portrait)], { type: "image/png" }), "astronaut.png");
-  form.append("voice", new Blob([fs.readFileSync(samples.voice)], { type: "audio/wav" }), "voice.wav");
-  const profile = await api(url, token, "POST", "/v1/profiles", form);
+  const token = await signUp(url, "bench");
+  const profile = await createProfile(url, token, samples, "Astronaut");
   say(`profile ${profile.id}: training`);
-  const trained = await waitJob(url, token, (await api(url, token, "POST", `/v1/profiles/${profile.id}/train`, {})).id);
+  const trained = await waitJob(url, token, (await api(url, token, "POST", `/v1/profiles/${profile.id}/train`, {})).id, waiting);
   requireSucceeded(trained, "training");
 
   // A worker loads its models once, in the background, when it starts (about 2 s here): the
@@ -144,7 +115,7 @@ async function main() {
   const rss = rssSampler({ worker: [worker.pid] }, SAMPLE_MS);
   const submitted = Date.now();
   const created = await api(url, token, "POST", "/v1/videos", { profileId: profile.id, narration: NARRATION, width: SIZE, height: SIZE });
-  const job = await waitJob(url, token, created.job.id);
+  const job = await waitJob(url, token, created.job.id, waiting);
   const peakMb = rss.stop().peak.worker / MB;
   requireSucceeded(job, "the video");
   const wallS = (Date.parse(job.finishedAt) - submitted) / 1000;

@@ -2,8 +2,8 @@
 
 At start and then every heartbeat (WORKER_HEARTBEAT_TIMEOUT_MS / 4, as Dramatiq's own heartbeat)
 the worker writes, in one MULTI: its advert at ``{prefix}:workers:{workerId}`` with a TTL of
-``workerAdvertTtlHeartbeats`` heartbeats, and its id in the index ``{prefix}:workers`` (a sorted
-set scored by when that key expires, ms). A worker that dies drops out by itself; one that stops
+``workerAdvertTtlHeartbeats`` heartbeats, and its id in the index set ``{prefix}:workers``. A
+worker that dies drops out when its key expires (the api drops its id then); one that stops
 cleanly removes both at once. The api merges the live adverts for ``GET /v1/engines`` and checks
 a request's ``engines`` against them before it queues the job.
 
@@ -17,46 +17,38 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
 from typing import TYPE_CHECKING, Any
 
 import redis
 
-from .contracts import PROTOCOL_VERSION, WORKER_TASK_KINDS, load_schemas, validate_advert
+from .contracts import PROTOCOL_VERSION, WORKER_TASK_KINDS, RedisKeys, validate_advert
 from .events import now_iso
+from .runtime import Runtime
 
 if TYPE_CHECKING:
     from .engines import EngineRegistry
-    from .runtime import Runtime
 
 log = logging.getLogger(__name__)
-
-
-def _templates() -> dict[str, Any]:
-    return load_schemas().redis
 
 
 class Advertiser:
     def __init__(
         self,
         client: redis.Redis,
-        prefix: str,
+        keys: RedisKeys,
         worker_id: str,
         registry: EngineRegistry,
         queues: tuple[str, ...],
         heartbeat_s: float,
-        queue_for=lambda device: "gpu0" if device == "gpu" else device,
     ) -> None:
-        spec = _templates()
         self.client = client
         self.worker_id = worker_id
-        self.key = spec["templates"]["worker"].replace("{prefix}", prefix).replace("{workerId}", worker_id)
-        self.index = spec["templates"]["workers"].replace("{prefix}", prefix)
-        self.ttl_s = heartbeat_s * int(spec["workerAdvertTtlHeartbeats"])
+        self.key = keys.worker(worker_id)
+        self.index = keys.workers
+        self.ttl_s = heartbeat_s * keys.advert_ttl_heartbeats
         self.registry = registry
         self.queues = queues
         self.heartbeat_s = heartbeat_s
-        self.queue_for = queue_for
         # (task kind, name) -> why it cannot run (e.g. its model failed to load while warming).
         self._problems: dict[tuple[str, str], str] = {}
         self._stop = threading.Event()
@@ -67,12 +59,11 @@ class Advertiser:
         s = rt.settings
         return cls(
             rt.redis,
-            s.redis_key_prefix,
+            rt.keys,
             rt.consumer_name,
             rt.registry,
             s.worker_queues,
             heartbeat_s=max(0.2, s.worker_heartbeat_timeout_ms / 4000),
-            queue_for=rt.queue_for,
         )
 
     def mark_problem(self, task_kind: str, name: str, problem: str) -> None:
@@ -81,7 +72,7 @@ class Advertiser:
     def advert(self) -> dict[str, Any]:
         engines = []
         for kind, name, cls, default in self.registry.entries(WORKER_TASK_KINDS):
-            queue = self.queue_for(cls.device)
+            queue = Runtime.queue_for(cls.device)
             problem = self._problems.get((kind, name)) or cls.problem()
             if problem is None and queue not in self.queues:
                 problem = f"this worker does not consume the {queue} queue"
@@ -108,13 +99,9 @@ class Advertiser:
     def publish(self) -> dict[str, Any]:
         """Writes the advert and its index entry once (validated first)."""
         advert = self.advert()
-        ttl_ms = max(1, round(self.ttl_s * 1000))
-        # The key's TTL is what counts (the api skips an id whose key is gone); the score only
-        # lets the api prune the index of workers that died.
-        expires = int(time.time() * 1000) + ttl_ms
         pipe = self.client.pipeline(transaction=True)
-        pipe.set(self.key, json.dumps(advert, separators=(",", ":")), px=ttl_ms)
-        pipe.zadd(self.index, {self.worker_id: expires})
+        pipe.set(self.key, json.dumps(advert, separators=(",", ":")), px=max(1, round(self.ttl_s * 1000)))
+        pipe.sadd(self.index, self.worker_id)
         pipe.execute()
         return advert
 
@@ -136,7 +123,7 @@ class Advertiser:
         try:
             pipe = self.client.pipeline(transaction=True)
             pipe.delete(self.key)
-            pipe.zrem(self.index, self.worker_id)
+            pipe.srem(self.index, self.worker_id)
             pipe.execute()
         except redis.RedisError as exc:
             log.warning("could not withdraw the engine advert: %s", exc)

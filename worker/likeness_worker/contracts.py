@@ -141,6 +141,7 @@ class RedisKeys:
         self.worker_group: str = spec["groups"]["worker"]
         self.field: str = spec["messageField"]
         self.maxlen: int = int(spec["streamMaxlen"])
+        self.advert_ttl_heartbeats: int = int(spec["workerAdvertTtlHeartbeats"])
 
     def _fill(self, name: str, **parts: str) -> str:
         out = self._t[name].replace("{prefix}", self.prefix)
@@ -160,6 +161,15 @@ class RedisKeys:
 
     def cancel(self, job_id: str) -> str:
         return self._fill("cancel", jobId=job_id)
+
+    def worker(self, worker_id: str) -> str:
+        """This worker's engine advert (see advertise.py)."""
+        return self._fill("worker", workerId=worker_id)
+
+    @property
+    def workers(self) -> str:
+        """The set of advertising worker ids."""
+        return self._fill("workers")
 
     # Worker-private keys (not shared with the api), under the same prefix.
     @property

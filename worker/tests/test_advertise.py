@@ -12,7 +12,7 @@ import pytest
 from conftest import FIXTURES, new_id, now_iso
 
 from likeness_worker.advertise import Advertiser
-from likeness_worker.contracts import WORKER_TASK_KINDS, ProtocolError, validate_advert
+from likeness_worker.contracts import WORKER_TASK_KINDS, ProtocolError, RedisKeys, validate_advert
 from likeness_worker.engines import Engine, EngineRegistry, engine, load_engines
 from likeness_worker.events import ProgressCoalescer
 
@@ -50,7 +50,7 @@ def test_the_advert_says_device_licence_default_and_why_an_engine_cannot_run(red
     import redis
 
     client = redis.Redis.from_url(redis_url)
-    adv = Advertiser(client, prefix, "host-1", _registry(), ("cpu",), heartbeat_s=2.0)
+    adv = Advertiser(client, RedisKeys(prefix), "host-1", _registry(), ("cpu",), heartbeat_s=2.0)
     adv.mark_problem("tts", "here", "x" * 600)  # e.g. its model did not load while warming
     advert = adv.publish()
     by_name = {e["name"]: e for e in advert["engines"]}
@@ -61,14 +61,13 @@ def test_the_advert_says_device_licence_default_and_why_an_engine_cannot_run(red
     assert by_name["ongpu"] == {"taskKind": "upscale", "name": "ongpu", "device": "gpu", "licence": "BSD-3-Clause",
                                 "healthy": False, "default": True,
                                 "problem": "this worker does not consume the gpu0 queue"}
-    # What is in Redis is what was validated: the key lives 3 heartbeats, the index says until when.
+    # What is in Redis is what was validated: the key lives 3 heartbeats; the index names it.
     stored = json.loads(client.get(f"{prefix}:workers:host-1"))
     assert stored == advert
     assert 5_000 < client.pttl(f"{prefix}:workers:host-1") <= 6_000
-    score = client.zscore(f"{prefix}:workers", "host-1")
-    assert abs(score - (time.time() * 1000 + 6_000)) < 1_000
+    assert client.sismember(f"{prefix}:workers", "host-1")
 
-    adv2 = Advertiser(client, prefix, "host-2", _registry(), ("cpu", "gpu0"), heartbeat_s=2.0)
+    adv2 = Advertiser(client, RedisKeys(prefix), "host-2", _registry(), ("cpu", "gpu0"), heartbeat_s=2.0)
     assert {e["name"]: e["healthy"] for e in adv2.publish()["engines"]} == {"here": True, "missing": False, "ongpu": True}
 
 
@@ -97,7 +96,7 @@ def test_heartbeat_rewrites_the_advert_and_stop_withdraws_it(redis_url, prefix):
     import redis
 
     client = redis.Redis.from_url(redis_url)
-    adv = Advertiser(client, prefix, "host-3", _registry(), ("cpu",), heartbeat_s=0.2)
+    adv = Advertiser(client, RedisKeys(prefix), "host-3", _registry(), ("cpu",), heartbeat_s=0.2)
     adv.start()
     try:
         first = json.loads(client.get(f"{prefix}:workers:host-3"))["at"]
@@ -109,7 +108,7 @@ def test_heartbeat_rewrites_the_advert_and_stop_withdraws_it(redis_url, prefix):
     finally:
         adv.stop()
     assert client.get(f"{prefix}:workers:host-3") is None
-    assert client.zscore(f"{prefix}:workers", "host-3") is None
+    assert not client.sismember(f"{prefix}:workers", "host-3")
 
 
 def test_progress_is_coalesced_to_ten_messages_a_second_per_job_and_the_last_one_goes_out():
@@ -169,7 +168,7 @@ def test_progress_of_one_job_never_comes_twice_within_the_interval():
 
 
 def _adverts(bus) -> dict[str, dict]:
-    ids = [i.decode() for i in bus.r.zrange(f"{bus.keys.prefix}:workers", 0, -1)]
+    ids = [i.decode() for i in bus.r.smembers(bus.keys.workers)]
     return {
         i: json.loads(bus.r.get(f"{bus.keys.prefix}:workers:{i}"))
         for i in ids

@@ -52,10 +52,10 @@ describeWithServices("engines chosen per request", () => {
       queues: ["cpu"],
       engines,
     });
-    await t.redis.multi().set(keys.worker(workerId), JSON.stringify(advert), "PX", ttlMs).zadd(keys.workers, Date.now() + ttlMs, workerId).exec();
+    await t.redis.multi().set(keys.worker(workerId), JSON.stringify(advert), "PX", ttlMs).sadd(keys.workers, workerId).exec();
   };
   const withdraw = async (workerId: string) => {
-    await t.redis.multi().del(keys.worker(workerId)).zrem(keys.workers, workerId).exec();
+    await t.redis.multi().del(keys.worker(workerId)).srem(keys.workers, workerId).exec();
   };
   const list = async () => {
     const res = await t.app.inject({ method: "GET", url: "/v1/engines", headers: a.auth });
@@ -78,7 +78,7 @@ describeWithServices("engines chosen per request", () => {
     await t?.close();
   });
   beforeEach(async () => {
-    for (const id of await t.redis.zrange(keys.workers, 0, -1)) await withdraw(id);
+    for (const id of await t.redis.smembers(keys.workers)) await withdraw(id);
   });
 
   it("lists what the live workers advertise, merged per task kind, with the api's own script engine", async () => {
@@ -111,7 +111,7 @@ describeWithServices("engines chosen per request", () => {
     const after = await list();
     expect(after.workers).toBe(1);
     expect(after.engines.find((e) => e.name === "realesrgan")).toBeUndefined();
-    expect(await t.redis.zscore(keys.workers, "w3")).toBeNull(); // pruned from the index
+    expect(await t.redis.sismember(keys.workers, "w3")).toBe(0); // dropped from the index
   });
 
   it("sends the chosen engines in the command, the request over the profile's defaults; the job shows them", async () => {

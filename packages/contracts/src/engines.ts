@@ -3,8 +3,9 @@
 //
 // Each worker writes its registry (WorkerAdvert) at `{prefix}:workers:{workerId}` when it starts
 // and again every `heartbeatMs`; the key lives WORKER_ADVERT_TTL_HEARTBEATS heartbeats, so a
-// worker that died drops out by itself. The index `{prefix}:workers` (a sorted set: workerId,
-// scored by the time its key expires, ms) says which keys to read without scanning Redis.
+// worker that died drops out by itself. The index `{prefix}:workers` (a set of worker ids) says
+// which keys to read without scanning Redis; the key's TTL is the only clock (a reader removes the
+// ids whose key is gone), so the api and the workers need not agree on the time.
 import { z } from "zod";
 import { PROTOCOL_VERSION, TaskKind } from "./jobs.js";
 

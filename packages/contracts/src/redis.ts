@@ -19,7 +19,7 @@ export const REDIS_KEY_TEMPLATES = {
   cancel: "{prefix}:cancel:{jobId}",
   /** One worker's advertised engine registry (WorkerAdvert JSON), rewritten every heartbeat, TTL 3 heartbeats. */
   worker: "{prefix}:workers:{workerId}",
-  /** Sorted set of the advertising workers: member workerId, score = when its key expires (ms since epoch). */
+  /** Set of the advertising workers' ids; an id whose advert key expired is removed by the reader. */
   workers: "{prefix}:workers",
 } as const;
 

@@ -38,12 +38,12 @@ MARKER_EVERY_SLICES = 5  # how often (in wait slices) a waiting node looks for t
 
 
 class StepNode:
-    def __init__(self, rt: Runtime, step: str, binding: Binding | None = None) -> None:
+    def __init__(self, rt: Runtime, step: str, binding: Binding) -> None:
         self.rt = rt
         self.step = step
         # The DAGs' steps are the contracts' step names (tests/test_contracts.py checks it).
         self.task_kind = STEP_TASK[cast("StepName", step)]
-        self.binding = binding or {}  # input -> candidate steps, latest first (this DAG's table)
+        self.binding = binding  # input -> candidate steps, latest first (this DAG's table)
 
     def __call__(self, state: JobState) -> dict[str, Any]:
         if state.get("error") or state.get("cancelled"):
