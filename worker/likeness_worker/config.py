@@ -11,17 +11,9 @@ import re
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import (
-    BaseSettings,
-    EnvSettingsSource,
-    NoDecode,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-    SettingsError,
-)
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -33,38 +25,8 @@ class ConfigError(Exception):
     """The environment cannot make a working worker; the message names every culprit."""
 
 
-class _Environment(EnvSettingsSource):
-    """pydantic-settings' environment source, over a given mapping (os.environ, or a test's dict).
-
-    The library hard-codes os.environ in this one method (pydantic/pydantic-settings#653). Only
-    upper-case names count (``DATABASE_URL``, not ``database_url``), and an empty value is unset.
-    """
-
-    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
-        self._environ = environ
-        super().__init__(settings_cls)
-
-    def _load_env_vars(self) -> Mapping[str, str | None]:
-        return {k.lower(): v for k, v in self._environ.items() if k.isupper() and v != ""}
-
-
-class Settings(BaseSettings):
-    """Each field is the environment variable of its upper-case name; made by load_settings()."""
-
-    model_config = SettingsConfigDict(frozen=True, extra="forbid")
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # Keyword arguments only: load_settings() reads the environment it is given (no .env file,
-        # no secrets folder), so a test's mapping is never mixed with this process's variables.
-        return (init_settings,)
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     # Shared with the api.
     database_url: SecretStr
@@ -82,7 +44,7 @@ class Settings(BaseSettings):
     log_level: Literal["trace", "debug", "info", "warn", "warning", "error", "fatal", "silent"] = "info"
 
     # Worker only.
-    worker_queues: Annotated[tuple[str, ...], NoDecode] = ("cpu",)  # comma-separated, not JSON
+    worker_queues: tuple[str, ...] = ("cpu",)
     worker_reclaim_idle_ms: int = Field(30_000, ge=200)
     worker_metrics_port: int = Field(9101, ge=0, le=65535)  # 0: no /metrics endpoint
     worker_max_jobs: int = Field(4, ge=1, le=256)  # jobs whose DAG this process drives at once
@@ -101,7 +63,7 @@ class Settings(BaseSettings):
     worker_max_deliveries: int = Field(5, ge=1, le=1000)
     worker_shutdown_grace_s: float = Field(30.0, ge=0)  # SIGTERM: how long running jobs may go on
     worker_work_dir: Path = Path(tempfile.gettempdir()) / "likeness-worker"
-    worker_engine_plugins: Annotated[tuple[str, ...], NoDecode] = ()
+    worker_engine_plugins: tuple[str, ...] = ()
     # LIKENESS_CONTRACTS_DIR is read by contracts.contracts_dir(): the schemas are needed before
     # (and without) Settings, e.g. to validate test fixtures.
     # Test-only fault injection (see faults.py). Never set in production.
@@ -152,12 +114,19 @@ class Settings(BaseSettings):
         return self
 
 
+_FIELDS = tuple(Settings.model_fields)
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read every setting from ``env`` (default: os.environ); raise ConfigError naming problems."""
+    env = os.environ if env is None else env
+    raw: dict[str, object] = {}
+    for name in _FIELDS:
+        value = env.get(name.upper())
+        if value is not None and value != "":
+            raw[name] = value
     try:
-        return Settings(**_Environment(Settings, os.environ if env is None else env)())
-    except SettingsError as exc:  # a value pydantic-settings could not decode
-        raise ConfigError(f"invalid worker configuration: {exc}") from None
+        return Settings.model_validate(raw)
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
