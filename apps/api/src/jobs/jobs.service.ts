@@ -43,6 +43,11 @@ export class JobsService {
     this.profiles = new ProfilesRepository(rt.db);
   }
 
+  /** Whether the user has this job (one row read: the full view is findJob). */
+  async hasJob(userId: string, jobId: string): Promise<boolean> {
+    return (await this.jobs.find(jobId, userId)) !== undefined;
+  }
+
   /** The job as the user sees it, or undefined when it is not theirs (or does not exist). */
   findJob(userId: string, jobId: string): Promise<Job | undefined> {
     return loadJobView(this.rt.db, jobId, userId);

@@ -87,7 +87,7 @@ export function jobEventsRoutes(app: FastifyInstance, jobs: JobsService, hub: Jo
     ],
     preHandler: async (request: FastifyRequest) => {
       const { id } = request.params as { id: string };
-      if (!(await jobs.findJob(request.user.id, id))) throw notFound("job");
+      if (!(await jobs.hasJob(request.user.id, id))) throw notFound("job");
     },
     wsHandler: (socket: WebSocket, request: FastifyRequest) => {
       const { id: jobId } = request.params as { id: string };
