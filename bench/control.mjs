@@ -138,6 +138,8 @@ async function main() {
     WORKER_ENGINE_PLUGINS: PLUGIN,
     WORKER_METRICS_PORT: "0",
     WORKER_MAX_JOBS: process.env.WORKER_MAX_JOBS ?? "16",
+    // noop steps take no device: many run side by side (real engines run one at a time).
+    WORKER_STEP_THREADS: process.env.WORKER_STEP_THREADS ?? "8",
     LOG_LEVEL: process.env.LOG_LEVEL ?? "warn",
   };
   const { url, env: stackEnv } = await stack.startApiAndWorker(env, { storageDir: path.join(DATA, "objects") });

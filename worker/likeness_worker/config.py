@@ -48,6 +48,9 @@ class Settings(BaseModel):
     worker_reclaim_idle_ms: int = Field(30_000, ge=200)
     worker_metrics_port: int = Field(9101, ge=0, le=65535)  # 0: no /metrics endpoint
     worker_max_jobs: int = Field(4, ge=1, le=256)  # jobs whose DAG this process drives at once
+    # Steps one process runs at once on each of its queues. 1 for real engines, which use the
+    # whole device; light engines (the control-plane bench's noop) can run many side by side.
+    worker_step_threads: int = Field(1, ge=1, le=64)
     worker_step_retries: int = Field(2, ge=0, le=20)  # in-process retries of a retryable step error
     worker_retry_backoff_ms: int = Field(1_000, ge=10)
     # Dramatiq: a worker whose heartbeat is older than this is dead and its in-flight messages

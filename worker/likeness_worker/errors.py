@@ -32,6 +32,8 @@ RETRY_POLICY: dict[ErrorCode, RetryRule] = {
     "out_of_memory": RetryRule(retryable=True, in_process=False),  # a fresh process may fit; this one won't
     "timeout": RetryRule(retryable=True, in_process=False),
     "internal": RetryRule(retryable=True, in_process=False),
+    # The api's script step reports it; a worker never raises it, but every code has a rule.
+    "llm_unavailable": RetryRule(retryable=True, in_process=True),
 }
 if set(RETRY_POLICY) != set(ERROR_CODES):
     raise ImportError(f"RETRY_POLICY must have a rule for exactly the contracts' error codes {ERROR_CODES}")

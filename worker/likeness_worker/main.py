@@ -135,8 +135,9 @@ def main(argv: list[str] | None = None) -> int:
     for queue in settings.worker_queues:
         # worker_timeout caps the idle poll's back-off: at 500 ms every step of a job waited
         # ~0.3 s to be picked up (2 s on a 15 s video); 50 ms costs 20 light Redis calls a second.
-        w = dramatiq.Worker(broker, queues={queue}, worker_threads=1, worker_timeout=50)
-        w.queue_prefetch = 1  # a waiting step stays in Redis for any idle worker, not in our cache
+        threads = settings.worker_step_threads
+        w = dramatiq.Worker(broker, queues={queue}, worker_threads=threads, worker_timeout=50)
+        w.queue_prefetch = threads  # a waiting step stays in Redis for any idle worker, not in our cache
         w.start()
         workers.append(w)
     log.info("worker %s: queues %s", rt.consumer_name, ", ".join(settings.worker_queues))

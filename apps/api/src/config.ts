@@ -1,6 +1,7 @@
 // Configuration: read once from the environment, validated, grouped. The same variable names are
 // used by the worker (docs/foundation.md). A bad value stops start-up with the variable's name.
 import { fileURLToPath } from "node:url";
+import os from "node:os";
 import path from "node:path";
 import { z } from "zod";
 import { DEFAULT_KEY_PREFIX } from "@likeness/contracts";
@@ -39,6 +40,25 @@ const EnvSchema = z.object({
   API_RECONCILE_INTERVAL_S: z.coerce.number().positive().max(86_400).default(30),
   /** A command read by a worker but idle this long (seconds), with no event for its job either, is re-sent. */
   API_RECONCILE_STALE_S: z.coerce.number().positive().max(86_400).default(600),
+  /** The `script` step's engine for a topic when the request names none: local, ollama or openai. */
+  LLM_ENGINE: z.enum(["local", "ollama", "openai"]).default("local"),
+  /** How long writing one script may take (seconds) before the step fails as llm_unavailable. */
+  LLM_TIMEOUT_S: z.coerce.number().positive().max(3_600).default(120),
+  /** The built-in model (a GGUF file; scripts/bootstrap.sh writes the default one). */
+  LLM_LOCAL_MODEL: z.string().min(1).optional(),
+  /** Load the built-in model when the api starts (else at the first topic). */
+  LLM_LOCAL_PRELOAD: bool.default(true),
+  /** CPU threads of the built-in model (0: all cores). */
+  LLM_LOCAL_THREADS: z.coerce.number().int().min(0).max(256).default(0),
+  /** Ollama: offered when OLLAMA_URL is set. */
+  OLLAMA_URL: z.url().optional(),
+  OLLAMA_MODEL: z.string().min(1).default("llama3.2"),
+  /** Ollama's keep_alive ("5m", seconds, or 0 to unload the model once the script is written). */
+  OLLAMA_KEEP_ALIVE: z.string().regex(/^(-1|\d+|\d+(\.\d+)?(ms|s|m|h))$/, 'a duration such as "5m", or seconds').default("5m"),
+  /** An OpenAI-compatible server, e.g. http://vllm:8000/v1: offered when set. */
+  OPENAI_BASE_URL: z.url().optional(),
+  OPENAI_MODEL: z.string().min(1).default("gpt-4o-mini"),
+  OPENAI_API_KEY: z.string().min(1).optional(),
   // The same values on both planes (worker/likeness_worker/config.py; a test compares them);
   // `warning` is Python's name for `warn`.
   LOG_LEVEL: z
@@ -71,7 +91,20 @@ export interface Config {
   /** The reconciler (jobs/job-reconciler.ts): its period and when a read command counts as stale. */
   reconcile: { intervalMs: number; staleMs: number };
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
+  llm: LlmConfig;
 }
+
+export interface LlmConfig {
+  defaultEngine: "local" | "ollama" | "openai";
+  timeoutMs: number;
+  local: { modelPath: string; threads: number; preload: boolean };
+  ollama: { url: string; model: string; keepAlive: string } | undefined;
+  /** Holds the API key: never log this object. */
+  openai: { baseUrl: string; model: string; apiKey: string | undefined } | undefined;
+}
+
+/** The built-in LLM's file, as scripts/bootstrap.sh assembles it from its PyPI packages. */
+export const LOCAL_MODEL_FILE = "gemma-3-270m-q4_k_m.gguf";
 
 export class ConfigError extends Error {
   override name = "ConfigError";
@@ -93,6 +126,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(`invalid configuration: ${lines.join("; ")}`);
   }
   const e = parsed.data;
+
+  if (e.LLM_ENGINE === "ollama" && !e.OLLAMA_URL) throw new ConfigError("invalid configuration: OLLAMA_URL: is required when LLM_ENGINE=ollama");
+  if (e.LLM_ENGINE === "openai" && !e.OPENAI_BASE_URL) {
+    throw new ConfigError("invalid configuration: OPENAI_BASE_URL: is required when LLM_ENGINE=openai");
+  }
 
   let storage: StorageConfig;
   if (e.STORAGE_DRIVER === "s3") {
@@ -125,5 +163,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       staleMs: Math.round(e.API_RECONCILE_STALE_S * 1000),
     },
     logLevel: e.LOG_LEVEL,
+    llm: {
+      defaultEngine: e.LLM_ENGINE,
+      timeoutMs: Math.round(e.LLM_TIMEOUT_S * 1000),
+      local: {
+        modelPath: path.resolve(e.LLM_LOCAL_MODEL ?? path.join(REPO_ROOT, ".data/models", LOCAL_MODEL_FILE)),
+        threads: e.LLM_LOCAL_THREADS || os.availableParallelism(),
+        preload: e.LLM_LOCAL_PRELOAD,
+      },
+      ollama: e.OLLAMA_URL ? { url: e.OLLAMA_URL, model: e.OLLAMA_MODEL, keepAlive: e.OLLAMA_KEEP_ALIVE } : undefined,
+      openai: e.OPENAI_BASE_URL ? { baseUrl: e.OPENAI_BASE_URL, model: e.OPENAI_MODEL, apiKey: e.OPENAI_API_KEY } : undefined,
+    },
   };
 }

@@ -92,7 +92,9 @@ describeWithServices("engines chosen per request", () => {
     const { engines, workers } = await list();
     expect(workers).toBe(2);
     const of = (kind: string, name: string) => engines.find((e) => e.taskKind === kind && e.name === name);
-    expect(of("llm", "none")).toMatchObject({ runsIn: "api", healthy: true, default: true });
+    // The script step's engines run in the api: `local` writes topics by default, `none` speaks a narration.
+    expect(of("llm", "none")).toMatchObject({ runsIn: "api", healthy: true, default: false });
+    expect(of("llm", "local")).toMatchObject({ runsIn: "api", device: "cpu", licence: "LicenseRef-Gemma", default: true });
     expect(of("tts", "piper")).toMatchObject({ device: "cpu", licence: "GPL-3.0-or-later AND MIT", healthy: true, default: true, workers: 2, healthyWorkers: 2, runsIn: "worker" });
     // Healthy on one worker of the two: available, and the problem of the other is not shown.
     expect(of("tts", "espeak")).toMatchObject({ healthy: true, default: false, workers: 2, healthyWorkers: 1 });
@@ -101,7 +103,7 @@ describeWithServices("engines chosen per request", () => {
     // Sorted by task kind (the contracts' order), then name.
     const order = engines.map((e) => `${e.taskKind}/${e.name}`);
     expect(order.indexOf("tts/espeak")).toBeLessThan(order.indexOf("tts/piper"));
-    expect(order.indexOf("llm/none")).toBe(0);
+    expect(order.indexOf("llm/local")).toBe(0);
 
     // A worker that stops cleanly withdraws; one that dies drops out when its key expires.
     await withdraw("w2");

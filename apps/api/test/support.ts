@@ -144,6 +144,7 @@ export async function createTestApp(
     STORAGE_DRIVER: "local",
     STORAGE_DIR: storageDir,
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "silent",
+    LLM_LOCAL_PRELOAD: "false", // the tests that write scripts load it; the others need not pay for it
     ...opts.env,
   });
   // The api's own connection settings (bus/redis-client.ts): they decide how an outage is ridden out.

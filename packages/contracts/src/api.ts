@@ -90,7 +90,9 @@ export const CreateVideoRequest = z
   .object({
     profileId: z.uuid(),
     narration: z.string().trim().min(1).max(5000).optional(),
-    topic: z.string().trim().min(1).max(500).optional(),
+    topic: z.string().trim().min(1, "must not be empty").max(500, "must be at most 500 characters").optional(),
+    /** With `topic`: how long the written narration should take to speak. */
+    durationSec: z.number().min(5).max(300).optional().describe("With `topic`: the narration's length in seconds (default 30)"),
     pipeline: Pipeline.default("sadtalker"),
     width: OutputSize.shape.width.default(512),
     height: OutputSize.shape.height.default(512),

@@ -201,6 +201,7 @@ export const ErrorCode = z.enum([
   "timeout",
   "cancelled",
   "internal",
+  "llm_unavailable", // the script step's LLM could not be reached or did not answer in time
 ]).meta({ title: "ErrorCode" });
 export type ErrorCode = z.infer<typeof ErrorCode>;
 

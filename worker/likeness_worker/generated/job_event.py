@@ -53,7 +53,7 @@ class StepSucceeded(TypedDict):
     reused: bool
 
 
-ErrorCode: TypeAlias = Literal["bad_input", "engine_unavailable", "engine_failed", "out_of_memory", "timeout", "cancelled", "internal"]
+ErrorCode: TypeAlias = Literal["bad_input", "engine_unavailable", "engine_failed", "out_of_memory", "timeout", "cancelled", "internal", "llm_unavailable"]
 
 
 class StepError(TypedDict):

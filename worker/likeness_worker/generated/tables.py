@@ -11,12 +11,12 @@ JobKind: TypeAlias = Literal["train_profile", "generate_video"]
 Pipeline: TypeAlias = Literal["sadtalker", "svd_wav2lip"]
 TaskKind: TypeAlias = Literal["llm", "prepare", "lora_trainer", "voice_trainer", "evaluate", "image", "motion", "tts", "lipsync", "talking_head", "upscale", "mux", "publish"]
 StepName: TypeAlias = Literal["prepare", "train_lora", "train_voice", "evaluate", "script", "image", "motion", "tts", "lipsync", "talking_head", "upscale", "mux", "publish"]
-ErrorCode: TypeAlias = Literal["bad_input", "engine_unavailable", "engine_failed", "out_of_memory", "timeout", "cancelled", "internal"]
+ErrorCode: TypeAlias = Literal["bad_input", "engine_unavailable", "engine_failed", "out_of_memory", "timeout", "cancelled", "internal", "llm_unavailable"]
 
 JOB_KINDS: Final[tuple[JobKind, ...]] = ('train_profile', 'generate_video')
 PIPELINES: Final[tuple[Pipeline, ...]] = ('sadtalker', 'svd_wav2lip')
 TASK_KINDS: Final[tuple[TaskKind, ...]] = ('llm', 'prepare', 'lora_trainer', 'voice_trainer', 'evaluate', 'image', 'motion', 'tts', 'lipsync', 'talking_head', 'upscale', 'mux', 'publish')
-ERROR_CODES: Final[tuple[ErrorCode, ...]] = ('bad_input', 'engine_unavailable', 'engine_failed', 'out_of_memory', 'timeout', 'cancelled', 'internal')
+ERROR_CODES: Final[tuple[ErrorCode, ...]] = ('bad_input', 'engine_unavailable', 'engine_failed', 'out_of_memory', 'timeout', 'cancelled', 'internal', 'llm_unavailable')
 # The task kind each step runs.
 STEP_TASK: Final[dict[StepName, TaskKind]] = {'prepare': 'prepare', 'train_lora': 'lora_trainer', 'train_voice': 'voice_trainer', 'evaluate': 'evaluate', 'script': 'llm', 'image': 'image', 'motion': 'motion', 'tts': 'tts', 'lipsync': 'lipsync', 'talking_head': 'talking_head', 'upscale': 'upscale', 'mux': 'mux', 'publish': 'publish'}
 # The steps of each workflow, in an order that respects their dependencies.

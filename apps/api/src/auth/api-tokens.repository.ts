@@ -6,7 +6,11 @@ export interface TokenOwner {
   tokenId: string;
   userId: string;
   email: string;
+  lastUsedAt: Date | null;
 }
+
+/** How often a token's use is written: the hot path of every request stays read-only. */
+export const TOUCH_EVERY_MS = 60_000;
 
 export class ApiTokensRepository {
   constructor(private readonly db: Kysely<Database>) {}
@@ -24,12 +28,12 @@ export class ApiTokensRepository {
     return this.db
       .selectFrom("api_tokens")
       .innerJoin("users", "users.id", "api_tokens.user_id")
-      .select(["api_tokens.id as tokenId", "users.id as userId", "users.email as email"])
+      .select(["api_tokens.id as tokenId", "users.id as userId", "users.email as email", "api_tokens.last_used_at as lastUsedAt"])
       .where("api_tokens.token_hash", "=", tokenHash)
       .executeTakeFirst();
   }
 
-  /** Records use, at most once a minute per token (keeps the hot path write-light). */
+  /** Records use (the caller skips it when the last use was written under TOUCH_EVERY_MS ago). */
   async touch(tokenId: string): Promise<void> {
     await this.db
       .updateTable("api_tokens")

@@ -6,7 +6,7 @@ import type { Kysely } from "kysely";
 import type { Session } from "@likeness/contracts";
 import type { Database } from "../db/types.js";
 import { UsersRepository } from "../users/users.repository.js";
-import { ApiTokensRepository } from "./api-tokens.repository.js";
+import { ApiTokensRepository, TOUCH_EVERY_MS } from "./api-tokens.repository.js";
 import { toUser } from "../users/user.mapper.js";
 import { conflict, HttpError } from "../http/errors.js";
 
@@ -62,7 +62,7 @@ export class AuthService {
     if (token.length < 20 || token.length > 200) return null;
     const owner = await this.tokens.findOwner(hashToken(token));
     if (!owner) return null;
-    await this.tokens.touch(owner.tokenId);
+    if (!owner.lastUsedAt || Date.now() - owner.lastUsedAt.getTime() >= TOUCH_EVERY_MS) await this.tokens.touch(owner.tokenId);
     return { id: owner.userId, email: owner.email };
   }
 

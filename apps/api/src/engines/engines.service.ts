@@ -5,7 +5,6 @@
 import type { Redis } from "ioredis";
 import type { FastifyBaseLogger } from "fastify";
 import {
-  LIKENESS_LICENCE,
   STEP_TASK,
   TaskKind,
   stepsFor,
@@ -18,7 +17,6 @@ import {
 import type { Db } from "../db/db.js";
 import { badRequest, notFound } from "../http/errors.js";
 import { ProfilesRepository } from "../profiles/profiles.repository.js";
-import { SCRIPT_ENGINE } from "../workflows/script.js";
 import { EngineAdvertsRepository } from "./engine-adverts.repository.js";
 
 export type EngineMap = Partial<Record<TaskKind, string>>;
@@ -26,23 +24,8 @@ export type EngineMap = Partial<Record<TaskKind, string>>;
 /** How long the merged adverts are reused: job creation must not read Redis on every request. */
 const CACHE_MS = 1_000;
 
-/** The engines the api runs itself: the script step (`llm`). */
-const API_ENGINES: EngineInfo[] = [
-  {
-    taskKind: "llm",
-    name: SCRIPT_ENGINE,
-    device: "cpu",
-    licence: LIKENESS_LICENCE,
-    healthy: true,
-    default: true,
-    workers: 0,
-    healthyWorkers: 0,
-    runsIn: "api",
-  },
-];
-
 /** The adverts of every live worker, one entry per (task kind, engine), sorted. */
-export function mergeAdverts(adverts: WorkerAdvert[]): EngineInfo[] {
+export function mergeAdverts(adverts: WorkerAdvert[], apiEngines: EngineInfo[] = []): EngineInfo[] {
   const merged = new Map<string, EngineInfo>();
   for (const advert of adverts) {
     for (const e of advert.engines) {
@@ -70,7 +53,7 @@ export function mergeAdverts(adverts: WorkerAdvert[]): EngineInfo[] {
       merged.set(key, m);
     }
   }
-  return [...API_ENGINES, ...merged.values()].sort(
+  return [...apiEngines, ...merged.values()].sort(
     (a, b) => TaskKind.options.indexOf(a.taskKind) - TaskKind.options.indexOf(b.taskKind) || a.name.localeCompare(b.name),
   );
 }
@@ -89,6 +72,8 @@ export class EnginesService {
     private readonly db: Db,
     redis: Redis,
     prefix: string,
+    /** The engines the api runs itself: the script step's (`llm`). */
+    private readonly apiEngines: () => Promise<EngineInfo[]>,
     log?: FastifyBaseLogger,
   ) {
     this.adverts = new EngineAdvertsRepository(redis, prefix, log);
@@ -157,8 +142,8 @@ export class EnginesService {
     // One Redis read at a time, shared by the requests that wait for it.
     this.loading ??= (async () => {
       try {
-        const adverts = await this.adverts.live();
-        const list = { engines: mergeAdverts(adverts), workers: adverts.length };
+        const [adverts, own] = await Promise.all([this.adverts.live(), this.apiEngines()]);
+        const list = { engines: mergeAdverts(adverts, own), workers: adverts.length };
         this.cached = { at: Date.now(), list };
         return list;
       } finally {

@@ -223,14 +223,7 @@ export class EventsConsumer {
 
   /** Fan-out to WebSocket clients on every replica, then resume the workflow on job_finished. */
   async afterAck(event: JobEvent, outcome: RecordOutcome): Promise<void> {
-    if (outcome.status !== "duplicate" && outcome.status !== "unknown_job") {
-      // A step's outputs go out as GET /v1/jobs/:id shows them: without storage keys.
-      const shown = event.type === "step_succeeded" ? { ...event, outputs: withoutStorageKeys(event.outputs) } : event;
-      const update: JobUpdate = { type: "event", event: shown };
-      await this.deps.redis
-        .publish(this.keys.jobUpdates(event.jobId), JSON.stringify(update))
-        .catch((err) => this.deps.log.warn({ err }, "events consumer: publish failed"));
-    }
+    await this.publish(event, outcome);
     // Also on a duplicate: the first delivery may have been recorded by an api that died before
     // resuming. resume() does nothing when the thread is not waiting.
     if (event.type === "job_finished" && outcome.status !== "unknown_job") {
@@ -243,6 +236,22 @@ export class EventsConsumer {
         this.deps.log.warn({ err, jobId: event.jobId }, "events consumer: could not resume the workflow; the recovery pass will");
       }
     }
+  }
+
+  private async publish(event: JobEvent, outcome: RecordOutcome): Promise<void> {
+    if (outcome.status !== "duplicate" && outcome.status !== "unknown_job") {
+      // A step's outputs go out as GET /v1/jobs/:id shows them: without storage keys.
+      const shown = event.type === "step_succeeded" ? { ...event, outputs: withoutStorageKeys(event.outputs) } : event;
+      const update: JobUpdate = { type: "event", event: shown };
+      await this.deps.redis
+        .publish(this.keys.jobUpdates(event.jobId), JSON.stringify(update))
+        .catch((err) => this.deps.log.warn({ err }, "events consumer: publish failed"));
+    }
+  }
+
+  /** Records and publishes an event of a running workflow (the api's script step): no resume. */
+  async record(event: JobEvent): Promise<void> {
+    await this.publish(event, await this.apply(event));
   }
 
   /** Records and publishes an event that the api itself produced (no stream entry to ack). */

@@ -16,6 +16,7 @@ import { createJobMetrics, registerStreamLengthGauge } from "./jobs.metrics.js";
 import { JobsService, type JobsRuntime } from "./jobs.service.js";
 import { jobsRoutes } from "./jobs.routes.js";
 import { EnginesService } from "../engines/engines.service.js";
+import { LlmEngines } from "../llm/llm-engines.js";
 import { enginesRoutes } from "../engines/engines.routes.js";
 
 export interface JobsHandle {
@@ -48,12 +49,26 @@ export default async function jobsPlugin(app: FastifyInstance, deps: AppDeps): P
   const health = app.health;
   const outageMaxMs = deps.config.outage.maxMs;
   const producer = new JobStreamProducer(deps.redis, prefix, (err) => health.report("redis", false, err));
+  const llm = new LlmEngines(deps.config.llm);
+  // The workflow's own events are recorded by the consumer, built with the runner it resumes.
+  let consumer: EventsConsumer | undefined;
   const runner = await WorkflowRunner.create(
-    // A request that creates a job waits a few seconds at most for an unavailable Redis.
-    { db: deps.db, redis: deps.redis, prefix, producer, log: app.log, metrics, health, dispatchWaitMs: Math.min(DISPATCH_WAIT_MS, outageMaxMs) },
+    {
+      db: deps.db,
+      redis: deps.redis,
+      prefix,
+      producer,
+      log: app.log,
+      metrics,
+      health,
+      // A request that creates a job waits a few seconds at most for an unavailable Redis.
+      dispatchWaitMs: Math.min(DISPATCH_WAIT_MS, outageMaxMs),
+      llm,
+      report: (event) => consumer!.record(event),
+    },
     deps.config.databaseUrl,
   );
-  const consumer = new EventsConsumer(
+  consumer = new EventsConsumer(
     { db: deps.db, redis: deps.redis, prefix, runner, log: app.log, metrics, health },
     deps.config.events,
   );
@@ -61,8 +76,8 @@ export default async function jobsPlugin(app: FastifyInstance, deps: AppDeps): P
     { db: deps.db, producer, runner, consumer, metrics, health, log: app.log },
     { ...deps.config.reconcile, outageMaxMs },
   );
-  const engines = new EnginesService(deps.db, deps.redis, prefix, app.log);
-  const runtime: JobsRuntime = { db: deps.db, redis: deps.redis, prefix, runner, consumer, metrics, log: app.log, engines };
+  const engines = new EnginesService(deps.db, deps.redis, prefix, () => llm.infos(), app.log);
+  const runtime: JobsRuntime = { db: deps.db, redis: deps.redis, prefix, runner, consumer, metrics, log: app.log, engines, llm };
   const jobs = new JobsService(runtime);
   const videos = new VideosService(runtime, jobs, deps.storage);
   const hub = new JobUpdatesHub(deps.redis, app.log);
@@ -86,6 +101,7 @@ export default async function jobsPlugin(app: FastifyInstance, deps: AppDeps): P
     await runner.recover();
     // Then commands lost or never sent, now and periodically; at once when a dependency is back.
     reconciler.start();
+    llm.warm(); // the built-in model, unless LLM_LOCAL_PRELOAD=false: topics need not wait for its first load
     offRecovered = health.onRecovered(() => void reconciler.pass());
     void prune();
     pruning = setInterval(prune, 60 * 60 * 1000).unref();
@@ -97,6 +113,7 @@ export default async function jobsPlugin(app: FastifyInstance, deps: AppDeps): P
     await consumer.stop();
     await hub.close();
     await runner.close();
+    await llm.close();
     producer.close();
   });
 }

@@ -16,6 +16,8 @@ export interface NewJobInput {
   steps: readonly StepName[];
   /** Task kind → engine name, sent in the job's commands; `{}` (the default): the workers' defaults. */
   engines?: Record<string, string>;
+  /** Steps done before the job is queued (the script of a given narration), by name: their engine. */
+  doneSteps?: Partial<Record<StepName, string>>;
 }
 
 export type StepUpdate = Partial<{
@@ -46,8 +48,11 @@ export interface NewArtifact {
 export class JobsRepository {
   constructor(private readonly db: Kysely<Database>) {}
 
-  /** Inserts the job row and one pending job_steps row per step. Call inside a transaction. */
-  async insert(input: NewJobInput): Promise<JobRow> {
+  /**
+   * Inserts the job row and one job_steps row per step: pending, or succeeded now for the
+   * `doneSteps`. Call inside a transaction.
+   */
+  async insert(input: NewJobInput): Promise<{ job: JobRow; steps: JobStepRow[] }> {
     const job = await this.db
       .insertInto("jobs")
       .values({
@@ -61,11 +66,19 @@ export class JobsRepository {
       })
       .returningAll()
       .executeTakeFirstOrThrow();
-    await this.db
+    const steps = await this.db
       .insertInto("job_steps")
-      .values(input.steps.map((name) => ({ job_id: job.id, name, state: "pending" as const })))
+      .values(
+        input.steps.map((name) => {
+          const engine = input.doneSteps?.[name];
+          if (engine === undefined) return { job_id: job.id, name, state: "pending" as const };
+          const now = new Date();
+          return { job_id: job.id, name, state: "succeeded" as const, engine, attempt: 1, started_at: now, finished_at: now, duration_ms: 0, reused: false };
+        }),
+      )
+      .returningAll()
       .execute();
-    return job;
+    return { job, steps };
   }
 
   find(jobId: string, userId?: string): Promise<JobRow | undefined> {

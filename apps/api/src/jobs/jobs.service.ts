@@ -12,10 +12,19 @@ import { jobFinishedEvent } from "../bus/job-finished.js";
 import { isTransient } from "../resilience/transient-errors.js";
 import type { EventsConsumer } from "../events/events.consumer.js";
 import type { EngineMap, EnginesService } from "../engines/engines.service.js";
-import type { WorkflowRunner } from "../workflows/workflow.runner.js";
+import type { LlmEngines } from "../llm/llm-engines.js";
+import pLimit from "p-limit";
+import { RunnerClosed, type WorkflowRunner } from "../workflows/workflow.runner.js";
 import { JobsRepository } from "./jobs.repository.js";
 import { loadJobView } from "./job-view.js";
 import type { JobMetrics } from "./jobs.metrics.js";
+
+/**
+ * Workflows started at once in the background after a 202: a burst of new jobs is accepted at
+ * the speed of its inserts and dispatched at the speed of the workflows, without one holding up
+ * the other's requests.
+ */
+const BACKGROUND_STARTS = 4;
 
 /** The cancel flag lives this long; the worker checks it before and inside each step. */
 export const CANCEL_TTL_SECONDS = 24 * 60 * 60;
@@ -30,12 +39,15 @@ export interface JobsRuntime {
   log: FastifyBaseLogger;
   /** What the workers advertise: a job's engines are checked against it before it is queued. */
   engines: EnginesService;
+  /** The script step's engines (a topic's default). */
+  llm: LlmEngines;
 }
 
 export class JobsService {
   private readonly keys;
   private readonly jobs: JobsRepository;
   private readonly profiles: ProfilesRepository;
+  private readonly starts = pLimit(BACKGROUND_STARTS);
 
   constructor(private readonly rt: JobsRuntime) {
     this.keys = redisKeys(rt.prefix);
@@ -71,7 +83,7 @@ export class JobsService {
     }
     const engines = await this.rt.engines.resolve({ kind: "train_profile" }, requested, profile.engines);
     const job = await this.rt.db.transaction().execute(async (tx) => {
-      const row = await new JobsRepository(tx).insert({
+      const { job: row } = await new JobsRepository(tx).insert({
         userId,
         kind: "train_profile",
         profileId: profile.id,
@@ -87,6 +99,14 @@ export class JobsService {
   }
 
   /**
+   * Starts the new job's workflow after the response: its rows are committed, so a crash before
+   * the start loses nothing (recover() starts every job not ended that has no thread).
+   */
+  startWorkflowSoon(job: JobRow): void {
+    void this.starts(() => this.startWorkflow(job));
+  }
+
+  /**
    * Starts the attempt's workflow (script, then dispatch). Redis away for more than a few seconds
    * does not hold the request: the job stays queued and the reconciler sends its command later;
    * Postgres lost mid-way leaves the thread where it stopped and the recovery pass goes on with
@@ -97,6 +117,7 @@ export class JobsService {
     try {
       await this.rt.runner.start(job);
     } catch (err) {
+      if (err instanceof RunnerClosed) return; // shutting down: the next process's recover() starts it
       if (isTransient(err)) {
         this.rt.log.warn({ err, jobId: job.id }, "the job's workflow stopped on an outage; the recovery pass goes on with it");
         return;

@@ -18,6 +18,8 @@ export class VideosRepository {
     width: number;
     height: number;
     subtitles: SubtitleMode;
+    /** Known at once when the narration is given; else the script step writes it. */
+    script: Script | null;
   }): Promise<VideoRow> {
     return this.db
       .insertInto("videos")
@@ -29,6 +31,7 @@ export class VideosRepository {
         width: v.width,
         height: v.height,
         subtitles: v.subtitles,
+        script: v.script ? json(v.script) : null,
       })
       .returningAll()
       .executeTakeFirstOrThrow();

@@ -3,6 +3,7 @@
 import {
   GENERATE_VIDEO_STEPS,
   ProfileAssets,
+  Script,
   type CreateVideoRequest,
   type Job,
   type Video,
@@ -15,6 +16,9 @@ import { ProfilesRepository } from "../profiles/profiles.repository.js";
 import type { JobsRuntime, JobsService } from "../jobs/jobs.service.js";
 import { VideosRepository } from "./videos.repository.js";
 import { toVideo } from "./video.mapper.js";
+import { toJob } from "../jobs/job-view.js";
+import { SCRIPT_ENGINE, scriptFromNarration } from "../llm/narration.js";
+import type { EngineMap } from "../engines/engines.service.js";
 
 export class VideosService {
   private readonly videos: VideosRepository;
@@ -28,10 +32,12 @@ export class VideosService {
   }
 
   async create(userId: string, req: CreateVideoRequest): Promise<{ video: Video; job: Job }> {
-    if (req.topic !== undefined) {
-      // The built-in script engine `none` speaks the narration verbatim; writing one from a topic
-      // needs an LLM engine, and none is configured.
-      throw badRequest("a topic needs an LLM to write the narration and none is configured; send `narration` instead", "topic");
+    const llmChoice = req.engines?.llm;
+    if (req.narration !== undefined && llmChoice !== undefined && llmChoice !== SCRIPT_ENGINE) {
+      throw badRequest(`a narration is spoken as given, so the llm engine "${llmChoice}" would not run: send a topic for it to write one`, "engines.llm");
+    }
+    if (req.topic !== undefined && llmChoice === SCRIPT_ENGINE) {
+      throw badRequest(`"${SCRIPT_ENGINE}" speaks a given narration; a topic needs an LLM engine (GET /v1/engines lists them)`, "engines.llm");
     }
     const profile = await new ProfilesRepository(this.rt.db).findForUser(userId, req.profileId);
     if (!profile) throw notFound("profile");
@@ -41,15 +47,29 @@ export class VideosService {
     if (!ProfileAssets.safeParse(profile.assets).success) {
       throw conflict(`profile "${profile.name}" has no usable training result; train it again`, "profileId");
     }
-    const engines = await this.rt.engines.resolve({ kind: "generate_video", pipeline: req.pipeline }, req.engines, profile.engines);
-    const { job, video } = await this.rt.db.transaction().execute(async (tx) => {
-      const job = await new JobsRepository(tx).insert({
+    // A given narration is the script at once (engine `none`): the 202 shows it.
+    const script =
+      req.narration === undefined
+        ? null
+        : Script.parse(scriptFromNarration({ narration: req.narration, triggerWord: profile.trigger_word, pipeline: req.pipeline }));
+    // A profile's default llm writes topics; a narration needs none.
+    const defaults = { ...((profile.engines ?? {}) as EngineMap) };
+    if (req.narration !== undefined) delete defaults.llm;
+    const engines = await this.rt.engines.resolve({ kind: "generate_video", pipeline: req.pipeline }, req.engines, defaults);
+    if (req.topic !== undefined && engines.llm === undefined) {
+      // The step records and a retry name the engine that wrote the script.
+      engines.llm = this.rt.llm.defaultName;
+      await this.rt.engines.checkAvailable({ llm: engines.llm });
+    }
+    const { job, steps, video } = await this.rt.db.transaction().execute(async (tx) => {
+      const { job, steps } = await new JobsRepository(tx).insert({
         userId,
         kind: "generate_video",
         profileId: profile.id,
         request: req,
         steps: GENERATE_VIDEO_STEPS[req.pipeline],
         engines,
+        ...(script ? { doneSteps: { script: SCRIPT_ENGINE } } : {}),
       });
       const video = await new VideosRepository(tx).insert({
         userId,
@@ -59,11 +79,13 @@ export class VideosService {
         width: req.width,
         height: req.height,
         subtitles: req.subtitles,
+        script,
       });
-      return { job, video };
+      return { job, steps, video };
     });
-    await this.jobs.startWorkflow(job);
-    return { video: await this.get(userId, video.id), job: await this.jobs.getJob(userId, job.id) };
+    // Answered as queued; the script (from a topic) and the dispatch follow in the background.
+    this.jobs.startWorkflowSoon(job);
+    return { video: toVideo({ ...video, state: job.state }), job: toJob(job, steps, [], video.id) };
   }
 
   async get(userId: string, videoId: string): Promise<Video> {

@@ -5,7 +5,17 @@
 import { Annotation, END, START, StateGraph, interrupt, type BaseCheckpointSaver } from "@langchain/langgraph";
 import type { Kysely } from "kysely";
 import type { Redis } from "ioredis";
-import { isTerminal, Script, redisKeys, type CreateVideoRequest, type JobEvent, type Pipeline } from "@likeness/contracts";
+import { randomUUID } from "node:crypto";
+import {
+  PROTOCOL_VERSION,
+  isTerminal,
+  Script,
+  redisKeys,
+  type CreateVideoRequest,
+  type JobEvent,
+  type Pipeline,
+  type StepError,
+} from "@likeness/contracts";
 import type { FastifyBaseLogger } from "fastify";
 import type { Database, JobRow } from "../db/types.js";
 import type { JobStreamProducer } from "../bus/job-stream.repository.js";
@@ -17,7 +27,11 @@ import type { JobMetrics } from "../jobs/jobs.metrics.js";
 import { retryTransient } from "../resilience/retry.js";
 import { isTransientRedisError } from "../resilience/transient-errors.js";
 import type { DependencyHealth } from "../resilience/dependency-health.js";
-import { SCRIPT_ENGINE, scriptFromNarration } from "./script.js";
+import { SCRIPT_ENGINE, scriptFromNarration } from "../llm/narration.js";
+import type { LlmEngines } from "../llm/llm-engines.js";
+import { LlmUnavailable } from "../llm/script-writer.js";
+import { DEFAULT_SCRIPT_SECONDS, ScriptRejected } from "../llm/prompt.js";
+import { writeScript } from "../llm/write-script.js";
 import { buildJobCommand, JobGone } from "./job-command.js";
 
 export const JobWorkflowState = Annotation.Root({
@@ -42,11 +56,75 @@ export interface WorkflowDeps {
   log: FastifyBaseLogger;
   metrics: JobMetrics;
   health: DependencyHealth;
+  /** The script step's engines. */
+  llm: LlmEngines;
+  /**
+   * Records an event the workflow produced (the script step's) as the worker's are recorded, and
+   * sends it to the job's WebSocket clients; it never resumes a thread (this one is running).
+   */
+  report: (event: JobEvent) => Promise<void>;
   /**
    * How long dispatch waits for an unavailable Redis before the attempt goes on without its
    * command sent (the reconciler sends it later): the request that created the job is waiting.
    */
   dispatchWaitMs: number;
+}
+
+/**
+ * The script step, run here in the api: reported as a worker reports its steps (step_started,
+ * then step_succeeded or step_failed, recorded and sent to the job's WebSocket clients). A failed
+ * script fails the job here (job_finished recorded, no command sent): `llm_unavailable` when the
+ * LLM could not be reached or did not answer in time, `engine_failed` when its answers were not
+ * usable; both may be retried.
+ */
+async function writeScriptStep(d: WorkflowDeps, job: JobRow, videoId: string, request: CreateVideoRequest, triggerWord: string, pipeline: Pipeline) {
+  const videos = new VideosRepository(d.db);
+  const event = { v: PROTOCOL_VERSION, jobId: job.id, attempt: job.attempt } as const;
+  const at = () => ({ eventId: randomUUID(), at: new Date().toISOString() });
+  if (request.topic === undefined) {
+    // A narration whose script was not written at creation (a row older than that): written now.
+    const script = Script.parse(scriptFromNarration({ narration: request.narration ?? "", triggerWord, pipeline }));
+    await videos.setScript(videoId, script);
+    await d.report({ ...event, ...at(), type: "step_succeeded", step: "script", engine: SCRIPT_ENGINE, artifacts: [], outputs: {}, durationMs: 0, reused: false });
+    return;
+  }
+  const engine = (job.engines as Record<string, string> | null)?.llm ?? d.llm.defaultName;
+  const writer = d.llm.get(engine);
+  const started = performance.now();
+  await d.report({ ...event, ...at(), type: "step_started", step: "script", engine });
+  let error: StepError;
+  try {
+    if (!writer) throw new LlmUnavailable(`the llm engine "${engine}" is not configured on this api`);
+    const { script, tries } = await writeScript(
+      writer,
+      { topic: request.topic, triggerWord, durationSec: request.durationSec ?? DEFAULT_SCRIPT_SECONDS },
+      AbortSignal.timeout(d.llm.timeoutMs),
+    );
+    await videos.setScript(videoId, Script.parse(script));
+    const durationMs = performance.now() - started;
+    await d.report({
+      ...event,
+      ...at(),
+      type: "step_succeeded",
+      step: "script",
+      engine,
+      artifacts: [],
+      outputs: { title: script.title, words: script.narration.split(/\s+/).length, tries },
+      durationMs,
+      reused: false,
+    });
+    d.metrics.stepDuration.observe({ step: "script", engine, outcome: "succeeded", reused: "false" }, durationMs / 1000);
+    return;
+  } catch (err) {
+    if (err instanceof LlmUnavailable) error = { code: "llm_unavailable", message: err.message.slice(0, 4000), retryable: true };
+    else if (err instanceof ScriptRejected) error = { code: "engine_failed", message: err.message.slice(0, 4000), retryable: true };
+    else throw err; // Postgres or Redis away: the thread stops here and the recovery pass goes on with it
+  }
+  const durationMs = performance.now() - started;
+  d.log.warn({ jobId: job.id, engine, code: error.code }, `script step failed: ${error.message}`);
+  d.metrics.stepDuration.observe({ step: "script", engine, outcome: "failed", reused: "false" }, durationMs / 1000);
+  await d.report({ ...event, ...at(), type: "step_failed", step: "script", engine, error, durationMs });
+  await d.report({ ...event, ...at(), type: "job_finished", state: "failed", error: { ...error, step: "script" } });
 }
 
 export const threadId = (jobId: string, attempt: number): string => `${jobId}:${attempt}`;
@@ -144,35 +222,13 @@ export function buildGenerateVideoGraph(d: WorkflowDeps, checkpointer: BaseCheck
       if (!video) throw new JobGone(`video of job ${job.id} is gone`);
       const step = await jobs.findStep(job.id, "script");
       if (step?.state === "succeeded" && video.script) {
-        // An earlier attempt wrote it: this attempt reuses it, as the worker reports its reused steps.
+        // Written at creation (a narration) or by an earlier attempt: reused, as the worker reports its reused steps.
         if (step.attempt !== s.attempt) await jobs.updateStep(job.id, "script", { attempt: s.attempt, reused: true });
         return {};
       }
       const request = job.request as CreateVideoRequest;
       const profile = await profiles.findById(job.profile_id);
-      const startedAt = new Date();
-      // The api refuses a topic without an LLM before queueing; the built-in engine needs narration.
-      const script = Script.parse(
-        scriptFromNarration({
-          narration: request.narration ?? "",
-          triggerWord: profile?.trigger_word ?? "the person",
-          pipeline: video.pipeline as Pipeline,
-        }),
-      );
-      await videos.setScript(video.id, script);
-      const finishedAt = new Date();
-      const durationMs = finishedAt.getTime() - startedAt.getTime();
-      await jobs.updateStep(job.id, "script", {
-        state: "succeeded",
-        engine: SCRIPT_ENGINE,
-        attempt: s.attempt,
-        started_at: startedAt,
-        finished_at: finishedAt,
-        duration_ms: durationMs,
-        reused: false,
-        error: null,
-      });
-      d.metrics.stepDuration.observe({ step: "script", engine: SCRIPT_ENGINE, outcome: "succeeded", reused: "false" }, durationMs / 1000);
+      await writeScriptStep(d, job, video.id, request, profile?.trigger_word ?? "the person", video.pipeline as Pipeline);
       return {};
     })
     .addNode("dispatch", (s) => dispatch(d, s))

@@ -30,6 +30,14 @@ function needsRecovery(job: Pick<JobRow, "state">, state: { createdAt?: string; 
   return state.next.length > 0;
 }
 
+/** The runner is closing: what was not started now is started by recover() in the next process. */
+export class RunnerClosed extends Error {
+  constructor() {
+    super("workflow runner is closed");
+    this.name = "RunnerClosed";
+  }
+}
+
 type Graph = ReturnType<typeof buildTrainProfileGraph> | ReturnType<typeof buildGenerateVideoGraph>;
 
 export class WorkflowRunner {
@@ -207,7 +215,7 @@ export class WorkflowRunner {
    * Postgres advisory lock on the thread id, so a thread is never run twice at once.
    */
   private serial<T>(thread: string, fn: () => Promise<T>): Promise<T> {
-    if (this.closed) return Promise.reject(new Error("workflow runner is closed"));
+    if (this.closed) return Promise.reject(new RunnerClosed());
     const prev = this.chains.get(thread) ?? Promise.resolve();
     // The lock connections come from their own pool: waiting for one never holds a connection
     // the nodes need.

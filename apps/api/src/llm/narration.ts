@@ -1,12 +1,12 @@
-// The `script` step's built-in engine `none`: the narration is used verbatim and the stage
-// description comes from a template. An LLM engine (topic → script) plugs in here later.
+// The `script` step's engine `none`, for a given narration: the narration is used verbatim and the
+// stage description comes from a template. A topic is written by an LLM engine (llm-engines.ts).
 import type { Pipeline, Script } from "@likeness/contracts";
 
 export const SCRIPT_ENGINE = "none";
 
 const PIPELINE_LOOK: Record<Pipeline, string> = {
   sadtalker: "a talking-head shot animated from the portrait (sadtalker pipeline)",
-  svd_wav2lip: "a short video clip animated from the scene, lips synced to the speech (svd_wav2lip pipeline)",
+  svd_wav2lip: "a short video clip animated from the scene (svd_wav2lip pipeline)",
 };
 
 export function scriptFromNarration(input: { narration: string; triggerWord: string; pipeline: Pipeline }): Script {
