@@ -17,6 +17,7 @@ const DEMO = path.join(DATA, "demo");
 const NARRATION =
   "Hello! I am a talking portrait made by Likeness, entirely on this computer. " +
   "My voice comes from piper, shaped toward the speaker's pitch, and my lips follow every word.";
+const TOPIC = "why the sea is salty";
 
 const say = (msg) => process.stderr.write(`demo: ${msg}\n`);
 
@@ -147,9 +148,21 @@ async function main() {
   if (r.code !== 0 || videoJob?.state !== "succeeded" || !fs.existsSync(out)) throw new DemoError(`video failed${videoJob?.id ? ` (likeness job show ${videoJob.id})` : ""}`);
   mark("video create --wait + download", t);
 
+  // From a topic: the built-in LLM writes the script (title, stage, narration), then the same steps.
+  const topicOut = path.join(DATA, "demo", "topic.mp4");
+  say(`making a video from a topic (likeness video create --profile ${profileId} --topic "${TOPIC}" --duration 12 --wait --out ${rel(topicOut)})`);
+  t = performance.now();
+  r = await cliJson(["video", "create", "--profile", profileId, "--topic", TOPIC, "--duration", "12", "--wait", "--out", topicOut], cliEnv);
+  const topicJob = r.data?.job;
+  if (r.code !== 0 || topicJob?.state !== "succeeded" || !fs.existsSync(topicOut)) throw new DemoError(`video from a topic failed${topicJob?.id ? ` (likeness job show ${topicJob.id})` : ""}`);
+  mark("video create --topic --wait", t);
+  const shown = await cliJson(["video", "show", r.data.video.id], cliEnv);
+  const script = shown.data?.video?.script;
+  if (shown.code !== 0 || !script) throw new DemoError(`likeness video show ${r.data.video.id} failed`);
+
   // The step timings as the api recorded them: GET /v1/jobs/:id through the CLI.
   const jobs = [];
-  for (const [title, id] of [["train_profile", trainJob.id], ["generate_video", videoJob.id]]) {
+  for (const [title, id] of [["train_profile", trainJob.id], ["generate_video", videoJob.id], ["generate_video from a topic", topicJob.id]]) {
     const j = await cliJson(["job", "show", id], cliEnv);
     if (j.code !== 0 || !j.data) throw new DemoError(`likeness job show ${id} failed`);
     jobs.push(stepTable(title, j.data));
@@ -165,6 +178,11 @@ async function main() {
 
   console.log("");
   console.log(`video: ${out}${desc ? `  (${desc})` : ""}`);
+  console.log("");
+  console.log(`from the topic "${TOPIC}": ${topicOut}  (likeness video show ${r.data.video.id})`);
+  console.log(`  title:     ${script.title}`);
+  console.log(`  stage:     ${script.stage}`);
+  console.log(`  narration: ${script.narration}`);
   console.log("");
   console.log(jobs.join("\n\n"));
   console.log("");

@@ -347,6 +347,37 @@ describe("what the user sees after the fact", () => {
     expect(steps[1].outputs).toEqual(outputs);
   });
 
+  it("video show: the script and the engine of each step", async () => {
+    const h = harness(env);
+    h.answers.getVideo = { id: VIDEO_ID, profileId: PROFILE_ID, jobId: JOB_ID, state: "succeeded", pipeline: "sadtalker", width: 512, height: 512, script: { title: "Why the Sea Is Salty", stage: "ohwx person on a beach", narration: "Rivers carry salt." }, durationSec: 3.12, createdAt: AT };
+    const done = (name: string, engine: string, durationMs: number, reused = false) => ({ ...trainJob().steps[0]!, name: name as never, state: "succeeded" as const, engine, durationMs, reused });
+    h.answers.getJob = trainJob({ kind: "generate_video", state: "succeeded", videoId: VIDEO_ID, steps: [done("script", "local", 3400), done("image", "portrait", 60, true)] });
+    expect(await h.run("video", "show", VIDEO_ID)).toBe(0);
+    expect(h.stdout.join("")).toBe(
+      [
+        `video ${VIDEO_ID}  succeeded  512x512  sadtalker  3.1 s`,
+        "  title:     Why the Sea Is Salty",
+        "  stage:     ohwx person on a beach",
+        "  narration: Rivers carry salt.",
+        "  steps:",
+        "    script        succeeded  local          3.4 s",
+        "    image         succeeded  portrait       0.1 s  reused",
+        "",
+      ].join("\n"),
+    );
+    expect(h.calls.map((c) => c.method)).toEqual(["getVideo", "getJob"]);
+  });
+
+  it("video create --topic --duration; --duration alone is refused", async () => {
+    const h = harness(env);
+    expect(await h.run("video", "create", "--profile", PROFILE_ID, "--topic", "tides", "--duration", "20")).toBe(0);
+    expect(h.calls[0]!.args[0]).toMatchObject({ topic: "tides", durationSec: 20 });
+    const h2 = harness(env);
+    expect(await h2.run("video", "create", "--profile", PROFILE_ID, "--narration", "Hi", "--duration", "20")).toBe(2);
+    expect(h2.stderr.join("")).toContain("--duration goes with --topic");
+    expect(await harness(env).run("video", "create", "--profile", PROFILE_ID, "--topic", "tides", "--duration", "2")).toBe(2);
+  });
+
   it("video list: one line per video", async () => {
     const h = harness(env);
     h.answers.listVideos = [

@@ -50,6 +50,13 @@ export function parseSize(value: string): { width: number; height: number } {
   return { width, height };
 }
 
+/** `--duration`: seconds of narration to write for a topic (the api's range: 5 to 300). */
+export function parseSeconds(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 5 || n > 300) throw new InvalidArgumentError("expected seconds between 5 and 300");
+  return n;
+}
+
 /**
  * `--engine KIND=NAME`, repeatable: adds to the map of the options given before it. The task kind
  * and the name's form are checked here; whether a worker runs that engine, the api says (400).
@@ -204,6 +211,7 @@ const VIDEO_OPTIONS: Record<string, string> = {
   profileId: "--profile",
   narration: "--narration",
   topic: "--topic",
+  durationSec: "--duration",
   pipeline: "--pipeline",
   width: "--size",
   height: "--size",
@@ -395,7 +403,8 @@ function buildProgram(deps: Deps, state: { exitCode: number }): Command {
     .description("make a talking-avatar video")
     .requiredOption("--profile <id>", "a trained profile")
     .option("--narration <text>", "exactly what the person says")
-    .option("--topic <text>", "what the person talks about (the api writes the narration)")
+    .option("--topic <text>", "what the person talks about (an LLM writes the script; see `likeness engines`, task kind llm)")
+    .option("--duration <seconds>", "with --topic: how long the narration should take (default 30)", parseSeconds)
     .addOption(new Option("--pipeline <name>", "how the video is made").choices(Pipeline.options).default("sadtalker"))
     .option("--size <WxH>", `output size, default 512x512 (${SIZE_RULE})`, parseSize)
     .option("--burn-subtitles", "draw the subtitles into the picture (default: a subtitle track the player can switch)")
@@ -403,8 +412,9 @@ function buildProgram(deps: Deps, state: { exitCode: number }): Command {
     .option("--engine <KIND=NAME>", "use this engine for a task kind, e.g. tts=espeak (repeatable; see `likeness engines`)", parseEngine)
     .option("--wait", "follow the job to the end, with live progress")
     .option("--out <file>", "with --wait: save the MP4 here")
-    .action(async (opts: { profile: string; narration?: string; topic?: string; pipeline: Pipeline; size?: { width: number; height: number }; subtitles: boolean; burnSubtitles?: boolean; engine?: EngineChoice; wait?: boolean; out?: string }) => {
+    .action(async (opts: { profile: string; narration?: string; topic?: string; duration?: number; pipeline: Pipeline; size?: { width: number; height: number }; subtitles: boolean; burnSubtitles?: boolean; engine?: EngineChoice; wait?: boolean; out?: string }) => {
       if ((opts.narration === undefined) === (opts.topic === undefined)) throw new UsageError("give exactly one of --narration or --topic");
+      if (opts.duration !== undefined && opts.topic === undefined) throw new UsageError("--duration goes with --topic (a narration takes as long as it takes to say)");
       if (opts.burnSubtitles && !opts.subtitles) throw new UsageError("give at most one of --burn-subtitles or --no-subtitles");
       if (opts.out && !opts.wait) throw new UsageError("--out needs --wait (or use `likeness video download` later)");
       if (opts.out) await checkOutFile(opts.out);
@@ -413,7 +423,7 @@ function buildProgram(deps: Deps, state: { exitCode: number }): Command {
       try {
         created = await c.createVideo({
           profileId: opts.profile,
-          ...(opts.narration !== undefined ? { narration: opts.narration } : { topic: opts.topic }),
+          ...(opts.narration !== undefined ? { narration: opts.narration } : { topic: opts.topic, ...(opts.duration !== undefined ? { durationSec: opts.duration } : {}) }),
           pipeline: opts.pipeline,
           width: opts.size?.width ?? 512,
           height: opts.size?.height ?? 512,
@@ -448,6 +458,29 @@ function buildProgram(deps: Deps, state: { exitCode: number }): Command {
       const bytes = await (await client()).downloadVideo(id, opts.out);
       if (json()) out(JSON.stringify({ file: opts.out, bytes }));
       else out(`saved ${opts.out} (${(bytes / 1e6).toFixed(2)} MB)`);
+    });
+
+  video
+    .command("show <id>")
+    .description("one video: its script (title, stage, narration) and the engine of each step")
+    .action(async (id: string) => {
+      const c = await client();
+      const v = await c.getVideo(id);
+      const j = await c.getJob(v.jobId);
+      if (json()) return out(JSON.stringify({ video: v, job: j }));
+      out(`video ${v.id}  ${v.state}  ${v.width}x${v.height}  ${v.pipeline}${v.durationSec != null ? `  ${v.durationSec.toFixed(1)} s` : ""}`);
+      if (v.script) {
+        out(`  title:     ${v.script.title}`);
+        out(`  stage:     ${v.script.stage}`);
+        out(`  narration: ${v.script.narration}`);
+      } else {
+        out("  script:    not written yet");
+      }
+      out("  steps:");
+      for (const s of j.steps) {
+        const took = s.durationMs != null ? `${(s.durationMs / 1000).toFixed(1)} s` : "";
+        out(`    ${s.name.padEnd(13)} ${s.state.padEnd(10)} ${(s.engine ?? "-").padEnd(12)} ${took.padStart(7)}${s.reused ? "  reused" : ""}`);
+      }
     });
 
   video
