@@ -91,6 +91,44 @@ describe.skipIf(await skipE2e())("e2e: profile → video on the real stack", () 
     made.videoJob = job;
   }, 180_000);
 
+  test("edit and re-render: each edit re-runs only what its change reaches; the source stays as it was", async () => {
+    stack.printLogsOnFailure();
+    const { video: source, videoJob: sourceJob } = made;
+    if (!source || !sourceJob) throw new Error("needs the sadtalker video of the test above");
+    const before = Buffer.from(await (await a.fetch(`/v1/videos/${source.id}/file`)).arrayBuffer());
+    const edit = async (body: Record<string, unknown>) => {
+      const { video, job: queued } = await a.createVideo({ from: source.id, ...body });
+      expect(video.sourceVideoId).toBe(source.id);
+      const job = await a.waitJob(queued.id, { timeoutMs: 150_000 });
+      expect(job.state, JSON.stringify(summarize(job))).toBe("succeeded");
+      await expectPlayableVideo(stack, a, video, job, "sadtalker");
+      const reused = job.steps.filter((s) => s.reused).map((s) => s.name);
+      for (const s of job.steps.filter((x) => x.reused && x.name !== "script")) expect(s.outputs?.reusedFrom, s.name).toBe(sourceJob.id);
+      return { video: await a.json<Video>("GET", `/v1/videos/${video.id}`), reused };
+    };
+
+    // A new narration: the scene is the same, so the image is reused; the speech and all after it are new.
+    const narrated = await edit({ narration: "A second take, with other words." });
+    expect(narrated.reused).toEqual(["image"]);
+    expect(narrated.video.script).toMatchObject({ narration: "A second take, with other words.", stage: source.script?.stage });
+
+    // Subtitles off: only mux (and publish, which always runs) work again.
+    const quiet = await edit({ subtitles: "none" });
+    expect(quiet.reused).toEqual(["script", "image", "tts", "talking_head", "upscale"]);
+    expect(quiet.video.script).toEqual(source.script);
+
+    // A new stage: the image runs again; the speech is reused. (The built-in image engine frames the
+    // portrait whatever the stage says, so its output is the same and what follows is reused too:
+    // reuse follows content, not step names.)
+    const staged = await edit({ stage: "ohwx person on a windy beach at dawn" });
+    expect(staged.reused).not.toContain("image");
+    expect(staged.reused).toContain("tts");
+
+    // The source is untouched: same job, same bytes.
+    expect((await a.json<Job>("GET", `/v1/jobs/${sourceJob.id}`)).steps.map((s) => s.reused)).toEqual(sourceJob.steps.map((s) => s.reused));
+    expect(Buffer.from(await (await a.fetch(`/v1/videos/${source.id}/file`)).arrayBuffer()).equals(before)).toBe(true);
+  }, 300_000);
+
   test("svd_wav2lip video at 9:16 with burned subtitles: a valid MP4 too", async () => {
     stack.printLogsOnFailure();
     if (!made.profile) throw new Error("needs the trained profile of the test above");

@@ -209,6 +209,8 @@ class Interrupted extends Error {
 /** The api's request fields, as the options of `video create` that set them. */
 const VIDEO_OPTIONS: Record<string, string> = {
   profileId: "--profile",
+  from: "--from",
+  stage: "--stage",
   narration: "--narration",
   topic: "--topic",
   durationSec: "--duration",
@@ -401,10 +403,12 @@ function buildProgram(deps: Deps, state: { exitCode: number }): Command {
   video
     .command("create")
     .description("make a talking-avatar video")
-    .requiredOption("--profile <id>", "a trained profile")
+    .option("--profile <id>", "a trained profile (not with --from: the source video's)")
+    .option("--from <videoId>", "edit one of your videos: give only what changes; the steps whose inputs did not change are reused")
     .option("--narration <text>", "exactly what the person says")
     .option("--topic <text>", "what the person talks about (an LLM writes the script; see `likeness engines`, task kind llm)")
     .option("--duration <seconds>", "with --topic: how long the narration should take (default 30)", parseSeconds)
+    .option("--stage <text>", "the scene, in words (drives the image); not with --topic")
     .addOption(new Option("--pipeline <name>", "how the video is made").choices(Pipeline.options).default("sadtalker"))
     .option("--size <WxH>", `output size, default 512x512 (${SIZE_RULE})`, parseSize)
     .option("--burn-subtitles", "draw the subtitles into the picture (default: a subtitle track the player can switch)")
@@ -412,22 +416,30 @@ function buildProgram(deps: Deps, state: { exitCode: number }): Command {
     .option("--engine <KIND=NAME>", "use this engine for a task kind, e.g. tts=espeak (repeatable; see `likeness engines`)", parseEngine)
     .option("--wait", "follow the job to the end, with live progress")
     .option("--out <file>", "with --wait: save the MP4 here")
-    .action(async (opts: { profile: string; narration?: string; topic?: string; duration?: number; pipeline: Pipeline; size?: { width: number; height: number }; subtitles: boolean; burnSubtitles?: boolean; engine?: EngineChoice; wait?: boolean; out?: string }) => {
-      if ((opts.narration === undefined) === (opts.topic === undefined)) throw new UsageError("give exactly one of --narration or --topic");
+    .action(async (opts: { profile?: string; from?: string; narration?: string; topic?: string; duration?: number; stage?: string; pipeline: Pipeline; size?: { width: number; height: number }; subtitles: boolean; burnSubtitles?: boolean; engine?: EngineChoice; wait?: boolean; out?: string }, cmd: Command) => {
+      const edit = opts.from !== undefined;
+      if (opts.narration !== undefined && opts.topic !== undefined) throw new UsageError("give exactly one of --narration or --topic");
+      if (!edit && opts.narration === undefined && opts.topic === undefined) throw new UsageError("give exactly one of --narration or --topic (or --from VIDEO_ID to edit a video)");
+      if (!edit && opts.profile === undefined) throw new UsageError("--profile is required (unless --from names a video to edit)");
+      if (opts.stage !== undefined && opts.topic !== undefined) throw new UsageError("--stage goes with --narration or --from (a topic's script writes its own stage)");
       if (opts.duration !== undefined && opts.topic === undefined) throw new UsageError("--duration goes with --topic (a narration takes as long as it takes to say)");
       if (opts.burnSubtitles && !opts.subtitles) throw new UsageError("give at most one of --burn-subtitles or --no-subtitles");
       if (opts.out && !opts.wait) throw new UsageError("--out needs --wait (or use `likeness video download` later)");
       if (opts.out) await checkOutFile(opts.out);
       const c = await client();
+      // An edit sends only what was given (the rest stays as in its source); a new video, everything.
+      const given = (name: string) => !edit || cmd.getOptionValueSource(name) === "cli";
       let created: VideoCreated;
       try {
         created = await c.createVideo({
-          profileId: opts.profile,
-          ...(opts.narration !== undefined ? { narration: opts.narration } : { topic: opts.topic, ...(opts.duration !== undefined ? { durationSec: opts.duration } : {}) }),
-          pipeline: opts.pipeline,
-          width: opts.size?.width ?? 512,
-          height: opts.size?.height ?? 512,
-          subtitles: opts.burnSubtitles ? "burned" : opts.subtitles ? "soft" : "none",
+          ...(opts.profile !== undefined ? { profileId: opts.profile } : {}),
+          ...(edit ? { from: opts.from } : {}),
+          ...(opts.narration !== undefined ? { narration: opts.narration } : {}),
+          ...(opts.topic !== undefined ? { topic: opts.topic, ...(opts.duration !== undefined ? { durationSec: opts.duration } : {}) } : {}),
+          ...(opts.stage !== undefined ? { stage: opts.stage } : {}),
+          ...(given("pipeline") ? { pipeline: opts.pipeline } : {}),
+          ...(!edit || opts.size ? { width: opts.size?.width ?? 512, height: opts.size?.height ?? 512 } : {}),
+          ...(given("subtitles") || opts.burnSubtitles ? { subtitles: opts.burnSubtitles ? "burned" : opts.subtitles ? "soft" : "none" } : {}),
           ...(opts.engine ? { engines: opts.engine } : {}),
         });
       } catch (e) {

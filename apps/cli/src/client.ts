@@ -5,7 +5,7 @@ import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { ReadableStream as WebReadableStream } from "node:stream/web";
 import { z } from "zod";
-import { EngineList, Job, Profile, ProfileEngines, Session, Video, type CreateVideoRequest, type EngineChoice } from "@likeness/contracts";
+import { EngineList, Job, Profile, ProfileEngines, Session, Video, CreateVideoRequest, type EngineChoice } from "@likeness/contracts";
 import { ApiError, ConnectionError, parseErrorBody } from "./errors.js";
 
 export interface UploadFile {
@@ -58,7 +58,7 @@ export class ApiClient {
     return this.json("GET", "/v1/engines", EngineList);
   }
 
-  createVideo(req: Partial<CreateVideoRequest> & { profileId: string }) {
+  createVideo(req: z.input<typeof CreateVideoRequest>) {
     return this.json("POST", "/v1/videos", VideoCreated, req);
   }
   async listVideos(): Promise<Video[]> {

@@ -86,34 +86,52 @@ export const UPLOAD_LIMITS = {
   maxTotalBytes: 300 * 1024 * 1024,
 } as const;
 
+/** What a new video gets for the fields its request leaves out (an edit takes its source's). */
+export const VIDEO_DEFAULTS = { pipeline: "sadtalker", width: 512, height: 512, subtitles: "soft" } as const;
+
 export const CreateVideoRequest = z
   .object({
-    profileId: z.uuid(),
+    /** Required, unless `from` names the video to edit (its profile is used). */
+    profileId: z.uuid().optional(),
+    /**
+     * Edit and re-render: a video of yours to start from. Every field left out keeps its value
+     * (the script too, unless narration, topic or stage is given); the steps whose inputs did not
+     * change are reused from its job instead of run again. The source video stays as it was.
+     */
+    from: z.uuid().optional(),
     narration: z.string().trim().min(1).max(5000).optional(),
     topic: z.string().trim().min(1, "must not be empty").max(500, "must be at most 500 characters").optional(),
     /** With `topic`: how long the written narration should take to speak. */
     durationSec: z.number().min(5).max(300).optional().describe("With `topic`: the narration's length in seconds (default 30)"),
-    pipeline: Pipeline.default("sadtalker"),
-    width: OutputSize.shape.width.default(512),
-    height: OutputSize.shape.height.default(512),
+    /** The scene to show, in words (drives the image): replaces the template's, or the source's on an edit. Not with `topic`. */
+    stage: z.string().trim().min(1).max(2000).optional(),
+    pipeline: Pipeline.optional().describe(`Default ${VIDEO_DEFAULTS.pipeline}`),
+    width: OutputSize.shape.width.optional().describe(`Default ${VIDEO_DEFAULTS.width}`),
+    height: OutputSize.shape.height.optional().describe(`Default ${VIDEO_DEFAULTS.height}`),
     subtitles: z
       .union([SubtitleMode, z.boolean()], { error: 'must be "soft", "burned" or "none"' })
       .describe(
         "`soft` (default): a subtitle track the player can switch; `burned`: drawn into the picture; `none`. " +
           "The booleans of older clients still work: true = soft, false = none.",
       )
-      .default("soft")
-      .transform(subtitleMode),
+      .optional()
+      .transform((v) => (v === undefined ? undefined : subtitleMode(v))),
     engines: EngineChoice.optional(),
   })
-  .refine((r) => (r.narration === undefined) !== (r.topic === undefined), {
-    message: "give exactly one of narration or topic",
-    path: ["narration"],
+  .superRefine((r, ctx) => {
+    const issue = (path: string, message: string) => ctx.addIssue({ code: "custom", path: [path], message });
+    if (r.narration !== undefined && r.topic !== undefined) issue("narration", "give exactly one of narration or topic");
+    else if (r.from === undefined && r.narration === undefined && r.topic === undefined) issue("narration", "give exactly one of narration or topic");
+    if (r.from === undefined && r.profileId === undefined) issue("profileId", "is required (unless `from` names a video to edit)");
+    if (r.topic !== undefined && r.stage !== undefined) issue("stage", "a topic's stage is written with its script: give narration with a stage, or a topic alone");
+    if (r.durationSec !== undefined && r.topic === undefined) issue("durationSec", "goes with topic (a narration takes as long as it takes to say)");
   })
-  // The refine above, as the OpenAPI document can say it (zod cannot derive it from a refine).
+  // The rules above, as far as the OpenAPI document can say them (zod cannot derive them).
   .meta({
-    description: "Give exactly one of `narration` (the words to speak) or `topic` (a script is written about it).",
-    oneOf: [{ required: ["narration"] }, { required: ["topic"] }],
+    description:
+      "Give exactly one of `narration` (the words to speak) or `topic` (a script is written about it), and `profileId`; " +
+      "or `from` (a video to edit) with only what changes.",
+    anyOf: [{ required: ["profileId", "narration"] }, { required: ["profileId", "topic"] }, { required: ["from"] }],
   });
 export type CreateVideoRequest = z.infer<typeof CreateVideoRequest>;
 
@@ -176,6 +194,8 @@ export const Video = z.object({
   subtitles: SubtitleMode,
   script: Script.nullable(),
   durationSec: z.number().nullable(),
+  /** The video this one was edited from (`from`), while it exists. */
+  sourceVideoId: z.uuid().nullable(),
   createdAt: z.iso.datetime(),
 });
 export type Video = z.infer<typeof Video>;

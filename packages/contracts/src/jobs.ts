@@ -158,6 +158,11 @@ export const GenerateVideoPayload = z.object({
    * existed (read it with `subtitleMode`); drop `z.boolean()` once those have drained.
    */
   subtitles: z.union([SubtitleMode, z.boolean()]),
+  /**
+   * An edit: the job of the video it was made from. A step whose inputs hash to the `inputHash`
+   * that job's step recorded takes that step's outputs (copied) instead of running.
+   */
+  reuseFrom: z.uuid().optional(),
 }).meta({ title: "GenerateVideoPayload" });
 export type GenerateVideoPayload = z.infer<typeof GenerateVideoPayload>;
 
@@ -189,6 +194,8 @@ export const ArtifactRef = z.object({
   kind: z.string().min(1).max(64),
   contentType: z.string().min(1).max(128),
   bytes: z.number().int().nonnegative(),
+  /** Hex SHA-256 of the content: what a later step's input hash is made of (an edit's reuse). */
+  sha256: z.string().regex(/^[0-9a-f]{64}$/).optional(),
   meta: z.record(z.string(), z.unknown()).optional(),
 }).meta({ title: "ArtifactRef" });
 export type ArtifactRef = z.infer<typeof ArtifactRef>;

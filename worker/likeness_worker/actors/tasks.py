@@ -92,6 +92,8 @@ def execute_step(rt: Runtime, request: dict[str, Any]) -> dict[str, Any]:
             "outputs": out.outputs,
             "durationMs": round((time.monotonic() - started) * 1000, 1),
             "attempt": attempt,
+            # What went in (graphs/reuse.py): an edit of this job reuses the step when it matches.
+            "inputHash": request.get("inputHash"),
         }
         if owner:
             # Paused past the reclaim time while it ran? Then the marker is the new owner's to write.

@@ -10,6 +10,7 @@ the marker is always the last object of a step.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import mimetypes
 from collections.abc import Callable
@@ -20,13 +21,21 @@ from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
 from ..generated.tables import LIKENESS_LICENCE
 from ..layout import step_key
 from ..storage import Storage
-from .ports import PORTS, TASK_PORTS, Input, MissingInput
+from .ports import PORTS, TASK_PORTS, Input, MissingInput, params_view
 
 
 @dataclass
 class StepOutput:
     artifacts: list[dict[str, Any]] = field(default_factory=list)  # ArtifactRef dicts
     outputs: dict[str, Any] = field(default_factory=dict)  # small structured results
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _no_progress(fraction: float, message: str | None = None) -> None:
@@ -51,7 +60,9 @@ class TaskContext:
 
     @property
     def payload(self) -> dict[str, Any]:
-        return self.command["payload"]
+        """The payload fields this task kind declares (ports.TASK_PARAMS): what the step's input
+        hash covers. Reading another field is a KeyError, not a silent wrong reuse."""
+        return params_view(self.task_kind, self.command["payload"])
 
     def progress(self, fraction: float, message: str | None = None) -> None:
         self._progress(fraction, message)
@@ -105,7 +116,8 @@ class TaskContext:
     ) -> dict[str, Any]:
         content_type = content_type or mimetypes.guess_type(name)[0] or "application/octet-stream"
         size = self.storage.put_file(self.key(name), path, content_type)
-        ref: dict[str, Any] = {"key": self.key(name), "kind": kind, "contentType": content_type, "bytes": size}
+        ref: dict[str, Any] = {"key": self.key(name), "kind": kind, "contentType": content_type, "bytes": size,
+                               "sha256": file_sha256(path)}
         if meta:
             ref["meta"] = meta
         return ref
@@ -132,6 +144,9 @@ class Engine:
     # Programs it runs; an engine whose tool is missing is advertised as not healthy.
     tools: ClassVar[tuple[str, ...]] = ()
     device: ClassVar[str] = "cpu"  # "cpu" or "gpu" (queue gpu0: placement on more cards is not built yet)
+    # Part of every step's input hash: bump it when the engine would make other outputs from the
+    # same inputs, so that an edit does not reuse what the old version made.
+    version: ClassVar[str] = "1"
 
     @classmethod
     def problem(cls) -> str | None:

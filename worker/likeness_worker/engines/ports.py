@@ -17,6 +17,7 @@ another kind, or a video made earlier, passed through).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,6 +105,60 @@ TASK_PORTS: dict[str, TaskPorts] = {
     "publish": TaskPorts(optional=("portrait", "dataset", "voice_reference", "voice_profile", "video"),
                          outputs=("result",)),
 }
+
+
+# The command payload fields each task kind's engines may read (dotted paths into the payload),
+# besides its input ports. An engine sees only these in ``ctx.payload``; with its inputs' content,
+# its engine name and version they make the step's input hash, so an edit reuses a step exactly
+# when nothing it reads has changed. ``None``: the whole payload, and the step is never reused
+# from another job (training, and publish, whose result names the job's own objects).
+TASK_PARAMS: dict[str, tuple[str, ...] | None] = {
+    "prepare": None,
+    "lora_trainer": None,
+    "voice_trainer": None,
+    "evaluate": None,
+    "image": ("profile", "script.stage", "width", "height"),
+    "tts": ("profile", "script.narration"),
+    # burnSubtitles: a step that makes the final frames burns them in (soft or none is mux's business).
+    "motion": ("width", "height", "burnSubtitles"),
+    "talking_head": ("width", "height", "burnSubtitles"),
+    "lipsync": ("width", "height", "burnSubtitles"),
+    "upscale": ("width", "height"),
+    "mux": ("width", "height", "subtitles"),
+    "publish": None,
+}
+
+
+def _burn_subtitles(payload: dict[str, Any]) -> bool:
+    from ..media.subtitles import subtitle_mode
+
+    return subtitle_mode(payload) == "burned"
+
+
+# Params computed from the payload: what a step needs to know, not more (turning soft subtitles
+# off must not make the frames again).
+DERIVED_PARAMS: dict[str, Callable[[dict[str, Any]], Any]] = {"burnSubtitles": _burn_subtitles}
+
+
+def params_view(task_kind: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """The part of ``payload`` that ``task_kind`` declares (all of it when it declares ``None``)."""
+    paths = TASK_PARAMS.get(task_kind)
+    if paths is None:
+        return payload
+    view: dict[str, Any] = {}
+    for path in paths:
+        if path in DERIVED_PARAMS:
+            view[path] = DERIVED_PARAMS[path](payload)
+            continue
+        *parents, leaf = path.split(".")
+        src: Any = payload
+        dst = view
+        for name in parents:
+            src = src.get(name) if isinstance(src, dict) else None
+            dst = dst.setdefault(name, {})
+        if isinstance(src, dict) and leaf in src:
+            dst[leaf] = src[leaf]
+    return view
 
 
 class MissingInput(StepFailure):

@@ -76,6 +76,7 @@ class GenerateVideoPayload(TypedDict):
     height: int
     fps: Literal[25]
     subtitles: SubtitleMode | bool
+    reuseFrom: NotRequired[str]
 
 
 class GenerateVideoCommand(TypedDict):

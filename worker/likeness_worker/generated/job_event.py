@@ -35,6 +35,7 @@ class ArtifactRef(TypedDict):
     kind: str
     contentType: str
     bytes: int
+    sha256: NotRequired[str]
     meta: NotRequired[dict[str, Any]]
 
 

@@ -17,10 +17,11 @@ from .. import metrics
 from ..contracts import STEP_TASK
 from ..engines import UnknownEngine
 from ..errors import StepFailure
-from ..fence import Fenced
+from ..fence import Fence, Fenced
 from ..layout import done_key
 from ..outage import RedisLost
 from .bindings import Binding, bind_inputs
+from .reuse import copy_outputs, input_hash, reusable
 from .state import JobState
 
 if TYPE_CHECKING:
@@ -73,9 +74,16 @@ class StepNode:
             ev.emit(job_id, attempt, "step_failed", step=self.step, engine=engine, error=error, durationMs=0)
             return {"error": {**error, "step": self.step}}
 
+        fence = self.rt.fences.get(job_id, attempt)
+        ihash = input_hash(self.task_kind, engine, cls.version, cmd["payload"], inputs, self.rt.storage)
+        source_job = cmd["payload"].get("reuseFrom") if cmd["kind"] == "generate_video" else None
+        if ihash is not None and source_job:
+            marker = reusable(self.rt.storage, source_job, self.step, ihash)
+            if marker is not None:
+                return self._reuse(cmd, fence, marker, source_job)
+
         ev.emit(job_id, attempt, "step_started", step=self.step, engine=engine)
         started = time.monotonic()
-        fence = self.rt.fences.get(job_id, attempt)
         request = {
             "jobId": job_id,
             "attempt": attempt,
@@ -84,6 +92,7 @@ class StepNode:
             "engine": engine,
             "command": cmd,
             "inputs": inputs,  # the engine's declared inputs, bound here: it never names a step
+            "inputHash": ihash,  # recorded in the marker: what an edit of this job compares
             # The actor runs the step, and writes its marker, only while this token owns the attempt.
             "owner": fence.token if fence else None,
         }
@@ -98,6 +107,16 @@ class StepNode:
         if error["code"] == "cancelled":
             return {"cancelled": True}
         return {"error": {**error, "step": self.step}}
+
+    def _reuse(self, cmd: dict, fence: Fence | None, marker: dict[str, Any], source_job: str) -> dict[str, Any]:
+        """An edit's step whose inputs are those of its source's step: that step's outputs, copied."""
+        job_id, attempt = cmd["jobId"], cmd["attempt"]
+        done = {**copy_outputs(self.rt.storage, marker, source_job, job_id), "attempt": attempt}
+        if fence is not None:  # the marker is the owner's to write, as an actor's is
+            self.rt.outages.call(lambda: self.rt.fences.check(fence.key, fence.token, fence), "check the job's owner")
+        self.rt.storage.put_json(done_key(job_id, self.step), done)
+        log.info("step %s of job %s: inputs unchanged since job %s, its outputs reused", self.step, job_id, source_job)
+        return self._succeeded(cmd, done, reused=True, duration_ms=0)
 
     def _succeeded(self, cmd: dict, done: dict, *, reused: bool, duration_ms: float) -> dict[str, Any]:
         if reused:

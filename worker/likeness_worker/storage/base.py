@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from pathlib import Path
@@ -51,6 +52,12 @@ class Storage(ABC):
     @abstractmethod
     def list(self, prefix: str) -> Iterator[str]:
         """Every key that starts with ``prefix``, sorted."""
+
+    def copy(self, src: str, dst: str, content_type: str = "application/octet-stream") -> int:
+        """``src``'s content at ``dst`` too (through a scratch file); returns its size."""
+        with tempfile.TemporaryDirectory(prefix="likeness-copy-") as tmp:
+            path = self.get_file(src, Path(tmp) / "object")
+            return self.put_file(dst, path, content_type)
 
     # Small JSON documents (step markers) are common enough to deserve helpers.
     def put_json(self, key: str, doc: Any) -> int:

@@ -135,6 +135,8 @@ export interface VideosTable {
   script: NullableJson;
   duration_sec: number | null;
   video_key: string | null;
+  /** The video this one was edited from (POST /v1/videos `from`); null when the source is gone. */
+  source_video_id: Generated<string | null>;
   created_at: Generated<Date>;
 }
 

@@ -16,8 +16,8 @@ export interface NewJobInput {
   steps: readonly StepName[];
   /** Task kind → engine name, sent in the job's commands; `{}` (the default): the workers' defaults. */
   engines?: Record<string, string>;
-  /** Steps done before the job is queued (the script of a given narration), by name: their engine. */
-  doneSteps?: Partial<Record<StepName, string>>;
+  /** Steps done before the job is queued (the script of a given narration, or kept by an edit), by name. */
+  doneSteps?: Partial<Record<StepName, { engine: string; reused?: boolean }>>;
 }
 
 export type StepUpdate = Partial<{
@@ -70,10 +70,10 @@ export class JobsRepository {
       .insertInto("job_steps")
       .values(
         input.steps.map((name) => {
-          const engine = input.doneSteps?.[name];
-          if (engine === undefined) return { job_id: job.id, name, state: "pending" as const };
+          const done = input.doneSteps?.[name];
+          if (done === undefined) return { job_id: job.id, name, state: "pending" as const };
           const now = new Date();
-          return { job_id: job.id, name, state: "succeeded" as const, engine, attempt: 1, started_at: now, finished_at: now, duration_ms: 0, reused: false };
+          return { job_id: job.id, name, state: "succeeded" as const, engine: done.engine, attempt: 1, started_at: now, finished_at: now, duration_ms: 0, reused: done.reused ?? false };
         }),
       )
       .returningAll()

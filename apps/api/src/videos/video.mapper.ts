@@ -13,6 +13,7 @@ export function toVideo(v: VideoWithState): Video {
     subtitles: v.subtitles,
     script: (v.script as Script | null) ?? null,
     durationSec: v.duration_sec,
+    sourceVideoId: v.source_video_id,
     createdAt: v.created_at.toISOString(),
   };
 }

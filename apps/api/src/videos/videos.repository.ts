@@ -20,6 +20,8 @@ export class VideosRepository {
     subtitles: SubtitleMode;
     /** Known at once when the narration is given; else the script step writes it. */
     script: Script | null;
+    /** An edit: the video it was made from. */
+    sourceVideoId: string | null;
   }): Promise<VideoRow> {
     return this.db
       .insertInto("videos")
@@ -32,6 +34,7 @@ export class VideosRepository {
         height: v.height,
         subtitles: v.subtitles,
         script: v.script ? json(v.script) : null,
+        source_video_id: v.sourceVideoId,
       })
       .returningAll()
       .executeTakeFirstOrThrow();

@@ -4,6 +4,9 @@ import {
   GENERATE_VIDEO_STEPS,
   ProfileAssets,
   Script,
+  VIDEO_DEFAULTS,
+  isTerminal,
+  type Pipeline,
   type CreateVideoRequest,
   type Job,
   type Video,
@@ -39,7 +42,10 @@ export class VideosService {
     if (req.topic !== undefined && llmChoice === SCRIPT_ENGINE) {
       throw badRequest(`"${SCRIPT_ENGINE}" speaks a given narration; a topic needs an LLM engine (GET /v1/engines lists them)`, "engines.llm");
     }
-    const profile = await new ProfilesRepository(this.rt.db).findForUser(userId, req.profileId);
+    const source = req.from === undefined ? undefined : await this.source(userId, req);
+    const profileId = source?.video.profile_id ?? req.profileId;
+    if (profileId === undefined) throw badRequest("is required (unless `from` names a video to edit)", "profileId");
+    const profile = await new ProfilesRepository(this.rt.db).findForUser(userId, profileId);
     if (!profile) throw notFound("profile");
     if (profile.state !== "trained") {
       throw conflict(`profile "${profile.name}" is not trained (state: ${profile.state}); train it first`, "profileId");
@@ -47,45 +53,92 @@ export class VideosService {
     if (!ProfileAssets.safeParse(profile.assets).success) {
       throw conflict(`profile "${profile.name}" has no usable training result; train it again`, "profileId");
     }
-    // A given narration is the script at once (engine `none`): the 202 shows it.
-    const script =
-      req.narration === undefined
-        ? null
-        : Script.parse(scriptFromNarration({ narration: req.narration, triggerWord: profile.trigger_word, pipeline: req.pipeline }));
-    // A profile's default llm writes topics; a narration needs none.
+    // Fields left out: an edit keeps its source's, a new video takes the defaults.
+    const was = source?.video;
+    const pipeline = req.pipeline ?? (was?.pipeline as Pipeline | undefined) ?? VIDEO_DEFAULTS.pipeline;
+    const width = req.width ?? was?.width ?? VIDEO_DEFAULTS.width;
+    const height = req.height ?? was?.height ?? VIDEO_DEFAULTS.height;
+    const subtitles = req.subtitles ?? was?.subtitles ?? VIDEO_DEFAULTS.subtitles;
+    const { script, scriptStep } = this.scriptNow(req, source, profile.trigger_word, pipeline);
+    // A topic's llm: the request's, the source job's, the profile's default, the api's default.
+    // Without a topic no llm runs (a narration is spoken as given; an edit keeps its script).
+    const fromSource = { ...((source?.job.engines ?? {}) as EngineMap) };
     const defaults = { ...((profile.engines ?? {}) as EngineMap) };
-    if (req.narration !== undefined) delete defaults.llm;
-    const engines = await this.rt.engines.resolve({ kind: "generate_video", pipeline: req.pipeline }, req.engines, defaults);
+    if (req.topic === undefined) {
+      delete fromSource.llm;
+      delete defaults.llm;
+    }
+    const requested = source || req.engines ? { ...fromSource, ...req.engines } : undefined;
+    const engines = await this.rt.engines.resolve({ kind: "generate_video", pipeline }, requested, defaults);
     if (req.topic !== undefined && engines.llm === undefined) {
       // The step records and a retry name the engine that wrote the script.
       engines.llm = this.rt.llm.defaultName;
       await this.rt.engines.checkAvailable({ llm: engines.llm });
     }
+    // What the job runs, every field filled: the script step reads topic, narration and durationSec.
+    const request = { ...req, profileId, pipeline, width, height, subtitles, ...(requested ? { engines: requested } : {}) };
     const { job, steps, video } = await this.rt.db.transaction().execute(async (tx) => {
       const { job, steps } = await new JobsRepository(tx).insert({
         userId,
         kind: "generate_video",
-        profileId: profile.id,
-        request: req,
-        steps: GENERATE_VIDEO_STEPS[req.pipeline],
+        profileId,
+        request,
+        steps: GENERATE_VIDEO_STEPS[pipeline],
         engines,
-        ...(script ? { doneSteps: { script: SCRIPT_ENGINE } } : {}),
+        ...(scriptStep ? { doneSteps: { script: scriptStep } } : {}),
       });
       const video = await new VideosRepository(tx).insert({
         userId,
-        profileId: profile.id,
+        profileId,
         jobId: job.id,
-        pipeline: req.pipeline,
-        width: req.width,
-        height: req.height,
-        subtitles: req.subtitles,
+        pipeline,
+        width,
+        height,
+        subtitles,
         script,
+        sourceVideoId: source?.video.id ?? null,
       });
       return { job, steps, video };
     });
     // Answered as queued; the script (from a topic) and the dispatch follow in the background.
     this.jobs.startWorkflowSoon(job);
     return { video: toVideo({ ...video, state: job.state }), job: toJob(job, steps, [], video.id) };
+  }
+
+  /** The video an edit starts from: the user's, its job ended (its steps are what it reuses). */
+  private async source(userId: string, req: CreateVideoRequest) {
+    const video = await this.videos.find(req.from ?? "", userId);
+    if (!video) throw notFound("video `from`");
+    if (req.profileId !== undefined && req.profileId !== video.profile_id) {
+      throw badRequest("must be the profile of the video in `from` (or be left out)", "profileId");
+    }
+    const job = await new JobsRepository(this.rt.db).find(video.job_id, userId);
+    if (!job) throw notFound("video `from`");
+    if (!isTerminal(job.state)) throw conflict(`the video in \`from\` is still being made (job ${job.id} is ${job.state}); edit it once it has ended`, "from");
+    return { video, job };
+  }
+
+  /**
+   * The script when it is known at once, and how its step counts: a narration (engine `none`,
+   * with the request's stage or, on an edit, its source's), an edit that changes only the stage,
+   * or an edit that keeps its source's script (the step reused). Null for a topic: the LLM writes it.
+   */
+  private scriptNow(
+    req: CreateVideoRequest,
+    source: { video: { script: unknown }; job: { engines: unknown } } | undefined,
+    triggerWord: string,
+    pipeline: Pipeline,
+  ): { script: Script | null; scriptStep?: { engine: string; reused?: boolean } } {
+    if (req.topic !== undefined) return { script: null };
+    const was = source?.video.script ? Script.parse(source.video.script) : undefined;
+    if (req.narration !== undefined) {
+      const fresh = scriptFromNarration({ narration: req.narration, triggerWord, pipeline });
+      return { script: Script.parse({ ...fresh, stage: req.stage ?? was?.stage ?? fresh.stage }), scriptStep: { engine: SCRIPT_ENGINE } };
+    }
+    if (!was) throw conflict("the video in `from` has no script (its job failed before writing one): give narration or topic", "from");
+    if (req.stage !== undefined) return { script: Script.parse({ ...was, stage: req.stage }), scriptStep: { engine: SCRIPT_ENGINE } };
+    const engine = (source?.job.engines as EngineMap | undefined)?.llm ?? SCRIPT_ENGINE;
+    return { script: was, scriptStep: { engine, reused: true } };
   }
 
   async get(userId: string, videoId: string): Promise<Video> {

@@ -45,9 +45,12 @@ async function trainProfileCommand(db: Kysely<Database>, job: JobRow): Promise<J
 }
 
 async function generateVideoCommand(db: Kysely<Database>, job: JobRow): Promise<JobCommand> {
-  const video = await new VideosRepository(db).findByJob(job.id);
+  const videos = new VideosRepository(db);
+  const video = await videos.findByJob(job.id);
   const profile = await new ProfilesRepository(db).findForUser(job.user_id, job.profile_id);
   if (!video || !profile) throw new JobGone(`video or profile of job ${job.id} is gone`);
+  // An edit reuses the steps of its source's job whose inputs did not change (while the source exists).
+  const source = video.source_video_id ? await videos.find(video.source_video_id, job.user_id) : undefined;
   const payload = GenerateVideoPayload.parse({
     profileId: profile.id,
     profile: ProfileAssets.parse(profile.assets),
@@ -57,6 +60,7 @@ async function generateVideoCommand(db: Kysely<Database>, job: JobRow): Promise<
     height: video.height,
     fps: 25,
     subtitles: video.subtitles,
+    ...(source ? { reuseFrom: source.job_id } : {}),
   });
   return { ...commandBase(job), kind: "generate_video", payload };
 }

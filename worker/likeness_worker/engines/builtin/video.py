@@ -59,9 +59,9 @@ def _timings(ctx: TaskContext) -> dict:
 def burn_in(ctx: TaskContext, timings: dict | None = None) -> str | None:
     """The -vf filter that burns the subtitles into the final frames, when the request asks
     (``timings``: the speech's, if the caller has them already)."""
-    from ...media.subtitles import burn_filter, subtitle_mode, write_srt
+    from ...media.subtitles import burn_filter, write_srt
 
-    if subtitle_mode(ctx.payload) != "burned":
+    if not ctx.payload["burnSubtitles"]:
         return None
     timings = timings or _timings(ctx)
     srt = ctx.path("out/burned.srt")

@@ -7,6 +7,7 @@ import * as m0003 from "./0003-video-subtitles.js";
 import * as m0004 from "./0004-step-outputs.js";
 import * as m0005 from "./0005-job-dispatch.js";
 import * as m0006 from "./0006-engine-choice.js";
+import * as m0007 from "./0007-video-edits.js";
 
 export const migrations: Record<string, Migration> = {
   "0001-initial": m0001,
@@ -15,4 +16,5 @@ export const migrations: Record<string, Migration> = {
   "0004-step-outputs": m0004,
   "0005-job-dispatch": m0005,
   "0006-engine-choice": m0006,
+  "0007-video-edits": m0007,
 };

@@ -1,0 +1,98 @@
+"""Edit and re-render: a step of an edit's job takes the outputs of its source job's step instead
+of running, when exactly the same inputs went into it.
+
+A step's *input hash* covers everything its engine can read: the task kind, the engine's name
+and version, the payload fields its task kind declares (``ports.TASK_PARAMS``, all an engine sees
+of the payload) and the content (SHA-256) of each input bound to it. The actor records it in the
+step's ``_done.json``. An edit's command names its source job (``payload.reuseFrom``); the graph
+node computes the hash of its own step and, when the source's marker records the same one, copies
+the source's objects into this job's folder (the source stays as it was, and either can be
+deleted without the other) and writes this step's marker, saying where it came from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..engines.base import file_sha256
+from ..engines.ports import TASK_PARAMS, params_view
+from ..layout import done_key
+
+if TYPE_CHECKING:
+    from ..storage import Storage
+
+
+def input_hash(
+    task_kind: str, engine: str, version: str, payload: dict[str, Any], inputs: dict[str, dict[str, Any]], storage: Storage
+) -> str | None:
+    """The step's input hash, or None for a task kind that is never reused across jobs."""
+    if TASK_PARAMS.get(task_kind) is None:
+        return None
+    doc = {
+        "taskKind": task_kind,
+        "engine": engine,
+        "version": version,
+        "params": params_view(task_kind, payload),
+        "inputs": {name: _content(rec, storage) for name, rec in sorted(inputs.items())},
+    }
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def _content(record: dict[str, Any], storage: Storage) -> str:
+    """What an input is: its recorded SHA-256, else (an object made before artifacts carried one)
+    the hash of the object itself."""
+    ref = record.get("ref") or {}
+    if ref.get("sha256"):
+        return str(ref["sha256"])
+    key = record.get("key")
+    if not isinstance(key, str):  # a value, not an object
+        return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+    with tempfile.TemporaryDirectory(prefix="likeness-hash-") as tmp:
+        return file_sha256(storage.get_file(key, Path(tmp) / "object"))
+
+
+def reusable(storage: Storage, source_job: str, step: str, ihash: str) -> dict[str, Any] | None:
+    """The source job's marker of ``step`` when it recorded the same input hash."""
+    marker = storage.get_json_or_none(done_key(source_job, step))
+    return marker if marker is not None and marker.get("inputHash") == ihash else None
+
+
+def copy_outputs(storage: Storage, marker: dict[str, Any], source_job: str, job_id: str) -> dict[str, Any]:
+    """The source step's objects copied into this job's folder; its record with the keys moved."""
+    src, dst = f"jobs/{source_job}/", f"jobs/{job_id}/"
+
+    def moved(value: Any) -> Any:
+        if isinstance(value, str) and value.startswith(src):
+            return dst + value[len(src):]
+        if isinstance(value, dict):
+            return {k: moved(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [moved(v) for v in value]
+        return value
+
+    artifacts = []
+    for ref in marker.get("artifacts") or []:
+        if ref["key"].startswith(src):
+            storage.copy(ref["key"], moved(ref["key"]), ref.get("contentType") or "application/octet-stream")
+        artifacts.append(moved(ref))
+    outputs = moved(marker.get("outputs") or {})
+    # An output key that is not one of the step's artifacts (a video passed through) must exist too.
+    for value in _strings(outputs):
+        if value.startswith(dst) and not any(a["key"] == value for a in artifacts):
+            storage.copy(src + value[len(dst):], value)
+    return {**marker, "artifacts": artifacts, "outputs": {**outputs, "reusedFrom": source_job}}
+
+
+def _strings(value: Any):
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _strings(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _strings(v)
