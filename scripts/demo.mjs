@@ -18,6 +18,7 @@ const NARRATION =
   "Hello! I am a talking portrait made by Likeness, entirely on this computer. " +
   "My voice comes from piper, shaped toward the speaker's pitch, and my lips follow every word.";
 const TOPIC = "why the sea is salty";
+const EDIT_NARRATION = "Rivers wash salt out of the rocks and carry it to the sea, where it stays.";
 
 const say = (msg) => process.stderr.write(`demo: ${msg}\n`);
 
@@ -160,9 +161,23 @@ async function main() {
   const script = shown.data?.video?.script;
   if (shown.code !== 0 || !script) throw new DemoError(`likeness video show ${r.data.video.id} failed`);
 
+  // An edit of the topic video with new words: the scene is reused, the speech and what follows are new.
+  const editOut = path.join(DATA, "demo", "edit.mp4");
+  say(`editing it with a new narration (likeness video create --from ${r.data.video.id} --narration "…" --wait --out ${rel(editOut)})`);
+  t = performance.now();
+  const edited = await cliJson(["video", "create", "--from", r.data.video.id, "--narration", EDIT_NARRATION, "--wait", "--out", editOut], cliEnv);
+  const editJob = edited.data?.job;
+  if (edited.code !== 0 || editJob?.state !== "succeeded" || !fs.existsSync(editOut)) throw new DemoError(`the edit failed${editJob?.id ? ` (likeness job show ${editJob.id})` : ""}`);
+  mark("video create --from --wait", t);
+
   // The step timings as the api recorded them: GET /v1/jobs/:id through the CLI.
   const jobs = [];
-  for (const [title, id] of [["train_profile", trainJob.id], ["generate_video", videoJob.id], ["generate_video from a topic", topicJob.id]]) {
+  for (const [title, id] of [
+    ["train_profile", trainJob.id],
+    ["generate_video", videoJob.id],
+    ["generate_video from a topic", topicJob.id],
+    ["generate_video, an edit of the topic video with a new narration", editJob.id],
+  ]) {
     const j = await cliJson(["job", "show", id], cliEnv);
     if (j.code !== 0 || !j.data) throw new DemoError(`likeness job show ${id} failed`);
     jobs.push(stepTable(title, j.data));
@@ -183,6 +198,8 @@ async function main() {
   console.log(`  title:     ${script.title}`);
   console.log(`  stage:     ${script.stage}`);
   console.log(`  narration: ${script.narration}`);
+  console.log("");
+  console.log(`edited with a new narration: ${editOut}; reused from the topic video: ${editJob.steps.filter((s) => s.reused).map((s) => s.name).join(", ") || "nothing"}`);
   console.log("");
   console.log(jobs.join("\n\n"));
   console.log("");

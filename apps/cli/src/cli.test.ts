@@ -368,6 +368,22 @@ describe("what the user sees after the fact", () => {
     expect(h.calls.map((c) => c.method)).toEqual(["getVideo", "getJob"]);
   });
 
+  it("video create --from: sends only what changes", async () => {
+    const h = harness(env);
+    expect(await h.run("video", "create", "--from", VIDEO_ID, "--narration", "New words")).toBe(0);
+    expect(h.calls[0]!.args[0]).toEqual({ from: VIDEO_ID, narration: "New words" });
+    const h2 = harness(env);
+    expect(await h2.run("video", "create", "--from", VIDEO_ID, "--no-subtitles", "--size", "720x1280")).toBe(0);
+    expect(h2.calls[0]!.args[0]).toEqual({ from: VIDEO_ID, subtitles: "none", width: 720, height: 1280 });
+    const h3 = harness(env);
+    expect(await h3.run("video", "create", "--from", VIDEO_ID, "--stage", "a beach", "--pipeline", "svd_wav2lip")).toBe(0);
+    expect(h3.calls[0]!.args[0]).toEqual({ from: VIDEO_ID, stage: "a beach", pipeline: "svd_wav2lip" });
+    const h4 = harness(env);
+    expect(await h4.run("video", "create", "--narration", "Hi")).toBe(2);
+    expect(h4.stderr.join("")).toContain("--profile is required");
+    expect(await harness(env).run("video", "create", "--from", VIDEO_ID, "--topic", "t", "--stage", "s")).toBe(2);
+  });
+
   it("video create --topic --duration; --duration alone is refused", async () => {
     const h = harness(env);
     expect(await h.run("video", "create", "--profile", PROFILE_ID, "--topic", "tides", "--duration", "20")).toBe(0);

@@ -56,27 +56,43 @@ export const SYSTEM_PROMPT = [
  * instructions", "reply only with …", "you are now …"). A small model obeys them even as data,
  * so they are dropped before it sees the topic; what is left is the subject.
  */
-const INSTRUCTION =
-  /\b(ignore|disregard|forget|override|bypass)\b.{0,40}\b(instructions?|rules?|prompts?|above|previous|prior|system)\b|\b(reply|respond|answer|output|print|say|write|return)\b.{0,20}\b(only|just|exactly|verbatim)\b|\byou are (now|no longer)\b|\b(act|pretend|behave) as\b|\bsystem prompt\b|\bnew instructions?\b|\bjailbreak\b|\bdeveloper mode\b/i;
+const INSTRUCTION = new RegExp(
+  [
+    String.raw`\b(ignore|disregard|forget|override|bypass|skip)\b.{0,40}\b(instructions?|rules?|prompts?|above|previous|prior|system|guidelines?|everything)\b`,
+    String.raw`\b(reply|respond|answer|output|print|say|write|return|repeat)\b.{0,20}\b(only|just|exactly|verbatim)\b`,
+    String.raw`\b(only|just)\b.{0,12}\b(reply|respond|answer|output|print|say|write|return|repeat)\b`,
+    String.raw`\byou (are|must|will|should) (now|no longer|only|always|never)\b|\byou must\b`,
+    String.raw`\b(act|pretend|behave|roleplay) (as|like|to be|you)\b`,
+    String.raw`^\s*(system|assistant|developer|user)\s*:`,
+    String.raw`\b(system|hidden) prompt\b|\bnew (instructions?|rules?|task)\b|\bjailbreak\b|\bdeveloper mode\b|\binstead,? (write|say|tell|talk)\b`,
+  ].join("|"),
+  "i",
+);
 
 export function subjectOf(topic: string): string {
-  const flat = topic.replace(/[<>{}\[\]`]/g, " ").replace(/\s+/g, " ").trim();
-  const sentences = flat.split(/(?<=[.!?;:])\s+|\n+/).map((s) => s.trim()).filter(Boolean);
+  const sentences = topic
+    .replace(/[<>{}\[\]`]/g, " ")
+    .split(/\n+|(?<=[.!?;])\s+/)
+    .map((s) => s.replace(/\s+/g, " ").trim())
+    .filter(Boolean);
   const kept = sentences
     .filter((s) => !INSTRUCTION.test(s))
     .map((s) => s.replace(/^(topic|subject|about)\s*[:=-]\s*/i, "").trim())
     .filter(Boolean);
-  return kept.length ? kept.join(" ") : flat;
+  return (kept.length ? kept : sentences).join(" ");
 }
 
 const STOP = new Set(
   "about above after again against also because been before being below between both could does doing during each every from further have having here into itself just more most much once only other ought over same should some such than that their them then there these they this those through under until very what when where which while whom whose will with would your yours the and for are but not you all any can had her was one our out his how its may new now old see two way who boy did get has him let put say she too use why".split(" "),
 );
 
-/** The words a script about the subject should use: its content words, by their first 5 letters. */
+/** A crude stem: plural and adjective endings off, then the first 5 letters (salty ~ salt). */
+const stem = (w: string): string => w.replace(/(ies|es|s|ing|ed|ly|y)$/, "").slice(0, 5);
+
+/** The words a script about the subject should use: its content words, stemmed. */
 export function subjectStems(subject: string): string[] {
   const words = subject.toLowerCase().match(/\p{L}[\p{L}\p{N}'-]*/gu) ?? [];
-  return [...new Set(words.filter((w) => w.length >= 3 && !STOP.has(w)).map((w) => w.slice(0, 5)))];
+  return [...new Set(words.filter((w) => w.length >= 3 && !STOP.has(w)).map(stem))];
 }
 
 /** Whether a script is about its subject: the narration or title uses one of its content words. */
@@ -84,7 +100,7 @@ export function isAbout(script: Script, subject: string): boolean {
   const stems = subjectStems(subject);
   if (stems.length === 0) return true; // nothing to check against (a topic of stop words)
   const text = `${script.title} ${script.narration}`.toLowerCase();
-  const words = new Set((text.match(/\p{L}[\p{L}\p{N}'-]*/gu) ?? []).map((w) => w.slice(0, 5)));
+  const words = new Set((text.match(/\p{L}[\p{L}\p{N}'-]*/gu) ?? []).map(stem));
   return stems.some((s) => words.has(s)) && !script.narration.startsWith(EXAMPLE_NARRATION_START);
 }
 
