@@ -2,13 +2,16 @@
 // servers that speak their protocols, a topic through the api to the worker's command, and the
 // built-in model (the real packaged one) writing about a topic without blocking the event loop.
 import { monitorEventLoopDelay } from "node:perf_hooks";
+import { Writable } from "node:stream";
+import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { FastifyInstance } from "fastify";
 import { loadConfig } from "../src/config.js";
+import { loggerOptions } from "../src/http/logger.js";
 import { LocalWriter } from "../src/llm/local.writer.js";
 import { OllamaWriter } from "../src/llm/ollama.writer.js";
 import { OpenAiWriter } from "../src/llm/openai.writer.js";
-import { capWords, isAbout, parseScript, subjectOf, userMessage, LLM_SCRIPT_SCHEMA, SYSTEM_PROMPT } from "../src/llm/prompt.js";
+import { capWords, isAbout, parseScript, subjectOf, userMessage, wordsPerSecond, LLM_SCRIPT_SCHEMA, SYSTEM_PROMPT } from "../src/llm/prompt.js";
 import { LlmUnavailable } from "../src/llm/script-writer.js";
 import { writeScript } from "../src/llm/write-script.js";
 import { fakeOllama, fakeOpenAi, type FakeLlm } from "./llm-fakes.js";
@@ -31,6 +34,11 @@ describe("the prompt", () => {
     expect(msg.match(/<topic>/g)).toHaveLength(1);
     expect(msg).toContain("about 75 words");
     expect(SYSTEM_PROMPT).not.toContain("volcanoes"); // the instructions never carry the topic
+    // Sized at the voice's measured rate (syllables/s from the profile's training), within bounds.
+    expect(wordsPerSecond(3.84)).toBeCloseTo(2.65, 2);
+    expect(wordsPerSecond(undefined)).toBe(2.5);
+    expect(wordsPerSecond(20)).toBe(3.5);
+    expect(userMessage({ ...req("tides", 20), wordsPerSec: wordsPerSecond(2.9) })).toContain("about 40 words");
   });
 
   it("checks the answer: JSON of the schema, the presenter in the stage, the narration capped at a sentence", () => {
@@ -118,12 +126,20 @@ describeWithServices("a topic through the api", () => {
   let ollama: FakeLlm;
   let openai: FakeLlm;
   let a: Awaited<ReturnType<typeof signUp>>;
+  const logLines: string[] = [];
 
   beforeAll(async () => {
     ollama = await fakeOllama();
     openai = await fakeOpenAi("sk-test-secret");
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, cb) {
+        logLines.push(chunk.toString("utf8"));
+        cb();
+      },
+    });
     t = await createTestApp({
       env: { LLM_ENGINE: "ollama", OLLAMA_URL: ollama.url, OPENAI_BASE_URL: openai.url, OPENAI_API_KEY: "sk-test-secret", OPENAI_MODEL: "test-model" },
+      log: pino(loggerOptions("trace"), sink), // everything the api logs, to look for the key
     });
     app = t.app;
     worker = new ScriptedWorker(t.redis, t.config.redisKeyPrefix, t.storage);
@@ -186,6 +202,8 @@ describeWithServices("a topic through the api", () => {
     const next = await worker.next("generate_video");
     expect(next.command.jobId).toBe(other.json().job.id);
     expect((await job(other.json().job.id)).steps[0]).toMatchObject({ state: "succeeded", engine: "openai" });
+    expect(logLines.length).toBeGreaterThan(10);
+    expect(logLines.join("")).not.toContain("sk-test-secret");
   });
 
   it("an LLM that fails mid-stream fails the job as llm_unavailable at the script step; a retry writes it", async () => {

@@ -12,6 +12,9 @@ export const REDACT_PATHS = [
   "*.token",
   "*.secretAccessKey",
   "*.S3_SECRET_ACCESS_KEY",
+  "*.apiKey",
+  "*.*.apiKey",
+  "*.OPENAI_API_KEY",
 ];
 
 /** Query parameters that carry a secret (the WebSocket's `?token=`, browsers cannot set headers). */

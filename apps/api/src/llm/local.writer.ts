@@ -81,7 +81,7 @@ export class LocalWriter implements ScriptWriter {
         const text = await session.prompt(userMessage(req), {
           grammar,
           signal,
-          maxTokens: targetWords(req.durationSec) * 3 + 160,
+          maxTokens: targetWords(req) * 3 + 160,
           temperature: 0.6,
           topP: 0.9,
           repeatPenalty: { penalty: 1.2, lastTokens: 96, frequencyPenalty: 0.2 },

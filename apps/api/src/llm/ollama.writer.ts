@@ -38,7 +38,7 @@ export class OllamaWriter implements ScriptWriter {
           stream: true,
           format: LLM_SCRIPT_SCHEMA,
           keep_alive: keepAlive,
-          options: { temperature: 0.7, repeat_penalty: 1.15, num_predict: targetWords(req.durationSec) * 4 + 200 },
+          options: { temperature: 0.7, repeat_penalty: 1.15, num_predict: targetWords(req) * 4 + 200 },
           messages: [
             { role: "system", content: SYSTEM_PROMPT },
             { role: "user", content: EXAMPLE.user },

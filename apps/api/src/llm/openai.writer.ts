@@ -36,7 +36,7 @@ export class OpenAiWriter implements ScriptWriter {
         body: JSON.stringify({
           model: this.cfg.model,
           temperature: 0.7,
-          max_tokens: targetWords(req.durationSec) * 4 + 200,
+          max_tokens: targetWords(req) * 4 + 200,
           response_format: { type: "json_schema", json_schema: { name: "script", strict: true, schema: LLM_SCRIPT_SCHEMA } },
           messages: [
             { role: "system", content: SYSTEM_PROMPT },

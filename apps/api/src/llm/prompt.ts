@@ -7,8 +7,19 @@ import type { Script } from "@likeness/contracts";
 
 /** Default length of a script written from a topic. */
 export const DEFAULT_SCRIPT_SECONDS = 30;
-/** Speaking rate used to size the narration (English, a calm presenter). */
+/** Speaking rate used to size the narration when the voice's own is not known (English, a calm presenter). */
 export const WORDS_PER_SECOND = 2.5;
+/** English averages about 1.45 syllables a word. */
+const SYLLABLES_PER_WORD = 1.45;
+
+/**
+ * Words a second of a voice measured at `syllablesPerSec` (its profile's speaking rate), within
+ * the range of ordinary speech; the default when it was not measured.
+ */
+export function wordsPerSecond(syllablesPerSec: unknown): number {
+  if (typeof syllablesPerSec !== "number" || !Number.isFinite(syllablesPerSec) || syllablesPerSec <= 0) return WORDS_PER_SECOND;
+  return Math.min(3.5, Math.max(1.6, syllablesPerSec / SYLLABLES_PER_WORD));
+}
 
 export interface ScriptRequest {
   topic: string;
@@ -16,9 +27,12 @@ export interface ScriptRequest {
   triggerWord: string;
   /** Target length of the spoken narration. */
   durationSec: number;
+  /** The voice's speaking rate (wordsPerSecond); WORDS_PER_SECOND when not given. */
+  wordsPerSec?: number;
 }
 
-export const targetWords = (durationSec: number): number => Math.max(8, Math.round(durationSec * WORDS_PER_SECOND));
+export const targetWords = (req: Pick<ScriptRequest, "durationSec" | "wordsPerSec">): number =>
+  Math.max(8, Math.round(req.durationSec * (req.wordsPerSec ?? WORDS_PER_SECOND)));
 
 /** The answer every engine must produce (before clean-up). */
 export const LlmScript = z.object({
@@ -109,7 +123,7 @@ export function userMessage(req: ScriptRequest): string {
   return (
     `<topic>${topic}</topic>\n` +
     `Presenter: ${req.triggerWord}\n` +
-    `Narration length: about ${targetWords(req.durationSec)} words (${Math.round(req.durationSec)} seconds spoken).`
+    `Narration length: about ${targetWords(req)} words (${Math.round(req.durationSec)} seconds spoken).`
   );
 }
 
@@ -133,7 +147,7 @@ export function parseScript(text: string, req: ScriptRequest): Script {
   const clean = (s: string) => s.replace(/\s+/g, " ").replace(/[#*_`]/g, "").trim();
   const title = clean(parsed.data.title).slice(0, 200);
   const stage = clean(parsed.data.stage).slice(0, 2000);
-  const narration = capWords(clean(parsed.data.narration), targetWords(req.durationSec) * 2);
+  const narration = capWords(clean(parsed.data.narration), targetWords(req) * 2);
   if (!narration || !title || !stage) throw new ScriptRejected("the model's answer has an empty field");
   return { title, stage: stage.includes(req.triggerWord) ? stage : `${req.triggerWord}, ${stage}`, narration };
 }

@@ -17,7 +17,7 @@ import {
   type StepError,
 } from "@likeness/contracts";
 import type { FastifyBaseLogger } from "fastify";
-import type { Database, JobRow } from "../db/types.js";
+import type { Database, JobRow, ProfileRow } from "../db/types.js";
 import type { JobStreamProducer } from "../bus/job-stream.repository.js";
 import { JobsRepository } from "../jobs/jobs.repository.js";
 import { loadJobView } from "../jobs/job-view.js";
@@ -30,7 +30,7 @@ import type { DependencyHealth } from "../resilience/dependency-health.js";
 import { SCRIPT_ENGINE, scriptFromNarration } from "../llm/narration.js";
 import type { LlmEngines } from "../llm/llm-engines.js";
 import { LlmUnavailable } from "../llm/script-writer.js";
-import { DEFAULT_SCRIPT_SECONDS, ScriptRejected } from "../llm/prompt.js";
+import { DEFAULT_SCRIPT_SECONDS, ScriptRejected, wordsPerSecond } from "../llm/prompt.js";
 import { writeScript } from "../llm/write-script.js";
 import { buildJobCommand, JobGone } from "./job-command.js";
 
@@ -77,7 +77,8 @@ export interface WorkflowDeps {
  * LLM could not be reached or did not answer in time, `engine_failed` when its answers were not
  * usable; both may be retried.
  */
-async function writeScriptStep(d: WorkflowDeps, job: JobRow, videoId: string, request: CreateVideoRequest, triggerWord: string, pipeline: Pipeline) {
+async function writeScriptStep(d: WorkflowDeps, job: JobRow, videoId: string, request: CreateVideoRequest, profile: ProfileRow | undefined, pipeline: Pipeline) {
+  const triggerWord = profile?.trigger_word ?? "the person";
   const videos = new VideosRepository(d.db);
   const event = { v: PROTOCOL_VERSION, jobId: job.id, attempt: job.attempt } as const;
   const at = () => ({ eventId: randomUUID(), at: new Date().toISOString() });
@@ -95,9 +96,12 @@ async function writeScriptStep(d: WorkflowDeps, job: JobRow, videoId: string, re
   let error: StepError;
   try {
     if (!writer) throw new LlmUnavailable(`the llm engine "${engine}" is not configured on this api`);
+    // Sized at the speaking rate the profile's training measured in the voice sample.
+    const voice = profile?.train_job_id ? await new JobsRepository(d.db).findStep(profile.train_job_id, "train_voice") : undefined;
+    const rate = wordsPerSecond((voice?.outputs as { voiceProfile?: { speaking_rate_sps?: unknown } } | null)?.voiceProfile?.speaking_rate_sps);
     const { script, tries } = await writeScript(
       writer,
-      { topic: request.topic, triggerWord, durationSec: request.durationSec ?? DEFAULT_SCRIPT_SECONDS },
+      { topic: request.topic, triggerWord: profile?.trigger_word ?? "the person", durationSec: request.durationSec ?? DEFAULT_SCRIPT_SECONDS, wordsPerSec: rate },
       AbortSignal.timeout(d.llm.timeoutMs),
     );
     await videos.setScript(videoId, Script.parse(script));
@@ -109,7 +113,7 @@ async function writeScriptStep(d: WorkflowDeps, job: JobRow, videoId: string, re
       step: "script",
       engine,
       artifacts: [],
-      outputs: { title: script.title, words: script.narration.split(/\s+/).length, tries },
+      outputs: { title: script.title, words: script.narration.split(/\s+/).length, wordsPerSec: Math.round(rate * 100) / 100, tries },
       durationMs,
       reused: false,
     });
@@ -228,7 +232,7 @@ export function buildGenerateVideoGraph(d: WorkflowDeps, checkpointer: BaseCheck
       }
       const request = job.request as CreateVideoRequest;
       const profile = await profiles.findById(job.profile_id);
-      await writeScriptStep(d, job, video.id, request, profile?.trigger_word ?? "the person", video.pipeline as Pipeline);
+      await writeScriptStep(d, job, video.id, request, profile, video.pipeline as Pipeline);
       return {};
     })
     .addNode("dispatch", (s) => dispatch(d, s))
