@@ -3,7 +3,7 @@
 // is among /api/tags. `keep_alive` is passed through: `0` unloads the model once the script is
 // written, freeing the GPU for the heavy stages that follow on the same card.
 import type { Script } from "@likeness/contracts";
-import { EXAMPLE, LLM_SCRIPT_SCHEMA, SYSTEM_PROMPT, parseScript, targetWords, userMessage, type ScriptRequest } from "./prompt.js";
+import { LLM_SCRIPT_SCHEMA, chatMessages, parseScript, targetWords, type ScriptRequest } from "./prompt.js";
 import { LlmUnavailable, llmFetch, type EngineHealth, type ScriptWriter } from "./script-writer.js";
 
 export interface OllamaConfig {
@@ -39,12 +39,7 @@ export class OllamaWriter implements ScriptWriter {
           format: LLM_SCRIPT_SCHEMA,
           keep_alive: keepAlive,
           options: { temperature: 0.7, repeat_penalty: 1.15, num_predict: targetWords(req) * 4 + 200 },
-          messages: [
-            { role: "system", content: SYSTEM_PROMPT },
-            { role: "user", content: EXAMPLE.user },
-            { role: "assistant", content: EXAMPLE.answer },
-            { role: "user", content: userMessage(req) },
-          ],
+          messages: chatMessages(req),
         }),
         signal,
       },

@@ -2,7 +2,7 @@
 // /chat/completions with `response_format` json_schema. The key goes in the Authorization header
 // only; it is never logged (config keeps it out of what is printed). Health: /models answers.
 import type { Script } from "@likeness/contracts";
-import { EXAMPLE, LLM_SCRIPT_SCHEMA, SYSTEM_PROMPT, parseScript, targetWords, userMessage, type ScriptRequest } from "./prompt.js";
+import { LLM_SCRIPT_SCHEMA, chatMessages, parseScript, targetWords, type ScriptRequest } from "./prompt.js";
 import { LlmUnavailable, llmFetch, type EngineHealth, type ScriptWriter } from "./script-writer.js";
 
 export interface OpenAiConfig {
@@ -38,12 +38,7 @@ export class OpenAiWriter implements ScriptWriter {
           temperature: 0.7,
           max_tokens: targetWords(req) * 4 + 200,
           response_format: { type: "json_schema", json_schema: { name: "script", strict: true, schema: LLM_SCRIPT_SCHEMA } },
-          messages: [
-            { role: "system", content: SYSTEM_PROMPT },
-            { role: "user", content: EXAMPLE.user },
-            { role: "assistant", content: EXAMPLE.answer },
-            { role: "user", content: userMessage(req) },
-          ],
+          messages: chatMessages(req),
         }),
         signal,
       },

@@ -127,6 +127,16 @@ export function userMessage(req: ScriptRequest): string {
   );
 }
 
+/** The conversation a chat server gets: the rules, the worked example, then the request. */
+export function chatMessages(req: ScriptRequest): { role: "system" | "user" | "assistant"; content: string }[] {
+  return [
+    { role: "system", content: SYSTEM_PROMPT },
+    { role: "user", content: EXAMPLE.user },
+    { role: "assistant", content: EXAMPLE.answer },
+    { role: "user", content: userMessage(req) },
+  ];
+}
+
 export class ScriptRejected extends Error {
   override name = "ScriptRejected";
 }
