@@ -27,13 +27,15 @@ PAYLOAD = {
 SCENE = {"scene": {"step": "image", "key": "jobs/a/image/scene.png", "ref": {"sha256": "1" * 64}, "outputs": {}}}
 
 
-def h(kind: str, payload: dict = PAYLOAD, inputs: dict | None = None, engine: str = "e", version: str = "1", storage=None) -> str | None:
+def h(kind: str, payload: dict = PAYLOAD, inputs: dict | None = None, engine: str = "e", version: str = "1",
+      storage=None) -> str | None:
     return input_hash(kind, engine, version, payload, inputs or {}, storage)
 
 
 def test_an_engine_sees_only_what_its_task_kind_declares() -> None:
     assert params_view("tts", PAYLOAD) == {"profile": PAYLOAD["profile"], "script": {"narration": "Hello."}}
-    assert params_view("image", PAYLOAD) == {"profile": PAYLOAD["profile"], "script": {"stage": "on a beach"}, "width": 512, "height": 512}
+    assert params_view("image", PAYLOAD) == {"profile": PAYLOAD["profile"], "script": {"stage": "on a beach"},
+                                             "width": 512, "height": 512}
     assert params_view("talking_head", {**PAYLOAD, "subtitles": "burned"})["burnSubtitles"] is True
     assert params_view("publish", PAYLOAD) is PAYLOAD  # never reused: sees it all
     ctx = TaskContext(job_id="j", attempt=1, step="tts", task_kind="tts", engine="e", work_dir=Path("/tmp"),

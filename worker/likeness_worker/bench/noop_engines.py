@@ -17,6 +17,7 @@ how long each step pretends to work (default 0).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from typing import Any
@@ -45,6 +46,10 @@ def _result(ctx: TaskContext, made: dict[str, str]) -> dict[str, Any]:
     return {"videoKey": ctx.key("video.noop"), "durationSec": 1.0, "width": p["width"], "height": p["height"], "fps": p["fps"]}
 
 
+# The SHA-256 of no bytes: what a noop "object" is made of.
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+
+
 def _run(self: Engine, ctx: TaskContext) -> StepOutput:
     for i in range(PROGRESS_REPORTS):
         ctx.progress((i + 1) / (PROGRESS_REPORTS + 1), f"noop {i + 1} of {PROGRESS_REPORTS}")
@@ -58,7 +63,7 @@ def _run(self: Engine, ctx: TaskContext) -> StepOutput:
         if port.artifact is not None:
             key = ctx.key(f"{port_name}.noop")
             artifacts.append({"key": key, "kind": port.artifact, "contentType": "application/octet-stream",
-                              "bytes": 0, "meta": {"noop": True}})
+                              "bytes": 0, "sha256": EMPTY_SHA256, "meta": {"noop": True}})
             made[port_name] = key
         elif port_name == "result":
             # Takes nothing it needs from the inputs: their keys, when bound, name the assets.
@@ -66,7 +71,10 @@ def _run(self: Engine, ctx: TaskContext) -> StepOutput:
                 made.setdefault(name, record.get("key"))
             outputs["result"] = _result(ctx, made)
         elif port.field:
+            # Its ref too, as a real engine's upload: the next step's input hash reads its sha256.
             outputs[port.field] = ctx.key(f"{port_name}.noop")
+            artifacts.append({"key": outputs[port.field], "kind": port_name, "contentType": "application/octet-stream",
+                              "bytes": 0, "sha256": EMPTY_SHA256, "meta": {"noop": True}})
     return StepOutput(artifacts, outputs)
 
 

@@ -50,8 +50,8 @@ export default async function jobsPlugin(app: FastifyInstance, deps: AppDeps): P
   const outageMaxMs = deps.config.outage.maxMs;
   const producer = new JobStreamProducer(deps.redis, prefix, (err) => health.report("redis", false, err));
   const llm = new LlmEngines(deps.config.llm);
-  // The workflow's own events are recorded by the consumer, built with the runner it resumes.
-  let consumer: EventsConsumer | undefined;
+  // The workflow's own events are recorded by the consumer, built after the runner it resumes.
+  const recorder: { consumer?: EventsConsumer } = {};
   const runner = await WorkflowRunner.create(
     {
       db: deps.db,
@@ -64,14 +64,15 @@ export default async function jobsPlugin(app: FastifyInstance, deps: AppDeps): P
       // A request that creates a job waits a few seconds at most for an unavailable Redis.
       dispatchWaitMs: Math.min(DISPATCH_WAIT_MS, outageMaxMs),
       llm,
-      report: (event) => consumer!.record(event),
+      report: (event) => recorder.consumer!.record(event),
     },
     deps.config.databaseUrl,
   );
-  consumer = new EventsConsumer(
+  const consumer = new EventsConsumer(
     { db: deps.db, redis: deps.redis, prefix, runner, log: app.log, metrics, health },
     deps.config.events,
   );
+  recorder.consumer = consumer;
   const reconciler = new JobReconciler(
     { db: deps.db, producer, runner, consumer, metrics, health, log: app.log },
     { ...deps.config.reconcile, outageMaxMs },

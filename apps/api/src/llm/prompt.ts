@@ -85,7 +85,7 @@ const INSTRUCTION = new RegExp(
 
 export function subjectOf(topic: string): string {
   const sentences = topic
-    .replace(/[<>{}\[\]`]/g, " ")
+    .replace(/[<>{}[\]`]/g, " ")
     .split(/\n+|(?<=[.!?;])\s+/)
     .map((s) => s.replace(/\s+/g, " ").trim())
     .filter(Boolean);
