@@ -10,11 +10,14 @@
 //      progress latency (the worker's publish, its `at` → the WebSocket client);
 //   2. load: `--jobs` POST /v1/videos from `--clients` concurrent clients: accepted jobs/s (202s
 //      over the time they took), then completed jobs/s (until the last one finished);
-//   3. api and worker RSS (the worker with its child processes), sampled every 100 ms.
+//   3. api and worker RSS (the worker with its child processes), sampled every 100 ms;
+//   4. a script from a topic by the built-in LLM (`local`, the rest noop): GET /v1/jobs/:id latency,
+//      p50 and p99, every 20 ms while the model writes (the model runs on llama.cpp's threads, not
+//      the api's event loop; goal p99 ≤ 50 ms).
 //
 // Ends with one line to compare runs by:
 //   likeness-control accepted_per_s=… completed_per_s=… dispatch_p50_ms=… dispatch_p99_ms=… progress_p99_ms=…
-// Options: --jobs N (default 1000), --clients N (32), --idle N (40 idle jobs), --workers N (1).
+// Options: --jobs N (default 1000), --clients N (32), --idle N (40 idle jobs; 0 skips the idle phase), --workers N (1).
 // Exit 0 when the run completed (a figure short of its goal is reported, not an error), 1 when the
 // stack or a job failed.
 import fs from "node:fs";
@@ -34,7 +37,7 @@ const PLUGIN = "likeness_worker.bench.noop_engines";
 const VIDEO_KINDS = ["image", "tts", "talking_head", "upscale", "mux", "publish"];
 const TRAIN_KINDS = ["prepare", "lora_trainer", "voice_trainer", "evaluate", "publish"];
 const NOOP = (kinds) => Object.fromEntries(kinds.map((k) => [k, "noop"]));
-const GOALS = { accepted: 1000, completed: 100, dispatchP99: 25, progressP99: 50, progressPerS: 10 };
+const GOALS = { accepted: 1000, completed: 100, dispatchP99: 25, progressP99: 50, progressPerS: 10, getWhileWritingP99: 50 };
 const MB = 1024 * 1024;
 
 const { values: args } = parseArgs({
@@ -176,7 +179,7 @@ async function main() {
   const idleIds = [];
   const progressLatency = [];
   let progressMaxPerS = 0;
-  for (let i = 0; i < IDLE + 5; i++) {
+  for (let i = 0; i < (IDLE ? IDLE + 5 : 0); i++) {
     stack.check();
     const created = await api(url, token, "POST", "/v1/videos", video, 202);
     const watch = follow(url, token, created.job.id);
@@ -218,6 +221,7 @@ async function main() {
   const acceptSec = (performance.now() - t0) / 1000;
   const acceptedPerS = ids.length / acceptSec;
   if (refused.size) say(`refused: ${[...refused].map(([s, n]) => `${n}x HTTP ${s}`).join(", ")}`);
+  say(`accepted ${ids.length} in ${fmt(acceptSec, 2)} s (${fmt(acceptedPerS, 0)}/s); waiting for them to complete`);
 
   let counts;
   for (const deadline = Date.now() + 10 * 60_000; ; ) {
@@ -239,6 +243,22 @@ async function main() {
   const loadBreakdown = await dispatchBreakdown(ids);
   const { peak, last } = rss.stop();
 
+  // 4. GET /v1/jobs/:id while the built-in LLM writes a script (it loaded at the api's start).
+  say("script: a topic written by the built-in LLM while GET /v1/jobs/:id is timed every 20 ms");
+  const topic = await api(url, token, "POST", "/v1/videos", { profileId: profile.id, topic: "why the sea is salty", durationSec: 20, engines: { ...NOOP(VIDEO_KINDS), llm: "local" } }, 202);
+  const getMs = [];
+  let scriptStep;
+  for (const until = Date.now() + 120_000; Date.now() < until; ) {
+    stack.check();
+    const t = performance.now();
+    const j = await api(url, token, "GET", `/v1/jobs/${topic.job.id}`);
+    getMs.push(performance.now() - t);
+    scriptStep = j.steps.find((s) => s.name === "script");
+    if (scriptStep.state !== "pending" && scriptStep.state !== "running") break;
+    await sleep(20);
+  }
+  if (scriptStep?.state !== "succeeded") throw new StackError(`the script step ${scriptStep?.state}: ${JSON.stringify(scriptStep?.error)}`);
+
   const p = (xs, q) => quantile(xs, q);
   const lines = [
     "",
@@ -254,6 +274,7 @@ async function main() {
     `              under load p50 ${fmt(p(loadBreakdown.map((b) => b.total), 0.5), 0)} ms, p99 ${fmt(p(loadBreakdown.map((b) => b.total), 0.99), 0)} ms (jobs wait for a free worker slot)`,
     `  progress    p50 ${fmt(p(progressLatency, 0.5))} ms, p99 ${fmt(p(progressLatency, 0.99))} ms, worker publish → WebSocket client, ${progressLatency.length} messages at idle (goal p99 ≤ ${GOALS.progressP99}); ` +
       `at most ${progressMaxPerS} messages/s per job (goal ≤ ${GOALS.progressPerS})`,
+    `  script      ${fmt((scriptStep.durationMs ?? 0) / 1000, 1)} s by llm/local (${scriptStep.outputs?.words} words); GET /v1/jobs/:id meanwhile p50 ${fmt(p(getMs, 0.5))} ms, p99 ${fmt(p(getMs, 0.99))} ms, ${getMs.length} requests (goal p99 ≤ ${GOALS.getWhileWritingP99})`,
     `  memory      api ${fmt(peak.api / MB, 0)} MB peak (${fmt(last.api / MB, 0)} MB at the end), worker ${fmt(peak.worker / MB, 0)} MB peak (${fmt(last.worker / MB, 0)} MB at the end), RSS with child processes`,
     "",
   ];
@@ -263,7 +284,7 @@ async function main() {
     `dispatch_p50_ms=${fmt(p(dispatch, 0.5))} dispatch_p99_ms=${fmt(p(dispatch, 0.99))} progress_p99_ms=${fmt(p(progressLatency, 0.99))}`;
   fs.writeFileSync(
     path.join(DATA, "result.json"),
-    JSON.stringify({ line, acceptedPerS, completedPerS, dispatch, breakdown, progressLatency, progressMaxPerS, rss: { peak, last }, refused: Object.fromEntries(refused) }, null, 2) + "\n",
+    JSON.stringify({ line, acceptedPerS, completedPerS, dispatch, breakdown, progressLatency, progressMaxPerS, getWhileWritingMs: getMs, rss: { peak, last }, refused: Object.fromEntries(refused) }, null, 2) + "\n",
   );
   console.log(line);
   if (counts.bad) throw new StackError(`${counts.bad} of ${ids.length} jobs did not succeed`);

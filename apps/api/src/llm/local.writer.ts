@@ -52,7 +52,7 @@ export class LocalWriter implements ScriptWriter {
     // prompt on 2 cores did not finish in minutes (../shared/ENVIRONMENT.md).
     const llama = await getLlama({ gpu: false, build: "never", logLevel: "error" as never });
     const model = await llama.loadModel({ modelPath: this.cfg.modelPath });
-    const context = await model.createContext({ threads: this.cfg.threads, contextSize: 4096, sequences: 1 });
+    const context = await model.createContext({ threads: this.cfg.threads, contextSize: 2048, sequences: 1 });
     const grammar = await llama.createGrammarForJsonSchema(LLM_SCRIPT_SCHEMA as never);
     return {
       sequence: context.getSequence(),
