@@ -129,6 +129,21 @@ describe.skipIf(await skipE2e())("e2e: profile → video on the real stack", () 
     expect(Buffer.from(await (await a.fetch(`/v1/videos/${source.id}/file`)).arrayBuffer()).equals(before)).toBe(true);
   }, 300_000);
 
+  test("from a topic: the built-in LLM writes a title, a stage and a narration about it, and the video is made", async () => {
+    stack.printLogsOnFailure();
+    if (!made.profile) throw new Error("needs the trained profile of the test above");
+    const { video, job: queued } = await a.createVideo({ profileId: made.profile.id, topic: "why the sea is salty", durationSec: 12 });
+    expect(queued.engines.llm).toBe("local");
+    const job = await a.waitJob(queued.id, { timeoutMs: 150_000 });
+    expect(job.state, JSON.stringify(summarize(job))).toBe("succeeded");
+    expect(job.steps[0]).toMatchObject({ name: "script", engine: "local", state: "succeeded", reused: false });
+    await expectPlayableVideo(stack, a, video, job, "sadtalker");
+    const { script } = await a.json<Video>("GET", `/v1/videos/${video.id}`);
+    expect(script?.title.length).toBeGreaterThan(0);
+    expect(script?.stage).toContain(made.profile.triggerWord);
+    expect(`${script?.title} ${script?.narration}`).toMatch(/\b(sea|salt)/i);
+  }, 180_000);
+
   test("svd_wav2lip video at 9:16 with burned subtitles: a valid MP4 too", async () => {
     stack.printLogsOnFailure();
     if (!made.profile) throw new Error("needs the trained profile of the test above");

@@ -260,6 +260,8 @@ export class Stack {
       WORKER_METRICS_PORT: "0",
       WORKER_WORK_DIR: workDir,
       WORKER_RETRY_BACKOFF_MS: "100",
+      // The built-in LLM loads at the first topic (video.e2e.test.ts writes one), not in every stack.
+      LLM_LOCAL_PRELOAD: "false",
     };
     for (const k of Object.keys(env)) if (env[k] === undefined) Reflect.deleteProperty(env, k);
 

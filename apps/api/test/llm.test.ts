@@ -206,6 +206,31 @@ describeWithServices("a topic through the api", () => {
     expect(logLines.join("")).not.toContain("sk-test-secret");
   });
 
+  it("an edit of a topic video: a new topic is written again by its llm; a new narration keeps the written stage", async () => {
+    const p = await makeProfile(t.db, a.userId, { trained: true });
+    const res = await post({ profileId: p.id, topic: "tides", engines: { llm: "openai" } });
+    const { command } = await worker.next("generate_video");
+    await worker.video(command);
+    const source = res.json().video;
+    await waitFor("finished topic video", async () => (await job(source.jobId)).state === "succeeded");
+    if (command.kind !== "generate_video") throw new Error("kind");
+    const written = command.payload.script;
+
+    const retopic = await post({ from: source.id, topic: "the moon" });
+    expect(retopic.statusCode, retopic.body).toBe(202);
+    expect(retopic.json().job.engines.llm).toBe("openai"); // the source's choice
+    const next = await worker.next("generate_video");
+    if (next.command.kind !== "generate_video") throw new Error("kind");
+    expect(next.command.payload.script.narration).toContain("the moon");
+    expect(next.command.payload.reuseFrom).toBe(source.jobId);
+
+    const renarrated = await post({ from: source.id, narration: "My own words about tides." });
+    expect(renarrated.statusCode, renarrated.body).toBe(202);
+    expect(renarrated.json().video.script).toMatchObject({ narration: "My own words about tides.", stage: written.stage });
+    expect(renarrated.json().job.engines.llm).toBeUndefined(); // no llm runs for a narration
+    await worker.next("generate_video");
+  });
+
   it("an LLM that fails mid-stream fails the job as llm_unavailable at the script step; a retry writes it", async () => {
     const p = await makeProfile(t.db, a.userId, { trained: true });
     ollama.mode = "error-line";
