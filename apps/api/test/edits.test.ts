@@ -62,6 +62,13 @@ describeWithServices("video edits", () => {
     expect(quiet.json().job.steps[0]).toMatchObject({ name: "script", state: "succeeded", reused: true });
     await worker.next("generate_video");
 
+    // Another pipeline: the source's engines for steps it no longer has are dropped, not refused.
+    await t.db.updateTable("jobs").set({ engines: JSON.stringify({ motion: "kenburns", lipsync: "none" }) }).where("id", "=", source.jobId).execute();
+    const other = await post({ from: source.id, pipeline: "sadtalker" });
+    expect(other.statusCode, other.body).toBe(202);
+    expect(other.json().job.engines).toEqual({});
+    await worker.next("generate_video");
+
     const unchanged = (await app.inject({ method: "GET", url: `/v1/videos/${source.id}`, headers: a.auth })).json();
     expect(unchanged).toMatchObject({ script: source.script, subtitles: "burned", sourceVideoId: null, state: "succeeded" });
   });

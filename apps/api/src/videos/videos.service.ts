@@ -7,6 +7,7 @@ import {
   VIDEO_DEFAULTS,
   isTerminal,
   type Pipeline,
+  type TaskKind,
   type CreateVideoRequest,
   type Job,
   type Video,
@@ -21,7 +22,7 @@ import { VideosRepository } from "./videos.repository.js";
 import { toVideo } from "./video.mapper.js";
 import { toJob } from "../jobs/job-view.js";
 import { SCRIPT_ENGINE, scriptFromNarration } from "../llm/narration.js";
-import type { EngineMap } from "../engines/engines.service.js";
+import { jobTaskKinds, type EngineMap } from "../engines/engines.service.js";
 
 export class VideosService {
   private readonly videos: VideosRepository;
@@ -62,7 +63,11 @@ export class VideosService {
     const { script, scriptStep } = this.scriptNow(req, source, profile.trigger_word, pipeline);
     // A topic's llm: the request's, the source job's, the profile's default, the api's default.
     // Without a topic no llm runs (a narration is spoken as given; an edit keeps its script).
-    const fromSource = { ...((source?.job.engines ?? {}) as EngineMap) };
+    // The source's choices for the task kinds this pipeline still has (an edit may change it).
+    const kinds = jobTaskKinds("generate_video", pipeline);
+    const fromSource = Object.fromEntries(
+      Object.entries((source?.job.engines ?? {}) as EngineMap).filter(([k]) => kinds.has(k as TaskKind)),
+    ) as EngineMap;
     const defaults = { ...((profile.engines ?? {}) as EngineMap) };
     if (req.topic === undefined) {
       delete fromSource.llm;

@@ -101,7 +101,7 @@ async function writeScriptStep(d: WorkflowDeps, job: JobRow, videoId: string, re
     const rate = wordsPerSecond((voice?.outputs as { voiceProfile?: { speaking_rate_sps?: unknown } } | null)?.voiceProfile?.speaking_rate_sps);
     const { script, tries } = await writeScript(
       writer,
-      { topic: request.topic, triggerWord: profile?.trigger_word ?? "the person", durationSec: request.durationSec ?? DEFAULT_SCRIPT_SECONDS, wordsPerSec: rate },
+      { topic: request.topic, triggerWord, durationSec: request.durationSec ?? DEFAULT_SCRIPT_SECONDS, wordsPerSec: rate },
       AbortSignal.timeout(d.llm.timeoutMs),
     );
     await videos.setScript(videoId, Script.parse(script));
