@@ -71,6 +71,8 @@ def test_an_input_without_a_recorded_hash_is_hashed_from_its_object(tmp_path) ->
     storage.put_bytes("jobs/b/image/scene.png", b"pixels")
     same = {"scene": {**bare["scene"], "key": "jobs/b/image/scene.png"}}
     assert h("talking_head", inputs=bare, storage=storage) == h("talking_head", inputs=same, storage=storage)
+    gone = {"scene": {**bare["scene"], "key": "jobs/c/image/scene.png"}}
+    assert h("talking_head", inputs=gone, storage=storage) is None  # not reusable; the step runs
 
 
 def test_a_reused_step_copies_its_objects_and_says_where_from(tmp_path) -> None:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from ..engines.base import file_sha256
 from ..engines.ports import TASK_PARAMS, params_view
 from ..layout import done_key
+from ..storage import ObjectMissing
 
 if TYPE_CHECKING:
     from ..storage import Storage
@@ -29,15 +30,20 @@ if TYPE_CHECKING:
 def input_hash(
     task_kind: str, engine: str, version: str, payload: dict[str, Any], inputs: dict[str, dict[str, Any]], storage: Storage
 ) -> str | None:
-    """The step's input hash, or None for a task kind that is never reused across jobs."""
+    """The step's input hash; None for a task kind that is never reused across jobs, or when an
+    input's object is missing (the step then runs, and its engine says what is missing)."""
     if TASK_PARAMS.get(task_kind) is None:
+        return None
+    try:
+        contents = {name: _content(rec, storage) for name, rec in sorted(inputs.items())}
+    except ObjectMissing:
         return None
     doc = {
         "taskKind": task_kind,
         "engine": engine,
         "version": version,
         "params": params_view(task_kind, payload),
-        "inputs": {name: _content(rec, storage) for name, rec in sorted(inputs.items())},
+        "inputs": contents,
     }
     return hashlib.sha256(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
