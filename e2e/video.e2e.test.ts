@@ -133,7 +133,7 @@ describe.skipIf(await skipE2e())("e2e: profile → video on the real stack", () 
     stack.printLogsOnFailure();
     if (!made.profile) throw new Error("needs the trained profile of the test above");
     const { video, job: queued } = await a.createVideo({ profileId: made.profile.id, topic: "why the sea is salty", durationSec: 12 });
-    expect(queued.engines.llm).toBe("local");
+    expect(queued.engines?.llm).toBe("local");
     const job = await a.waitJob(queued.id, { timeoutMs: 150_000 });
     expect(job.state, JSON.stringify(summarize(job))).toBe("succeeded");
     expect(job.steps[0]).toMatchObject({ name: "script", engine: "local", state: "succeeded", reused: false });
