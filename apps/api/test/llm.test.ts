@@ -49,7 +49,7 @@ describe("the prompt", () => {
     expect(s.narration.split(" ").length).toBeLessThanOrEqual(50);
     expect(s.narration.endsWith(".")).toBe(true);
     expect(() => parseScript("not json", req("tides"))).toThrow(/not JSON/);
-    expect(() => parseScript(JSON.stringify({ title: "x" }), req("tides"))).toThrow(/schema/);
+    expect(() => parseScript(JSON.stringify({ title: "x" }), req("tides"))).toThrow(/lacks a title, a stage or a narration/);
     expect(capWords("one two three. four five six", 4)).toBe("one two three."); // cut at the sentence end
     expect(capWords("one two. three four five six", 5)).toBe("one two. three four five."); // an end too early: cut at the word
     expect(isAbout({ title: "Salt", stage: "s", narration: "The oceans hold salt from rocks." }, "why the sea is salty")).toBe(true);

@@ -2,6 +2,7 @@
 // workflow and Redis are touched. Routes call this; SQL lives in the repositories.
 import type { Kysely } from "kysely";
 import type { Redis } from "ioredis";
+import pLimit from "p-limit";
 import type { FastifyBaseLogger } from "fastify";
 import { isTerminal, TRAIN_PROFILE_STEPS, redisKeys, storageKeys, type Job } from "@likeness/contracts";
 import type { Database, JobRow } from "../db/types.js";
@@ -13,7 +14,6 @@ import { isTransient } from "../resilience/transient-errors.js";
 import type { EventsConsumer } from "../events/events.consumer.js";
 import type { EngineMap, EnginesService } from "../engines/engines.service.js";
 import type { LlmEngines } from "../llm/llm-engines.js";
-import pLimit from "p-limit";
 import { RunnerClosed, type WorkflowRunner } from "../workflows/workflow.runner.js";
 import { JobsRepository } from "./jobs.repository.js";
 import { loadJobView } from "./job-view.js";

@@ -1,5 +1,5 @@
 // The `script` step's engines, one registry: `none` (a given narration, spoken as it is; see
-// workflows/script.ts), `local` (built in), and `ollama` / `openai` when their servers are
+// narration.ts), `local` (built in), and `ollama` / `openai` when their servers are
 // configured. What GET /v1/engines shows of them, with health kept for a few seconds.
 import { LIKENESS_LICENCE, type EngineInfo } from "@likeness/contracts";
 import type { LlmConfig } from "../config.js";
@@ -18,11 +18,11 @@ export class LlmEngines {
   private readonly writers = new Map<string, ScriptWriter>();
   private health: { at: number; list: Promise<EngineInfo[]> } | undefined;
 
-  constructor(cfg: LlmConfig, extra: ScriptWriter[] = []) {
+  constructor(cfg: LlmConfig) {
     const writers: ScriptWriter[] = [new LocalWriter(cfg.local)];
     if (cfg.ollama) writers.push(new OllamaWriter(cfg.ollama));
     if (cfg.openai) writers.push(new OpenAiWriter(cfg.openai));
-    for (const w of [...writers, ...extra]) this.writers.set(w.name, w);
+    for (const w of writers) this.writers.set(w.name, w);
     this.defaultName = cfg.defaultEngine;
     this.timeoutMs = cfg.timeoutMs;
     this.preloadLocal = cfg.local.preload;

@@ -9,7 +9,7 @@ import pLimit from "p-limit";
 // Types only: the module itself (and its native binary) loads when the model is first needed.
 import type { LlamaChatSession as LlamaChatSessionT, LlamaContextSequence, LlamaGrammar } from "node-llama-cpp";
 import type { Script } from "@likeness/contracts";
-import { EXAMPLE, LLM_SCRIPT_SCHEMA, SYSTEM_PROMPT, parseScript, targetWords, userMessage, type ScriptRequest } from "./prompt.js";
+import { LLM_SCRIPT_SCHEMA, chatMessages, parseScript, targetWords, type ScriptRequest } from "./prompt.js";
 import { LlmUnavailable, type EngineHealth, type ScriptWriter } from "./script-writer.js";
 
 export interface LocalConfig {
@@ -67,18 +67,22 @@ export class LocalWriter implements ScriptWriter {
   }
 
   write(req: ScriptRequest, signal: AbortSignal): Promise<Script> {
+    // Waiting for the script before it, or for the model to load, counts against the time limit too.
     return this.one(async () => {
-      signal.throwIfAborted();
       const { sequence, grammar, LlamaChatSession } = await this.warm();
+      if (signal.aborted) throw new LlmUnavailable("local: no answer in time");
       await sequence.clearHistory();
       const session = new LlamaChatSession({ contextSequence: sequence, autoDisposeSequence: false });
+      // The same conversation the chat servers get: all but the request as history.
+      const messages = chatMessages(req);
+      const request = messages.pop()!;
       try {
-        session.setChatHistory([
-          { type: "system", text: SYSTEM_PROMPT },
-          { type: "user", text: EXAMPLE.user },
-          { type: "model", response: [EXAMPLE.answer] },
-        ]);
-        const text = await session.prompt(userMessage(req), {
+        session.setChatHistory(
+          messages.map((m) =>
+            m.role === "assistant" ? { type: "model" as const, response: [m.content] } : { type: m.role, text: m.content },
+          ),
+        );
+        const text = await session.prompt(request.content, {
           grammar,
           signal,
           maxTokens: targetWords(req) * 3 + 160,

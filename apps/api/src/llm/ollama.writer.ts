@@ -2,6 +2,9 @@
 // (one JSON object a line; a line `{"error": …}` ends the stream with an error). Health: the model
 // is among /api/tags. `keep_alive` is passed through: `0` unloads the model once the script is
 // written, freeing the GPU for the heavy stages that follow on the same card.
+import { createInterface } from "node:readline";
+import { Readable } from "node:stream";
+import type { ReadableStream as WebReadableStream } from "node:stream/web";
 import type { Script } from "@likeness/contracts";
 import { LLM_SCRIPT_SCHEMA, chatMessages, parseScript, targetWords, type ScriptRequest } from "./prompt.js";
 import { LlmUnavailable, llmFetch, type EngineHealth, type ScriptWriter } from "./script-writer.js";
@@ -78,24 +81,16 @@ export class OllamaWriter implements ScriptWriter {
   }
 }
 
-/** The lines of an NDJSON body as they arrive. */
+/** The lines of an NDJSON body as they arrive; a broken stream is LlmUnavailable. */
 async function* ndjsonLines(res: Response, signal: AbortSignal): AsyncGenerator<string> {
   if (!res.body) throw new LlmUnavailable("ollama: empty answer");
-  const decoder = new TextDecoder();
-  let buffered = "";
+  const lines = createInterface({ input: Readable.fromWeb(res.body as WebReadableStream), crlfDelay: Infinity });
   try {
-    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-      buffered += decoder.decode(chunk, { stream: true });
-      let nl;
-      while ((nl = buffered.indexOf("\n")) >= 0) {
-        const line = buffered.slice(0, nl).trim();
-        buffered = buffered.slice(nl + 1);
-        if (line) yield line;
-      }
-    }
+    for await (const line of lines) if (line.trim()) yield line;
   } catch (err) {
     if (signal.aborted) throw new LlmUnavailable("ollama: no answer in time");
     throw new LlmUnavailable(`ollama: the stream broke: ${(err as Error).message}`);
+  } finally {
+    lines.close();
   }
-  if (buffered.trim()) yield buffered.trim();
 }

@@ -2,8 +2,7 @@
 // passed as data (quoted, never appended to the instructions), a JSON Schema the engines constrain
 // their output to, and a validation that bounds every field. A topic that tells the model to
 // ignore its rules is still only the subject of the script.
-import { z } from "zod";
-import type { Script } from "@likeness/contracts";
+import { Script } from "@likeness/contracts";
 
 /** Default length of a script written from a topic. */
 export const DEFAULT_SCRIPT_SECONDS = 30;
@@ -34,14 +33,10 @@ export interface ScriptRequest {
 export const targetWords = (req: Pick<ScriptRequest, "durationSec" | "wordsPerSec">): number =>
   Math.max(8, Math.round(req.durationSec * (req.wordsPerSec ?? WORDS_PER_SECOND)));
 
-/** The answer every engine must produce (before clean-up). */
-export const LlmScript = z.object({
-  title: z.string().min(1).max(200),
-  stage: z.string().min(1).max(2000),
-  narration: z.string().min(1).max(5000),
-});
-
-/** The same as JSON Schema, for `format` (Ollama), `response_format` (OpenAI) and grammars (local). */
+/**
+ * The answer every engine must produce, as JSON Schema for `format` (Ollama), `response_format`
+ * (OpenAI) and the grammar (local). Tighter than the contracts' Script, which checks it after.
+ */
 export const LLM_SCRIPT_SCHEMA = {
   type: "object",
   properties: {
@@ -115,7 +110,8 @@ export function isAbout(script: Script, subject: string): boolean {
   if (stems.length === 0) return true; // nothing to check against (a topic of stop words)
   const text = `${script.title} ${script.narration}`.toLowerCase();
   const words = new Set((text.match(/\p{L}[\p{L}\p{N}'-]*/gu) ?? []).map(stem));
-  return stems.some((s) => words.has(s)) && !script.narration.startsWith(EXAMPLE_NARRATION_START);
+  // A small model may copy the worked example instead of writing about the topic.
+  return stems.some((s) => words.has(s)) && !script.narration.startsWith(EXAMPLE_SCRIPT.narration.slice(0, 30));
 }
 
 export function userMessage(req: ScriptRequest): string {
@@ -152,14 +148,15 @@ export function parseScript(text: string, req: ScriptRequest): Script {
   } catch {
     throw new ScriptRejected(`the model's answer is not JSON: ${text.slice(0, 200)}`);
   }
-  const parsed = LlmScript.safeParse(raw);
-  if (!parsed.success) throw new ScriptRejected(`the model's answer does not fit the script schema: ${parsed.error.issues[0]?.message}`);
-  const clean = (s: string) => s.replace(/\s+/g, " ").replace(/[#*_`]/g, "").trim();
-  const title = clean(parsed.data.title).slice(0, 200);
-  const stage = clean(parsed.data.stage).slice(0, 2000);
-  const narration = capWords(clean(parsed.data.narration), targetWords(req) * 2);
-  if (!narration || !title || !stage) throw new ScriptRejected("the model's answer has an empty field");
-  return { title, stage: stage.includes(req.triggerWord) ? stage : `${req.triggerWord}, ${stage}`, narration };
+  const answer = (raw ?? {}) as Record<string, unknown>;
+  const clean = (v: unknown) => (typeof v === "string" ? v.replace(/\s+/g, " ").replace(/[#*_`]/g, "").trim() : "");
+  const title = clean(answer.title).slice(0, 200);
+  const stage = clean(answer.stage);
+  const narration = capWords(clean(answer.narration), targetWords(req) * 2);
+  if (!narration || !title || !stage) throw new ScriptRejected("the model's answer lacks a title, a stage or a narration");
+  const script = Script.safeParse({ title, stage: stage.includes(req.triggerWord) ? stage : `${req.triggerWord}, ${stage}`, narration });
+  if (!script.success) throw new ScriptRejected(`the model's answer does not fit a script: ${script.error.issues[0]?.message}`);
+  return script.data;
 }
 
 /** At most `max` words, ending at the last sentence end within them when there is one. */
@@ -171,16 +168,14 @@ export function capWords(text: string, max: number): string {
   return end > cut.length / 2 ? cut.slice(0, end + 1) : `${cut}.`;
 }
 
-const EXAMPLE_NARRATION_START = "Bees turn flower nectar";
-
 /** A worked example shown before the request (few-shot): the shape and tone wanted. */
-export const EXAMPLE = {
+const EXAMPLE_SCRIPT: Script = {
+  title: "How Bees Make Honey",
+  stage: "ohwx person standing in a sunny garden beside white wooden beehives, flowers blurred in the background, warm afternoon light.",
+  narration:
+    "Bees turn flower nectar into honey. They carry it home, pass it from bee to bee, and fan it with their wings until the water dries away.",
+};
+const EXAMPLE = {
   user: userMessage({ topic: "how bees make honey", triggerWord: "ohwx person", durationSec: 12 }),
-  answer: JSON.stringify({
-    title: "How Bees Make Honey",
-    stage:
-      "ohwx person standing in a sunny garden beside white wooden beehives, flowers blurred in the background, warm afternoon light.",
-    narration:
-      "Bees turn flower nectar into honey. They carry it home, pass it from bee to bee, and fan it with their wings until the water dries away.",
-  }),
+  answer: JSON.stringify(EXAMPLE_SCRIPT),
 };

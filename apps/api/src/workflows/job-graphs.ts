@@ -104,7 +104,7 @@ async function writeScriptStep(d: WorkflowDeps, job: JobRow, videoId: string, re
       { topic: request.topic, triggerWord, durationSec: request.durationSec ?? DEFAULT_SCRIPT_SECONDS, wordsPerSec: rate },
       AbortSignal.timeout(d.llm.timeoutMs),
     );
-    await videos.setScript(videoId, Script.parse(script));
+    await videos.setScript(videoId, script);
     const durationMs = performance.now() - started;
     await d.report({
       ...event,
