@@ -67,10 +67,10 @@ describe("argument parsing", () => {
     ]);
   });
 
-  it("video create defaults: sadtalker 512x512 with soft subtitles", async () => {
+  it("video create sends only what was given: the api's defaults (sadtalker 512x512, soft subtitles) fill the rest", async () => {
     const h = harness(env);
     await h.run("video", "create", "--profile", PROFILE_ID, "--topic", "tea");
-    expect(h.calls[0]!.args[0]).toEqual({ profileId: PROFILE_ID, topic: "tea", pipeline: "sadtalker", width: 512, height: 512, subtitles: "soft" });
+    expect(h.calls[0]!.args[0]).toEqual({ profileId: PROFILE_ID, topic: "tea" });
   });
 
   it("video create --burn-subtitles asks for subtitles drawn into the picture", async () => {
@@ -83,7 +83,7 @@ describe("argument parsing", () => {
     const h = harness(env);
     expect(await h.run("video", "create", "--profile", PROFILE_ID, "--narration", "Hi", "--burn-subtitles", "--no-subtitles")).toBe(2);
     expect(h.calls).toEqual([]);
-    expect(h.stderr.join("")).toContain("error: give at most one of --burn-subtitles or --no-subtitles");
+    expect(h.stderr.join("")).toContain("error: give at most one of --burn-subtitles, --subtitles or --no-subtitles");
   });
 
   it("refuses both or neither of --narration/--topic, before calling the api", async () => {
@@ -378,6 +378,9 @@ describe("what the user sees after the fact", () => {
     const h3 = harness(env);
     expect(await h3.run("video", "create", "--from", VIDEO_ID, "--stage", "a beach", "--pipeline", "svd_wav2lip")).toBe(0);
     expect(h3.calls[0]!.args[0]).toEqual({ from: VIDEO_ID, stage: "a beach", pipeline: "svd_wav2lip" });
+    const on = harness(env);
+    expect(await on.run("video", "create", "--from", VIDEO_ID, "--subtitles")).toBe(0);
+    expect(on.calls[0]!.args[0]).toEqual({ from: VIDEO_ID, subtitles: "soft" });
     const h4 = harness(env);
     expect(await h4.run("video", "create", "--narration", "Hi")).toBe(2);
     expect(h4.stderr.join("")).toContain("--profile is required");

@@ -4,7 +4,7 @@ import { readdir, readFile, stat } from "node:fs/promises";
 import { basename, dirname, extname, join } from "node:path";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import mime from "mime-types";
-import { EngineName, OutputSize, Pipeline, TaskKind, type EngineChoice, type EngineList, type Job, type Profile } from "@likeness/contracts";
+import { EngineName, OutputSize, Pipeline, TaskKind, VIDEO_DEFAULTS, type EngineChoice, type EngineList, type Job, type Profile, type Video } from "@likeness/contracts";
 import { ApiClient, type UploadFile, type VideoCreated } from "./client.js";
 import { credentialsPath, loadCredentials, resolveConfig, saveCredentials } from "./config.js";
 import { ApiError, ConnectionError, UsageError } from "./errors.js";
@@ -173,6 +173,19 @@ function profileLines(p: Profile, trainJob?: Job): string[] {
     if (trainJob.error?.code === "bad_input") lines.push("  the photos and voice of a profile cannot be changed: make a new one (likeness profile create)");
   }
   return lines;
+}
+
+/** `video show`: the video, its script, and each step's state, engine and time. */
+function videoLines(v: Video, job: Job): string[] {
+  const script = v.script
+    ? [`  title:     ${v.script.title}`, `  stage:     ${v.script.stage}`, `  narration: ${v.script.narration}`]
+    : ["  script:    not written yet"];
+  const steps = job.steps.map((s) => {
+    const took = s.durationMs != null ? `${(s.durationMs / 1000).toFixed(1)} s` : "";
+    return `    ${s.name.padEnd(13)} ${s.state.padEnd(10)} ${(s.engine ?? "-").padEnd(12)} ${took.padStart(7)}${s.reused ? "  reused" : ""}`;
+  });
+  const head = `video ${v.id}  ${v.state}  ${v.width}x${v.height}  ${v.pipeline}${v.durationSec != null ? `  ${v.durationSec.toFixed(1)} s` : ""}`;
+  return [head, ...script, "  steps:", ...steps];
 }
 
 async function describeProfile(c: ApiClient, p: Profile): Promise<string[]> {
@@ -409,26 +422,26 @@ function buildProgram(deps: Deps, state: { exitCode: number }): Command {
     .option("--topic <text>", "what the person talks about (an LLM writes the script; see `likeness engines`, task kind llm)")
     .option("--duration <seconds>", "with --topic: how long the narration should take (default 30)", parseSeconds)
     .option("--stage <text>", "the scene, in words (drives the image); not with --topic")
-    .addOption(new Option("--pipeline <name>", "how the video is made").choices(Pipeline.options).default("sadtalker"))
-    .option("--size <WxH>", `output size, default 512x512 (${SIZE_RULE})`, parseSize)
+    .addOption(new Option("--pipeline <name>", `how the video is made (default ${VIDEO_DEFAULTS.pipeline})`).choices(Pipeline.options))
+    .option("--size <WxH>", `output size, default ${VIDEO_DEFAULTS.width}x${VIDEO_DEFAULTS.height} (${SIZE_RULE})`, parseSize)
     .option("--burn-subtitles", "draw the subtitles into the picture (default: a subtitle track the player can switch)")
+    .option("--subtitles", "a subtitle track the player can switch (the default; with --from, turns them back on)")
     .option("--no-subtitles", "no subtitles at all")
     .option("--engine <KIND=NAME>", "use this engine for a task kind, e.g. tts=espeak (repeatable; see `likeness engines`)", parseEngine)
     .option("--wait", "follow the job to the end, with live progress")
     .option("--out <file>", "with --wait: save the MP4 here")
-    .action(async (opts: { profile?: string; from?: string; narration?: string; topic?: string; duration?: number; stage?: string; pipeline: Pipeline; size?: { width: number; height: number }; subtitles: boolean; burnSubtitles?: boolean; engine?: EngineChoice; wait?: boolean; out?: string }, cmd: Command) => {
+    .action(async (opts: { profile?: string; from?: string; narration?: string; topic?: string; duration?: number; stage?: string; pipeline?: Pipeline; size?: { width: number; height: number }; subtitles?: boolean; burnSubtitles?: boolean; engine?: EngineChoice; wait?: boolean; out?: string }) => {
       const edit = opts.from !== undefined;
       if (opts.narration !== undefined && opts.topic !== undefined) throw new UsageError("give exactly one of --narration or --topic");
       if (!edit && opts.narration === undefined && opts.topic === undefined) throw new UsageError("give exactly one of --narration or --topic (or --from VIDEO_ID to edit a video)");
       if (!edit && opts.profile === undefined) throw new UsageError("--profile is required (unless --from names a video to edit)");
       if (opts.stage !== undefined && opts.topic !== undefined) throw new UsageError("--stage goes with --narration or --from (a topic's script writes its own stage)");
       if (opts.duration !== undefined && opts.topic === undefined) throw new UsageError("--duration goes with --topic (a narration takes as long as it takes to say)");
-      if (opts.burnSubtitles && !opts.subtitles) throw new UsageError("give at most one of --burn-subtitles or --no-subtitles");
+      if (opts.burnSubtitles && opts.subtitles !== undefined) throw new UsageError("give at most one of --burn-subtitles, --subtitles or --no-subtitles");
       if (opts.out && !opts.wait) throw new UsageError("--out needs --wait (or use `likeness video download` later)");
       if (opts.out) await checkOutFile(opts.out);
       const c = await client();
-      // An edit sends only what was given (the rest stays as in its source); a new video, everything.
-      const given = (name: string) => !edit || cmd.getOptionValueSource(name) === "cli";
+      // Only what was given: the api fills in the rest (its defaults, or an edit's source's values).
       let created: VideoCreated;
       try {
         created = await c.createVideo({
@@ -437,9 +450,9 @@ function buildProgram(deps: Deps, state: { exitCode: number }): Command {
           ...(opts.narration !== undefined ? { narration: opts.narration } : {}),
           ...(opts.topic !== undefined ? { topic: opts.topic, ...(opts.duration !== undefined ? { durationSec: opts.duration } : {}) } : {}),
           ...(opts.stage !== undefined ? { stage: opts.stage } : {}),
-          ...(given("pipeline") ? { pipeline: opts.pipeline } : {}),
-          ...(!edit || opts.size ? { width: opts.size?.width ?? 512, height: opts.size?.height ?? 512 } : {}),
-          ...(given("subtitles") || opts.burnSubtitles ? { subtitles: opts.burnSubtitles ? "burned" : opts.subtitles ? "soft" : "none" } : {}),
+          ...(opts.pipeline ? { pipeline: opts.pipeline } : {}),
+          ...(opts.size ?? {}),
+          ...(opts.burnSubtitles ? { subtitles: "burned" } : opts.subtitles !== undefined ? { subtitles: opts.subtitles ? "soft" : "none" } : {}),
           ...(opts.engine ? { engines: opts.engine } : {}),
         });
       } catch (e) {
@@ -479,20 +492,8 @@ function buildProgram(deps: Deps, state: { exitCode: number }): Command {
       const c = await client();
       const v = await c.getVideo(id);
       const j = await c.getJob(v.jobId);
-      if (json()) return out(JSON.stringify({ video: v, job: j }));
-      out(`video ${v.id}  ${v.state}  ${v.width}x${v.height}  ${v.pipeline}${v.durationSec != null ? `  ${v.durationSec.toFixed(1)} s` : ""}`);
-      if (v.script) {
-        out(`  title:     ${v.script.title}`);
-        out(`  stage:     ${v.script.stage}`);
-        out(`  narration: ${v.script.narration}`);
-      } else {
-        out("  script:    not written yet");
-      }
-      out("  steps:");
-      for (const s of j.steps) {
-        const took = s.durationMs != null ? `${(s.durationMs / 1000).toFixed(1)} s` : "";
-        out(`    ${s.name.padEnd(13)} ${s.state.padEnd(10)} ${(s.engine ?? "-").padEnd(12)} ${took.padStart(7)}${s.reused ? "  reused" : ""}`);
-      }
+      if (json()) out(JSON.stringify({ video: v, job: j }));
+      else for (const l of videoLines(v, j)) out(l);
     });
 
   video
