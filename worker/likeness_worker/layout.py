@@ -18,6 +18,11 @@ def _fill(template: str, **parts: object) -> str:
     return template
 
 
+def job_prefix(job_id: str) -> str:
+    """The folder of everything one job made (``jobs/<jobId>/``)."""
+    return _fill(STORAGE_KEYS["job"], jobId=job_id)
+
+
 def step_key(job_id: str, step: str, name: str) -> str:
     return _fill(STORAGE_KEYS["stepFile"], jobId=job_id, step=step, name=name)
 

@@ -76,7 +76,7 @@ class StepNode:
 
         fence = self.rt.fences.get(job_id, attempt)
         ihash = input_hash(self.task_kind, engine, cls.version, cmd["payload"], inputs, self.rt.storage)
-        source_job = cmd["payload"].get("reuseFrom") if cmd["kind"] == "generate_video" else None
+        source_job = cmd["payload"].get("reuseFrom")  # an edit's (generate_video only)
         if ihash is not None and source_job:
             marker = reusable(self.rt.storage, source_job, self.step, ihash)
             if marker is not None:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..engines.base import file_sha256
 from ..engines.ports import TASK_PARAMS, params_view
-from ..layout import done_key
+from ..layout import done_key, job_prefix
 from ..storage import ObjectMissing
 
 if TYPE_CHECKING:
@@ -68,11 +68,14 @@ def reusable(storage: Storage, source_job: str, step: str, ihash: str) -> dict[s
 
 
 def copy_outputs(storage: Storage, marker: dict[str, Any], source_job: str, job_id: str) -> dict[str, Any]:
-    """The source step's objects copied into this job's folder; its record with the keys moved."""
-    src, dst = f"jobs/{source_job}/", f"jobs/{job_id}/"
+    """The source step's record with its keys moved into this job's folder, and each object it
+    names there (its artifacts, and a key in its outputs such as a video passed through) copied."""
+    src, dst = job_prefix(source_job), job_prefix(job_id)
+    moved_keys: set[str] = set()
 
     def moved(value: Any) -> Any:
         if isinstance(value, str) and value.startswith(src):
+            moved_keys.add(value)
             return dst + value[len(src):]
         if isinstance(value, dict):
             return {k: moved(v) for k, v in value.items()}
@@ -80,25 +83,8 @@ def copy_outputs(storage: Storage, marker: dict[str, Any], source_job: str, job_
             return [moved(v) for v in value]
         return value
 
-    artifacts = []
-    for ref in marker.get("artifacts") or []:
-        if ref["key"].startswith(src):
-            storage.copy(ref["key"], moved(ref["key"]), ref.get("contentType") or "application/octet-stream")
-        artifacts.append(moved(ref))
-    outputs = moved(marker.get("outputs") or {})
-    # An output key that is not one of the step's artifacts (a video passed through) must exist too.
-    for value in _strings(outputs):
-        if value.startswith(dst) and not any(a["key"] == value for a in artifacts):
-            storage.copy(src + value[len(dst):], value)
+    artifacts, outputs = moved(marker.get("artifacts") or []), moved(marker.get("outputs") or {})
+    types = {ref["key"]: ref.get("contentType") for ref in marker.get("artifacts") or []}
+    for key in sorted(moved_keys):
+        storage.copy(key, dst + key[len(src):], types.get(key) or "application/octet-stream")
     return {**marker, "artifacts": artifacts, "outputs": {**outputs, "reusedFrom": source_job}}
-
-
-def _strings(value: Any):
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for v in value.values():
-            yield from _strings(v)
-    elif isinstance(value, list):
-        for v in value:
-            yield from _strings(v)
