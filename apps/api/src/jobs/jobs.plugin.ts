@@ -102,7 +102,7 @@ export default async function jobsPlugin(app: FastifyInstance, deps: AppDeps): P
     await runner.recover();
     // Then commands lost or never sent, now and periodically; at once when a dependency is back.
     reconciler.start();
-    llm.warm(); // the built-in model, unless LLM_LOCAL_PRELOAD=false: topics need not wait for its first load
+    llm.warm(); // the built-in model when it is the default: topics need not wait for its first load
     offRecovered = health.onRecovered(() => void reconciler.pass());
     void prune();
     pruning = setInterval(prune, 60 * 60 * 1000).unref();

@@ -52,10 +52,14 @@ export class LlmEngines {
     return [none, ...rest];
   }
 
-  /** Loads the built-in model now when configured to, so the first topic does not wait for it (errors show then). */
+  /**
+   * Loads the built-in model now when it writes topics by default (and LLM_LOCAL_PRELOAD allows),
+   * so the first topic does not wait for it; chosen per request instead, it loads at its first
+   * script. A failed load shows then.
+   */
   warm(): void {
     const local = this.writers.get("local");
-    if (this.preloadLocal && local instanceof LocalWriter) void local.warm().catch(() => undefined);
+    if (this.preloadLocal && this.defaultName === "local" && local instanceof LocalWriter) void local.warm().catch(() => undefined);
   }
 
   async close(): Promise<void> {
