@@ -13,7 +13,9 @@
 //   3. api and worker RSS (the worker with its child processes), sampled every 100 ms;
 //   4. a script from a topic by the built-in LLM (`local`, the rest noop): GET /v1/jobs/:id latency,
 //      p50 and p99, every 20 ms while the model writes (the model runs on llama.cpp's threads, not
-//      the api's event loop; goal p99 ≤ 50 ms).
+//      the api's event loop; goal p99 ≤ 50 ms);
+//   5. the floor (bench/floor.mjs): the CPU that LangGraph.js, LangGraph and Dramatiq alone spend
+//      on one job, with empty nodes and actors, next to the budget the completed goal leaves.
 //
 // Ends with one line to compare runs by:
 //   likeness-control accepted_per_s=… completed_per_s=… dispatch_p50_ms=… dispatch_p99_ms=… progress_p99_ms=…
@@ -29,7 +31,8 @@ import WebSocket from "ws";
 import { startInfra } from "../scripts/infra.mjs";
 import { makeSamples } from "../scripts/samples.mjs";
 import { api, createProfile, signUp, waitJob } from "./client.mjs";
-import { rssSampler } from "./rss.mjs";
+import { measureFloor } from "./floor.mjs";
+import { cpuMeter, rssSampler } from "./rss.mjs";
 import { API_ENTRY, REPO, Stack, StackError, WORKER_BIN, rel, requireBuilt, runStack } from "../scripts/stack.mjs";
 
 const DATA = path.join(REPO, ".data", "bench-control");
@@ -200,6 +203,9 @@ async function main() {
   say(`load: ${JOBS} jobs from ${CLIENTS} concurrent clients`);
   const ids = [];
   const refused = new Map();
+  // Processes that exit meanwhile (none should) lose their CPU from the sum; postgres backends
+  // come and go, so theirs is a lower bound.
+  const cpu = cpuMeter({ api: [apiPid], worker: workerPids }, { postgres: "postgres", redis: "redis-server" });
   let next = 0;
   const t0 = performance.now();
   const startedAt = Date.now();
@@ -240,6 +246,7 @@ async function main() {
   }
   const completeSec = (Number(counts.last) - startedAt) / 1000;
   const completedPerS = counts.ok / completeSec;
+  const cpuUsed = cpu.stop();
   const loadBreakdown = await dispatchBreakdown(ids);
   const { peak, last } = rss.stop();
 
@@ -259,6 +266,16 @@ async function main() {
   }
   if (scriptStep?.state !== "succeeded") throw new StackError(`the script step ${scriptStep?.state}: ${JSON.stringify(scriptStep?.error)}`);
 
+  // 5. The frameworks' own floor, with the stack idle.
+  say("floor: LangGraph.js, LangGraph and Dramatiq with empty nodes and actors");
+  const floor = await measureFloor({
+    databaseUrl: stackEnv.DATABASE_URL,
+    redisUrl: stackEnv.REDIS_URL,
+    python: path.join(REPO, "worker/.venv/bin/python"),
+    cwd: path.join(REPO, "worker"),
+  });
+  const budgetMs = (os.cpus().length * 1000) / GOALS.completed;
+
   const p = (xs, q) => quantile(xs, q);
   const lines = [
     "",
@@ -272,9 +289,15 @@ async function main() {
       `worker DAG (→ first step) ${fmt(p(breakdown.map((b) => b.dag), 0.5))} / ${fmt(p(breakdown.map((b) => b.dag), 0.99))} ms`,
     `              a whole noop job at idle (created → finished) p50 ${fmt(p(breakdown.map((b) => b.job), 0.5), 0)} ms, p99 ${fmt(p(breakdown.map((b) => b.job), 0.99), 0)} ms`,
     `              under load p50 ${fmt(p(loadBreakdown.map((b) => b.total), 0.5), 0)} ms, p99 ${fmt(p(loadBreakdown.map((b) => b.total), 0.99), 0)} ms (jobs wait for a free worker slot)`,
+    `  cpu         ${Object.entries(cpuUsed).map(([k, v]) => `${k} ${fmt((v * 1000) / ids.length)}`).join(", ")} ms per job under load ` +
+      `(${fmt(Object.values(cpuUsed).reduce((a, b) => a + b, 0) * 1000 / ids.length)} in all; 100 jobs/s on ${os.cpus().length} cores needs ≤ ${fmt((os.cpus().length * 1000) / GOALS.completed, 0)})`,
     `  progress    p50 ${fmt(p(progressLatency, 0.5))} ms, p99 ${fmt(p(progressLatency, 0.99))} ms, worker publish → WebSocket client, ${progressLatency.length} messages at idle (goal p99 ≤ ${GOALS.progressP99}); ` +
       `at most ${progressMaxPerS} messages/s per job (goal ≤ ${GOALS.progressPerS})`,
     `  script      ${fmt((scriptStep.durationMs ?? 0) / 1000, 1)} s by llm/local (${scriptStep.outputs?.words} words); GET /v1/jobs/:id meanwhile p50 ${fmt(p(getMs, 0.5))} ms, p99 ${fmt(p(getMs, 0.99))} ms, ${getMs.length} requests (goal p99 ≤ ${GOALS.getWhileWritingP99})`,
+    `  floor       ${fmt(floor.perJobMs)} ms of CPU per job in the frameworks alone, empty nodes and actors (budget for ${GOALS.completed} jobs/s on ${os.cpus().length} cores: ${fmt(budgetMs, 0)} ms in all):`,
+    `              LangGraph.js workflow (start, interrupt, resume; Postgres checkpointer) ${fmt(floor.langgraphJsMs)} ms; ` +
+      `LangGraph ${floor.steps}-step DAG ${fmt(floor.langgraphPyMs)} ms checkpointed per superstep (${fmt(floor.langgraphPyExitMs)} at exit only, ${fmt(floor.langgraphPyBareMs)} without); ` +
+      `Dramatiq send + actor + result ${fmt(floor.dramatiqMs)} ms × ${floor.steps} steps`,
     `  memory      api ${fmt(peak.api / MB, 0)} MB peak (${fmt(last.api / MB, 0)} MB at the end), worker ${fmt(peak.worker / MB, 0)} MB peak (${fmt(last.worker / MB, 0)} MB at the end), RSS with child processes`,
     "",
   ];
@@ -284,7 +307,7 @@ async function main() {
     `dispatch_p50_ms=${fmt(p(dispatch, 0.5))} dispatch_p99_ms=${fmt(p(dispatch, 0.99))} progress_p99_ms=${fmt(p(progressLatency, 0.99))}`;
   fs.writeFileSync(
     path.join(DATA, "result.json"),
-    JSON.stringify({ line, acceptedPerS, completedPerS, dispatch, breakdown, progressLatency, progressMaxPerS, getWhileWritingMs: getMs, rss: { peak, last }, refused: Object.fromEntries(refused) }, null, 2) + "\n",
+    JSON.stringify({ line, acceptedPerS, completedPerS, dispatch, breakdown, progressLatency, progressMaxPerS, getWhileWritingMs: getMs, rss: { peak, last }, cpuSecondsUnderLoad: cpuUsed, floor, refused: Object.fromEntries(refused) }, null, 2) + "\n",
   );
   console.log(line);
   if (counts.bad) throw new StackError(`${counts.bad} of ${ids.length} jobs did not succeed`);

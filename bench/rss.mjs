@@ -51,3 +51,58 @@ export function rssSampler(roots, everyMs = 100) {
     },
   };
 }
+
+const TICKS = Number(spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).stdout) || 100;
+
+/** CPU seconds (user + system) a process has used, with its reaped children's. */
+function cpuSeconds(pid) {
+  try {
+    const f = fs.readFileSync(`/proc/${pid}/stat`, "utf8").replace(/^.*\) /s, "").split(" ");
+    return (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / TICKS; // utime stime cutime cstime
+  } catch {
+    return 0;
+  }
+}
+
+/** The pids of the processes whose command name (/proc/<pid>/comm) starts with `prefix`. */
+function pidsNamed(prefix) {
+  return fs.readdirSync("/proc").filter((n) => /^\d+$/.test(n)).filter((n) => {
+    try {
+      return fs.readFileSync(`/proc/${n}/comm`, "utf8").startsWith(prefix);
+    } catch {
+      return false;
+    }
+  }).map(Number);
+}
+
+/**
+ * CPU used over an interval by named process trees (`{ api: [pid] }`) and by every process whose
+ * name starts with one of `byName` (`{ postgres: "postgres" }`): where the time of a load goes.
+ * `stop()` returns seconds per name, `bench` included (this process).
+ */
+export function cpuMeter(roots, byName = {}) {
+  const read = () => {
+    const children = childrenByParent();
+    const out = {};
+    for (const [what, pids] of Object.entries(roots)) {
+      let total = 0;
+      for (const todo = [...pids]; todo.length; ) {
+        const pid = todo.pop();
+        total += cpuSeconds(pid);
+        todo.push(...(children.get(pid) ?? []));
+      }
+      out[what] = total;
+    }
+    for (const [what, prefix] of Object.entries(byName)) out[what] = pidsNamed(prefix).reduce((s, pid) => s + cpuSeconds(pid), 0);
+    const self = process.cpuUsage();
+    out.bench = (self.user + self.system) / 1e6;
+    return out;
+  };
+  const start = read();
+  return {
+    stop() {
+      const end = read();
+      return Object.fromEntries(Object.keys(end).map((k) => [k, end[k] - (start[k] ?? 0)]));
+    },
+  };
+}

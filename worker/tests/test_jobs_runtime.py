@@ -301,4 +301,8 @@ def test_sigterm_mid_step_exits_cleanly_and_another_worker_takes_the_job(bus, ti
     assert len(of_type(events, "job_started")) == 2
     for step in ("image", "tts", "talking_head"):
         assert step_events(events, step) == ["step_started", "step_succeeded"], step  # reused, not re-run
+    # job_finished goes out before the command is acknowledged (bridge/jobs.py): wait for the XACK.
+    deadline = time.monotonic() + 10
+    while bus.pending("generate_video") and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert bus.pending("generate_video") == 0

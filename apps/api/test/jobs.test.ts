@@ -7,7 +7,7 @@ import type { FastifyInstance } from "fastify";
 import { API_GROUP, MESSAGE_FIELD, redisKeys, type JobUpdate } from "@likeness/contracts";
 import { buildApp } from "../src/app.js";
 import type { AppDeps } from "../src/app-deps.js";
-import { recordEvent } from "../src/events/event-recorder.js";
+import { recordEvent, recordEvents } from "../src/events/event-recorder.js";
 import { defaultConsumerName } from "../src/events/events.consumer.js";
 import { jobsHandle } from "../src/jobs/jobs.plugin.js";
 import { createTestApp, describeWithServices, signUp, type TestApp } from "./support.js";
@@ -304,6 +304,47 @@ describeWithServices("jobs", () => {
     expect(arts).toHaveLength(1);
     const metrics = await app.inject({ method: "GET", url: "/metrics" });
     expect(metrics.body).toMatch(/likeness_job_events_total\{type="step_succeeded",result="duplicate"\} [1-9]/);
+  });
+
+  it("records a batch of events of several jobs in one transaction: copies, unknown jobs, and one it cannot take", async () => {
+    const p1 = await makeProfile(t.db, a.userId);
+    const p2 = await makeProfile(t.db, a.userId);
+    const [j1, j2] = [await train(p1.id), await train(p2.id)];
+    const c1 = (await worker.next("train_profile")).command;
+    const c2 = (await worker.next("train_profile")).command;
+    const byJob = { [c1.jobId]: c1, [c2.jobId]: c2 };
+    const [first, second] = [byJob[j1.id]!, byJob[j2.id]!];
+    const done = worker.event(first, { type: "step_succeeded", step: "prepare", engine: "dataset", artifacts: [], outputs: {}, durationMs: 7, reused: false });
+    const batch = [
+      worker.event(first, { type: "job_started", worker: worker.name }),
+      worker.event(second, { type: "job_started", worker: worker.name }),
+      worker.event(first, { type: "step_started", step: "prepare", engine: "dataset" }),
+      done,
+      done, // the same event twice in one batch
+      worker.event(second, { type: "step_started", step: "prepare", engine: "dataset" }),
+      worker.event({ jobId: randomUUID(), attempt: 1 }, { type: "job_started", worker: worker.name }),
+    ];
+    const outcomes = await recordEvents(t.db, batch);
+    expect(outcomes.map((o) => o.status)).toEqual(["applied", "applied", "applied", "applied", "duplicate", "applied", "unknown_job"]);
+    const steps = async (id: string) => Object.fromEntries((await job(id)).steps.map((s: { name: string; state: string }) => [s.name, s.state]));
+    expect(await steps(j1.id)).toMatchObject({ prepare: "succeeded", train_lora: "pending" });
+    expect(await steps(j2.id)).toMatchObject({ prepare: "running" });
+    expect(await job(j1.id)).toMatchObject({ state: "running" });
+
+    // Through the stream, in one read: an event Postgres refuses (a duration past its int column)
+    // stays pending for the reclaim, and the others of its batch are recorded and acked.
+    const bad = worker.event(second, { type: "step_succeeded", step: "prepare", engine: "dataset", artifacts: [], outputs: {}, durationMs: 3e9, reused: false });
+    const good = worker.event(first, { type: "step_started", step: "train_lora", engine: "dataset" });
+    const pipeline = t.redis.pipeline();
+    for (const ev of [bad, good]) pipeline.xadd(keys.events, "*", MESSAGE_FIELD, JSON.stringify(ev));
+    const badEntry = ((await pipeline.exec()) as [Error | null, string][])[0]![1];
+    await waitFor("the good event recorded", async () => (await steps(j1.id)).train_lora === "running");
+    expect(await steps(j2.id)).toMatchObject({ prepare: "running" });
+    const processed = await t.db.selectFrom("processed_events").select("event_id").where("event_id", "=", bad.eventId).executeTakeFirst();
+    expect(processed).toBeUndefined();
+    const pending = (await t.redis.xpending(keys.events, API_GROUP, "-", "+", 100)) as [string, string, number, number][];
+    expect(pending.map(([id]) => id)).toContain(badEntry);
+    await t.redis.xack(keys.events, API_GROUP, badEntry); // not to be retried for the rest of the file
   });
 
   it("does not reopen a step with a start delivered after its end (an entry taken over late)", async () => {

@@ -1,6 +1,6 @@
-// Consumer of `{prefix}:events` (group `api`). For each entry: validate (invalid → log + ack),
-// record in one transaction (dedupe by eventId), XACK, PUBLISH the JobUpdate to all replicas,
-// then resume the workflow on job_finished. Entries this consumer read but never acked (the api
+// Consumer of `{prefix}:events` (group `api`). For each batch read: validate (invalid → log + ack),
+// record in one transaction (dedupe by eventId), XACK, PUBLISH the JobUpdates to all replicas,
+// then resume the workflow of each job_finished. Entries this consumer read but never acked (the api
 // was killed mid-way) are read again from its PEL on start ("0" before ">"); entries stuck on a
 // dead replica are taken over with XAUTOCLAIM.
 //
@@ -13,7 +13,7 @@ import type { Kysely } from "kysely";
 import type { FastifyBaseLogger } from "fastify";
 import { API_GROUP, JobEvent, MESSAGE_FIELD, redisKeys, type JobUpdate } from "@likeness/contracts";
 import type { Database } from "../db/types.js";
-import { recordEvent, withoutStorageKeys, type RecordOutcome } from "./event-recorder.js";
+import { recordEvent, recordEvents, withoutStorageKeys, type RecordOutcome } from "./event-recorder.js";
 import type { JobMetrics } from "../jobs/jobs.metrics.js";
 import type { WorkflowRunner } from "../workflows/workflow.runner.js";
 import type { DependencyHealth } from "../resilience/dependency-health.js";
@@ -127,10 +127,7 @@ export class EventsConsumer {
             ))) as [string, Entry[]][] | null;
         this.deps.health.report("redis", true);
         const entries = res?.[0]?.[1] ?? [];
-        for (const entry of entries) {
-          if (this.stopping) break;
-          await this.handle(entry);
-        }
+        if (entries.length && !this.stopping) await this.handle(entries);
         // An entry that failed for good stays in the PEL (XAUTOCLAIM retries it): read past it.
         if (cursor !== ">") cursor = entries.length ? entries[entries.length - 1]![0] : ">";
         failures = 0;
@@ -162,20 +159,55 @@ export class EventsConsumer {
         this.stream, API_GROUP, this.name, this.reclaimIdleMs, start, "COUNT", this.batch,
       )) as [string, (Entry | null)[], string[]?];
       const [next, entries] = res;
-      for (const entry of entries) {
-        if (entry && !this.stopping) await this.handle(entry);
-      }
+      const live = entries.filter((e): e is Entry => e !== null);
+      if (live.length && !this.stopping) await this.handle(live);
       if (next === "0-0") break;
       start = next;
     }
   }
 
-  private async handle([id, fields]: Entry): Promise<void> {
-    if (!fields) {
-      // Trimmed away while pending: nothing left to record.
-      await this.deps.redis.xack(this.stream, API_GROUP, id);
-      return;
+  /**
+   * A batch of entries, as read: the valid events are recorded in one transaction, then every
+   * entry is XACKed in one call, then each event is published (and its workflow resumed) in order.
+   */
+  private async handle(entries: Entry[]): Promise<void> {
+    const settled: string[] = []; // trimmed away while pending, or invalid: acked as they are
+    const valid: { id: string; event: JobEvent }[] = [];
+    for (const [id, fields] of entries) {
+      const event = fields ? this.parse(id, fields) : undefined;
+      if (event) valid.push({ id, event });
+      else settled.push(id);
     }
+    let recorded: { id: string; event: JobEvent; outcome: RecordOutcome }[];
+    try {
+      recorded = await this.applyAll(valid);
+    } catch (err) {
+      // Nothing recorded, nothing acked: it stays pending. Postgres away: the loop waits and reads the PEL again.
+      if (isTransientPgError(err)) {
+        this.deps.health.report("postgres", false, err);
+        throw new RecordingPaused(`${valid.length} event(s) could not be recorded: postgres unavailable`, { cause: err });
+      }
+      // One event the batch could not take (a bug): each on its own, so only that one waits.
+      recorded = [];
+      for (const v of valid) {
+        try {
+          recorded.push({ ...v, outcome: await this.apply(v.event) });
+        } catch (e) {
+          if (isTransientPgError(e)) throw new RecordingPaused(`event ${v.event.eventId} could not be recorded: postgres unavailable`, { cause: e });
+          // Retried by XAUTOCLAIM after reclaimIdleMs (and on start).
+          this.deps.log.error({ err: e, entryId: v.id, eventId: v.event.eventId }, "events consumer: could not record event");
+        }
+      }
+    }
+    if (valid.length) this.deps.health.report("postgres", true);
+    const acked = [...settled, ...recorded.map((r) => r.id)];
+    if (acked.length) await this.deps.redis.xack(this.stream, API_GROUP, ...acked);
+    await this.publish(recorded);
+    for (const { event, outcome } of recorded) await this.resume(event, outcome);
+  }
+
+  /** The entry's event, or undefined when it is not one (logged: it is acked and dropped). */
+  private parse(id: string, fields: string[]): JobEvent | undefined {
     const raw = fieldValue(fields, MESSAGE_FIELD);
     let parsed: ReturnType<typeof JobEvent.safeParse> | undefined;
     try {
@@ -183,47 +215,40 @@ export class EventsConsumer {
     } catch {
       parsed = undefined;
     }
-    if (!parsed?.success) {
-      this.deps.log.warn(
-        { entryId: id, issues: parsed?.error?.issues.slice(0, 5), raw: raw?.slice(0, 500) },
-        "events consumer: invalid event, acknowledged and dropped",
-      );
-      this.deps.metrics.eventsHandled.inc({ type: "invalid", result: "invalid" });
-      await this.deps.redis.xack(this.stream, API_GROUP, id);
-      return;
+    if (parsed?.success) return parsed.data;
+    this.deps.log.warn(
+      { entryId: id, issues: parsed?.error?.issues.slice(0, 5), raw: raw?.slice(0, 500) },
+      "events consumer: invalid event, acknowledged and dropped",
+    );
+    this.deps.metrics.eventsHandled.inc({ type: "invalid", result: "invalid" });
+    return undefined;
+  }
+
+  private async applyAll<T extends { event: JobEvent }>(items: T[]): Promise<(T & { outcome: RecordOutcome })[]> {
+    if (items.length === 0) return [];
+    const outcomes = await recordEvents(this.deps.db, items.map((i) => i.event), this.deps.metrics, this.deps.log);
+    return items.map((item, i) => {
+      this.count(item.event, outcomes[i]!);
+      return { ...item, outcome: outcomes[i]! };
+    });
+  }
+
+  private count(event: JobEvent, outcome: RecordOutcome): void {
+    this.deps.metrics.eventsHandled.inc({ type: event.type, result: outcome.status });
+    if (outcome.status === "unknown_job") {
+      this.deps.log.warn({ eventId: event.eventId, jobId: event.jobId }, "events consumer: event for an unknown job");
     }
-    const event = parsed.data;
-    let outcome: RecordOutcome;
-    try {
-      outcome = await this.apply(event);
-    } catch (err) {
-      // Not acked: it stays pending. Postgres away: the loop waits and reads the PEL again.
-      if (isTransientPgError(err)) {
-        this.deps.health.report("postgres", false, err);
-        throw new RecordingPaused(`event ${event.eventId} could not be recorded: postgres unavailable`, { cause: err });
-      }
-      // Anything else is retried by XAUTOCLAIM after reclaimIdleMs (and on start).
-      this.deps.log.error({ err, entryId: id, eventId: event.eventId }, "events consumer: could not record event");
-      return;
-    }
-    this.deps.health.report("postgres", true);
-    await this.deps.redis.xack(this.stream, API_GROUP, id);
-    await this.afterAck(event, outcome);
   }
 
   /** Records the event (one transaction). Exposed for the api's own events (immediate cancel). */
   async apply(event: JobEvent): Promise<RecordOutcome> {
     const outcome = await recordEvent(this.deps.db, event, this.deps.metrics, this.deps.log);
-    this.deps.metrics.eventsHandled.inc({ type: event.type, result: outcome.status });
-    if (outcome.status === "unknown_job") {
-      this.deps.log.warn({ eventId: event.eventId, jobId: event.jobId }, "events consumer: event for an unknown job");
-    }
+    this.count(event, outcome);
     return outcome;
   }
 
-  /** Fan-out to WebSocket clients on every replica, then resume the workflow on job_finished. */
-  async afterAck(event: JobEvent, outcome: RecordOutcome): Promise<void> {
-    await this.publish(event, outcome);
+  /** The workflow of a finished job goes on. */
+  private async resume(event: JobEvent, outcome: RecordOutcome): Promise<void> {
     // Also on a duplicate: the first delivery may have been recorded by an api that died before
     // resuming. resume() does nothing when the thread is not waiting.
     if (event.type === "job_finished" && outcome.status !== "unknown_job") {
@@ -238,26 +263,32 @@ export class EventsConsumer {
     }
   }
 
-  private async publish(event: JobEvent, outcome: RecordOutcome): Promise<void> {
-    if (outcome.status !== "duplicate" && outcome.status !== "unknown_job") {
+  /** Fan-out to WebSocket clients on every replica, in one round trip (lossy: a failure is logged). */
+  private async publish(recorded: readonly { event: JobEvent; outcome: RecordOutcome }[]): Promise<void> {
+    const shown = recorded.filter(({ outcome }) => outcome.status !== "duplicate" && outcome.status !== "unknown_job");
+    if (shown.length === 0) return;
+    const pipeline = this.deps.redis.pipeline();
+    for (const { event } of shown) {
       // A step's outputs go out as GET /v1/jobs/:id shows them: without storage keys.
-      const shown = event.type === "step_succeeded" ? { ...event, outputs: withoutStorageKeys(event.outputs) } : event;
-      const update: JobUpdate = { type: "event", event: shown };
-      await this.deps.redis
-        .publish(this.keys.jobUpdates(event.jobId), JSON.stringify(update))
-        .catch((err) => this.deps.log.warn({ err }, "events consumer: publish failed"));
+      const visible = event.type === "step_succeeded" ? { ...event, outputs: withoutStorageKeys(event.outputs) } : event;
+      const update: JobUpdate = { type: "event", event: visible };
+      pipeline.publish(this.keys.jobUpdates(event.jobId), JSON.stringify(update));
     }
+    const results = await pipeline.exec().catch((err: unknown) => [[err, null] as const]);
+    const failed = results?.find(([err]) => err)?.[0];
+    if (failed) this.deps.log.warn({ err: failed }, "events consumer: publish failed");
   }
 
   /** Records and publishes an event of a running workflow (the api's script step): no resume. */
   async record(event: JobEvent): Promise<void> {
-    await this.publish(event, await this.apply(event));
+    await this.publish([{ event, outcome: await this.apply(event) }]);
   }
 
-  /** Records and publishes an event that the api itself produced (no stream entry to ack). */
+  /** Records and publishes an event that the api itself produced (no stream entry to ack), then resumes. */
   async ingest(event: JobEvent): Promise<RecordOutcome> {
     const outcome = await this.apply(event);
-    await this.afterAck(event, outcome);
+    await this.publish([{ event, outcome }]);
+    await this.resume(event, outcome);
     return outcome;
   }
 }

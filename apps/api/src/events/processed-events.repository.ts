@@ -5,14 +5,15 @@ import type { Database } from "../db/types.js";
 export class ProcessedEventsRepository {
   constructor(private readonly db: Kysely<Database>) {}
 
-  /** Records the event id; false when it was recorded before (a redelivery). */
-  async markProcessed(eventId: string): Promise<boolean> {
+  /** Records the event ids in one statement; returns those not recorded before (not redeliveries). */
+  async markProcessed(eventIds: readonly string[]): Promise<Set<string>> {
+    if (eventIds.length === 0) return new Set();
     const inserted = await this.db
       .insertInto("processed_events")
-      .values({ event_id: eventId })
+      .values(eventIds.map((id) => ({ event_id: id })))
       .onConflict((oc) => oc.column("event_id").doNothing())
       .returning("event_id")
-      .executeTakeFirst();
-    return inserted !== undefined;
+      .execute();
+    return new Set(inserted.map((r) => r.event_id));
   }
 }

@@ -128,9 +128,19 @@ export class JobsRepository {
       .execute();
   }
 
-  /** An event of the current attempt was recorded: a sign of life. */
-  async markSeen(jobId: string): Promise<void> {
-    await this.db.updateTable("jobs").set({ last_seen_at: sql<Date>`now()` }).where("id", "=", jobId).execute();
+  /**
+   * The rows, locked until the transaction ends, in id order: two transactions that lock
+   * overlapping sets (two api replicas recording batches of events) cannot deadlock.
+   */
+  lockMany(jobIds: readonly string[]): Promise<JobRow[]> {
+    if (jobIds.length === 0) return Promise.resolve([]);
+    return this.db.selectFrom("jobs").selectAll().where("id", "in", jobIds).orderBy("id").forUpdate().execute();
+  }
+
+  /** Events of their current attempts were recorded: a sign of life. */
+  async markSeen(jobIds: readonly string[]): Promise<void> {
+    if (jobIds.length === 0) return;
+    await this.db.updateTable("jobs").set({ last_seen_at: sql<Date>`now()` }).where("id", "in", jobIds).execute();
   }
 
   /**
