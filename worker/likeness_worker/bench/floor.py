@@ -21,11 +21,10 @@ import dramatiq
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.results import Results
 from dramatiq.results.backends import RedisBackend
-from langgraph.graph import END, START, StateGraph
 
+from ..graphs.build import compile_dag
 from ..graphs.checkpointer import open_checkpointer
 from ..graphs.dag import DAGS
-from ..graphs.state import JobState
 
 PIPELINE = "sadtalker"  # the default video DAG: 6 steps, one fan-in
 
@@ -38,19 +37,12 @@ def _cpu_ms_per(n: int, fn) -> float:
 
 
 def _graph(checkpointer: Any):
-    dag = DAGS[PIPELINE]
-    g = StateGraph(JobState)
-    for step in dag:
-        g.add_node(step, lambda _state, step=step: {"steps": {step: {"engine": "noop", "artifacts": [], "outputs": {}}}})
-    waited_on = {d for deps in dag.values() for d in deps}
-    for step, deps in dag.items():
-        if not deps:
-            g.add_edge(START, step)
-        else:
-            g.add_edge(list(deps) if len(deps) > 1 else deps[0], step)
-        if step not in waited_on:
-            g.add_edge(step, END)
-    return g.compile(checkpointer=checkpointer)
+    """The video DAG as the worker compiles it, each node an empty step."""
+    return compile_dag(
+        DAGS[PIPELINE],
+        lambda step: lambda _state: {"steps": {step: {"engine": "noop", "artifacts": [], "outputs": {}}}},
+        checkpointer,
+    )
 
 
 def langgraph_floor(database_url: str, jobs: int) -> dict[str, float]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from langgraph.graph import END, START, StateGraph
@@ -28,9 +29,14 @@ def build_graph(
 ):
     """One node per step, fed its declared inputs by ``bindings`` (derived from ``dag`` if not given)."""
     bindings = bindings if bindings is not None else bind_dag(dag)
+    return compile_dag(dag, lambda step: StepNode(rt, step, bindings[step]), checkpointer)
+
+
+def compile_dag(dag: dict[str, tuple[str, ...]], node: Callable[[str], Any], checkpointer: Any):
+    """The StateGraph of ``dag``: ``node(step)`` for each step, an edge for each dependency."""
     g = StateGraph(JobState)
     for step in dag:
-        g.add_node(step, StepNode(rt, step, bindings[step]))
+        g.add_node(step, node(step))
     waited_on = {d for deps in dag.values() for d in deps}
     for step, deps in dag.items():
         if not deps:
