@@ -5,7 +5,8 @@ import globals from "globals";
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-  { ignores: ["**/dist/**", "**/node_modules/**", ".data/**", "worker/**", "**/*.d.mts"] },
+  // .next/ and next-env.d.ts: what `next build` writes in apps/web.
+  { ignores: ["**/dist/**", "**/node_modules/**", ".data/**", "worker/**", "**/*.d.mts", "**/.next/**", "**/next-env.d.ts"] },
   js.configs.recommended,
   ...tseslint.configs.strict,
   {

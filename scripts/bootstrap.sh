@@ -1,9 +1,19 @@
 #!/usr/bin/env bash
-# Make this checkout ready to run: system packages, node_modules, TypeScript build, worker venv.
+# Make this checkout ready to run: system packages, node_modules, TypeScript build, worker venv,
+# the built-in LLM, the web app's build.
 # Idempotent and quiet: a phase runs only when its input changed (hash stamps), and prints one
 # timed line when it did something. Fresh Debian 12 + Node 20 + Python 3.11 is the target.
+#   --browser   also install Debian's chromium (/usr/bin/chromium), which only the browser tests
+#               need (npm run test:web, npm test)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+BROWSER=0
+for arg in "$@"; do
+  case $arg in
+    --browser) BROWSER=1 ;;
+    *) printf 'bootstrap: unknown argument %s (known: --browser)\n' "$arg" >&2; exit 2 ;;
+  esac
+done
 ROOT=$PWD
 LOGS=$ROOT/.data/logs
 mkdir -p "$LOGS"
@@ -33,6 +43,7 @@ command -v espeak-ng >/dev/null || missing+=(espeak-ng)
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v "$PY" >/dev/null || missing+=(python3.11)
 if command -v "$PY" >/dev/null && ! "$PY" -c 'import ensurepip, venv' 2>/dev/null; then missing+=(python3.11-venv); fi
+if [ "$BROWSER" = 1 ] && [ ! -x /usr/bin/chromium ]; then missing+=(chromium); fi
 if [ ${#missing[@]} -gt 0 ]; then
   t=$(now)
   if [ "$(id -u)" -eq 0 ]; then SUDO=()
@@ -111,6 +122,28 @@ if [ ! -s "$MODEL" ]; then
   rm -rf "$scratch"
   DID+=("model")
   say "built-in LLM: $MODEL ($(took "$t"))"
+fi
+
+# --- 6. the web app (apps/web, `next build`) ---------------------------------------------------
+# Its /v1 rewrite to the api is fixed at build time, so the api's URL is an input like the
+# sources: LIKENESS_API_URL, default http://127.0.0.1:$API_PORT (npm start derives it the same way).
+WEB_API_URL=${LIKENESS_API_URL:-http://127.0.0.1:${API_PORT:-8080}}
+WEB_STAMP=apps/web/.next/.likeness-build
+web_want=$({
+  find apps/web packages/contracts/src packages/client/src \
+    \( -name node_modules -o -name .next -o -path apps/web/test \) -prune -o \
+    -type f ! -name next-env.d.ts ! -name '*.tsbuildinfo' -print0 | LC_ALL=C sort -z | xargs -0 sha256sum
+  hash_of package-lock.json
+  printf '%s %s\n' "$WEB_API_URL" "$(node -v)"
+} | sha256sum | cut -c1-64)
+if [ "$web_want" != "$(cat "$WEB_STAMP" 2>/dev/null || true)" ]; then
+  t=$(now)
+  rm -f "$WEB_STAMP"
+  LIKENESS_API_URL=$WEB_API_URL NEXT_TELEMETRY_DISABLED=1 \
+    run_logged "$LOGS/bootstrap-web.log" npx --no-install next build apps/web
+  echo "$web_want" >"$WEB_STAMP"
+  DID+=("web")
+  say "web app: next build for the api at $WEB_API_URL ($(took "$t"))"
 fi
 
 if [ ${#DID[@]} -gt 0 ]; then say "ready ($(took "$T_ALL"))"; fi

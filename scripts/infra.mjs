@@ -47,6 +47,16 @@ export function freePort() {
   });
 }
 
+/** Resolves to true when this process cannot listen on host:port (something else does). */
+export function portTaken(port, host = "127.0.0.1") {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.once("error", (err) => (err.code === "EADDRINUSE" || err.code === "EACCES" ? resolve(true) : reject(err)));
+    srv.listen(port, host, () => srv.close(() => resolve(false)));
+  });
+}
+
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 function alive(pid) {

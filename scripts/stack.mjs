@@ -1,17 +1,20 @@
-// The api and the worker as child processes, shared by the demo and the bench: start them with
-// their logs in a folder, wait for /healthz, notice when one dies, show the last lines of their
-// logs on failure, stop them. Also the step-timing table both print from GET /v1/jobs/:id.
+// The api, the worker and the web app as child processes, shared by the demo, the bench, the
+// studio (npm start) and the browser tests: start them with their logs in a folder, wait until
+// they answer, notice when one dies, show the last lines of their logs on failure, stop them.
+// Also the step-timing table the demo and the bench print from GET /v1/jobs/:id.
 import { spawn } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { stepNote } from "../apps/cli/dist/progress.js"; // the CLI's rule for a step's note
+import { stepNote } from "../packages/client/dist/index.js"; // the rule the CLI and the studio use for a step's note
 import { freePort, watchdog } from "./infra.mjs";
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 export const API_ENTRY = path.join(REPO, "apps/api/dist/server.js");
 export const WORKER_BIN = path.join(REPO, "worker/.venv/bin/likeness-worker");
 export const CLI = path.join(REPO, "apps/cli/dist/main.js");
+export const WEB_DIR = path.join(REPO, "apps/web");
+export const NEXT_BIN = path.join(REPO, "node_modules/next/dist/bin/next");
 
 export const rel = (p) => path.relative(process.cwd(), p) || ".";
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -24,6 +27,24 @@ export function requireBuilt(entries) {
   for (const [file, what] of entries) {
     if (!fs.existsSync(file)) throw new StackError(`${rel(file)} is missing: ${what}`);
   }
+}
+
+/**
+ * The api origin the web app's build sends /v1 to (its rewrite is fixed by `next build`, see
+ * apps/web/next.config.ts), read from the build itself; throws when there is no build.
+ */
+export function builtApiUrl() {
+  const manifest = path.join(WEB_DIR, ".next", "routes-manifest.json");
+  let rewrites;
+  try {
+    rewrites = JSON.parse(fs.readFileSync(manifest, "utf8")).rewrites;
+  } catch {
+    throw new StackError(`${rel(manifest)} is missing: the web app's build (bash scripts/bootstrap.sh)`);
+  }
+  const all = Array.isArray(rewrites) ? rewrites : [...(rewrites?.beforeFiles ?? []), ...(rewrites?.afterFiles ?? []), ...(rewrites?.fallback ?? [])];
+  const v1 = all.find((r) => r.source.startsWith("/v1"));
+  if (!v1) throw new StackError(`the web app's build has no /v1 rewrite (${rel(manifest)})`);
+  return new URL(v1.destination).origin;
 }
 
 export class Stack {
@@ -56,11 +77,13 @@ export class Stack {
   }
 
   /**
-   * The api and the worker on a free port, with the databases of `infraEnv`; resolves once the
-   * api answers /healthz. Returns the api's URL and the environment both run with.
+   * The api and the worker, with the databases of `infraEnv` (which may add other variables, e.g.
+   * REDIS_KEY_PREFIX); resolves once the api answers /healthz. The api listens on 127.0.0.1:`port`,
+   * or a free port when none is given (the web app's build needs a known one). Returns the api's
+   * URL and the environment both run with.
    */
-  async startApiAndWorker(infraEnv, { storageDir }) {
-    const port = await freePort();
+  async startApiAndWorker(infraEnv, { storageDir, port: wanted }) {
+    const port = wanted ?? (await freePort());
     const url = `http://127.0.0.1:${port}`;
     const env = {
       ...process.env,
@@ -78,6 +101,59 @@ export class Stack {
     return { url, env };
   }
 
+  /**
+   * The web app (`next start` on apps/web's build) on 127.0.0.1:`port`; resolves with its URL once
+   * it answers. Refuses a build whose /v1 rewrite goes elsewhere than `apiUrl`.
+   */
+  async startWeb({ port, apiUrl, env }) {
+    const built = builtApiUrl();
+    if (built !== new URL(apiUrl).origin) {
+      throw new StackError(`the web app was built for the api at ${built}, not ${apiUrl}: rebuild it with LIKENESS_API_URL=${apiUrl} bash scripts/bootstrap.sh`);
+    }
+    requireBuilt([[NEXT_BIN, "next (npm ci)"]]);
+    const url = `http://127.0.0.1:${port}`;
+    this.start("web", process.execPath, [NEXT_BIN, "start", WEB_DIR, "-p", String(port), "-H", "127.0.0.1"], {
+      ...env,
+      NODE_ENV: "production", // not a test runner's "test"
+      LIKENESS_API_URL: apiUrl,
+      NEXT_TELEMETRY_DISABLED: "1",
+    });
+    await this.waitAnswers("web", url, 60000);
+    return url;
+  }
+
+  /** Resolves once the worker has logged that it consumes its queues ("worker <name>: queues …"). */
+  async waitWorkerReady(timeoutMs = 90000) {
+    const worker = this.services.find((s) => s.name === "worker");
+    if (!worker) throw new Error("no worker was started");
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      this.check();
+      let log = "";
+      try {
+        log = fs.readFileSync(worker.log, "utf8");
+      } catch { /* not written yet */ }
+      if (/: queues /.test(log)) return;
+      if (Date.now() > deadline) throw new StackError(`the worker did not report ready in ${timeoutMs / 1000} s — see ${rel(worker.log)}`);
+      await sleep(200);
+    }
+  }
+
+  /** Rejects with a StackError as soon as one of the services exits (a running studio's watch). */
+  whenOneExits() {
+    return new Promise((_, reject) => {
+      const fail = () => {
+        try {
+          this.check();
+        } catch (err) {
+          reject(err);
+        }
+      };
+      for (const s of this.services) s.child.once("exit", fail);
+      fail();
+    });
+  }
+
   /** Throws when a service has exited: nothing that follows can work. */
   check() {
     for (const s of this.services) {
@@ -89,18 +165,23 @@ export class Stack {
   }
 
   async waitHealthy(url, timeoutMs = 90000) {
+    await this.waitAnswers("api", `${url}/healthz`, timeoutMs);
+  }
+
+  /** Polls `url` until it answers 200; fails early when a service exits. */
+  async waitAnswers(name, url, timeoutMs) {
     const deadline = Date.now() + timeoutMs;
     let last;
     for (;;) {
       this.check();
       try {
-        const res = await fetch(`${url}/healthz`);
+        const res = await fetch(url);
         if (res.ok) return;
         last = `HTTP ${res.status} ${(await res.text()).slice(0, 200)}`;
       } catch (err) {
         last = err.cause?.code ?? err.message;
       }
-      if (Date.now() > deadline) throw new StackError(`the api did not become healthy in ${timeoutMs / 1000} s (${last}) — see ${rel(path.join(this.logsDir, "api.log"))}`);
+      if (Date.now() > deadline) throw new StackError(`the ${name} did not answer ${url} in ${timeoutMs / 1000} s (${last}) — see ${rel(path.join(this.logsDir, `${name}.log`))}`);
       await sleep(200);
     }
   }
@@ -127,7 +208,7 @@ export class Stack {
       } catch { /* no log yet */ }
       if (tail.join("").trim()) process.stderr.write(`\n--- last lines of ${rel(s.log)} ---\n${tail.join("\n")}\n`);
     }
-    process.stderr.write(`\nlogs: ${rel(this.logsDir)}/api.log, ${rel(this.logsDir)}/worker.log\n`);
+    process.stderr.write(`\nlogs: ${this.services.map((s) => rel(s.log)).join(", ")}\n`);
   }
 }
 

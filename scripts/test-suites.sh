@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Every suite (typecheck, lint, vitest, pytest), always all; a summary line each; non-zero when either fails. Expects
-# DATABASE_URL and REDIS_URL (scripts/test.sh provides them).
+# Every suite (typecheck, lint, vitest, pytest, web), always all; a summary line each; non-zero when
+# any fails. Expects DATABASE_URL and REDIS_URL (scripts/test.sh provides them), and for the web
+# suite the web app's build and /usr/bin/chromium (scripts/bootstrap.sh --browser).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 now() { date +%s.%N; }
@@ -36,6 +37,12 @@ case $rc in
   5) summary+=("pytest  FAILED (no tests collected, $(took "$t"))"); status=1 ;;
   *) summary+=("pytest  FAILED (exit $rc, $(took "$t"))"); status=1 ;;
 esac
+
+echo "== web (apps/web/test: the studio in chromium; what npm run test:web runs) =="
+t=$(now)
+npx --no-install vitest run --config apps/web/vitest.config.ts
+rc=$?
+[ $rc -eq 0 ] && summary+=("web     passed  ($(took "$t"))") || { summary+=("web     FAILED (exit $rc, $(took "$t"))"); status=1; }
 
 echo
 echo "== summary =="

@@ -1,9 +1,10 @@
 """Consistency of deploy/ with the code: nothing here runs Docker (no engine on the test machines).
 
 What would otherwise only break on a user's GPU box: a compose file that does not parse, a
-Prometheus target naming a service that does not exist, a variable the api or the worker reads
-that .env.example does not document (or one it documents that nobody reads), a Dockerfile COPY
-of a path that moved, and a dashboard query on a metric or label that was renamed.
+Prometheus target naming a service that does not exist, a variable the api, the worker, npm start
+or the web app's build reads that .env.example does not document (or one it documents that nobody
+reads), a Dockerfile COPY of a path that moved, and a dashboard query on a metric or label that
+was renamed.
 """
 
 from __future__ import annotations
@@ -72,6 +73,15 @@ def worker_env_names() -> set[str]:
         names |= set(re.findall(r"os\.environ(?:\.get)?[\[(]\s*[\"']([A-Z][A-Z0-9_]*)[\"']", path.read_text()))
         names |= set(re.findall(r"os\.getenv\(\s*[\"']([A-Z][A-Z0-9_]*)[\"']", path.read_text()))
     assert {"DATABASE_URL", "WORKER_QUEUES", "LIKENESS_CONTRACTS_DIR"} <= names, names
+    return names
+
+
+def studio_env_names() -> set[str]:
+    """What `npm start` (scripts/start.mjs) and the web app's build (apps/web/next.config.ts) read."""
+    names: set[str] = set()
+    for path in (REPO / "scripts" / "start.mjs", REPO / "apps" / "web" / "next.config.ts"):
+        names |= set(re.findall(r"process\.env\.([A-Z][A-Z0-9_]*)", path.read_text()))
+    assert {"WEB_PORT", "API_PORT", "LIKENESS_API_URL"} <= names, names
     return names
 
 
@@ -176,14 +186,15 @@ def test_every_prometheus_target_is_a_compose_service() -> None:
 
 def test_env_example_documents_exactly_what_is_read() -> None:
     documented = set(env_example())
-    api, worker, comp = api_env_names(), worker_env_names(), compose_env_names()
-    read = api | worker | comp
+    api, worker, comp, studio = api_env_names(), worker_env_names(), compose_env_names(), studio_env_names()
+    read = api | worker | comp | studio
     undocumented = sorted(read - documented)
     assert not undocumented, (
-        f"read by the api config, the worker config or compose.yaml but not in deploy/.env.example: {undocumented}"
+        "read by the api config, the worker config, compose.yaml, npm start or the web app's build "
+        f"but not in deploy/.env.example: {undocumented}"
     )
     unread = sorted(documented - read)
-    assert not unread, f"in deploy/.env.example but read by nobody (api, worker, compose): {unread}"
+    assert not unread, f"in deploy/.env.example but read by nobody (api, worker, compose, npm start, web): {unread}"
 
 
 def test_env_example_values_agree() -> None:

@@ -4,6 +4,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from "fastify";
 import fastifySwagger from "@fastify/swagger";
 import fastifySwaggerUi from "@fastify/swagger-ui";
 import fastifyMultipart from "@fastify/multipart";
+import fastifyCookie from "@fastify/cookie";
 import { serializerCompiler } from "fastify-type-provider-zod";
 import { UPLOAD_LIMITS } from "@likeness/contracts";
 import type { AppDeps } from "./app-deps.js";
@@ -18,6 +19,7 @@ import { watchDependencies } from "./resilience/watch-dependencies.js";
 import { opsRoutes } from "./metrics/ops.routes.js";
 import { AuthService } from "./auth/auth.service.js";
 import { makeAuthenticate } from "./auth/authenticate.js";
+import { SESSION_COOKIE } from "./auth/session-cookie.js";
 import { authRoutes } from "./auth/auth.routes.js";
 import { usersRoutes } from "./users/users.routes.js";
 import { profilesRoutes } from "./profiles/profiles.routes.js";
@@ -43,7 +45,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(fastifySwagger, {
     openapi: {
       info: { title: "Likeness API", description: "Profiles from photos + a voice sample; talking-avatar videos.", version: "0.1.0" },
-      components: { securitySchemes: { bearer: { type: "http", scheme: "bearer" } } },
+      components: {
+        securitySchemes: {
+          bearer: { type: "http", scheme: "bearer" },
+          session: { type: "apiKey", in: "cookie", name: SESSION_COOKIE, description: "The web studio's session (sign in with `session: \"cookie\"`)" },
+        },
+      },
     },
     // jsonSchemaTransform plus the documentation-only `config.openapi` of a route (http/openapi.ts).
     transform: openApiTransform,
@@ -69,6 +76,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.decorate("metrics", metrics);
   registerHttpMetrics(app, metrics);
   app.decorate("health", watchDependencies(app, deps));
+
+  await app.register(fastifyCookie);
 
   const auth = new AuthService(deps.db);
   app.decorate("auth", auth);

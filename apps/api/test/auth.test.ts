@@ -51,6 +51,75 @@ describeWithServices("auth", () => {
     expect(still.statusCode).toBe(200);
   });
 
+  it("web sessions: an httpOnly cookie, checked Origin on changes, revoked by sign-out, ended by time", async () => {
+    const { app } = t;
+    const site = { host: "studio.test", origin: "http://studio.test" };
+    const email = `web${Date.now()}@example.com`;
+    const password = "correct horse battery";
+
+    // From another site: refused, and no account is left behind.
+    const evil = await app.inject({
+      method: "POST",
+      url: "/v1/auth/signup",
+      headers: { ...site, origin: "http://evil.test" },
+      payload: { email, password, session: "cookie" },
+    });
+    expect(evil.statusCode, evil.body).toBe(403);
+    expect(evil.json()).toMatchObject({ error: "forbidden" });
+    expect(await t.db.selectFrom("users").select("id").where("email", "=", email).execute()).toEqual([]);
+
+    const signup = await app.inject({ method: "POST", url: "/v1/auth/signup", headers: site, payload: { email, password, session: "cookie" } });
+    expect(signup.statusCode, signup.body).toBe(201);
+    expect(signup.json()).toEqual({ user: expect.objectContaining({ email }) }); // the token is never in the body
+    const setCookie = String(signup.headers["set-cookie"]);
+    expect(setCookie).toMatch(/^likeness_session=[A-Za-z0-9_-]{43};/);
+    expect(setCookie).toMatch(/; HttpOnly/);
+    expect(setCookie).toMatch(/; SameSite=Lax/);
+    expect(setCookie).toMatch(/; Path=\//);
+    expect(setCookie).not.toMatch(/; Secure/);
+    const expires = new Date(/Expires=([^;]+)/.exec(setCookie)![1]!).getTime();
+    expect(expires - Date.now()).toBeGreaterThan(29 * 24 * 3600 * 1000);
+    const cookie = setCookie.split(";")[0]!;
+
+    // Reads need no Origin; a change needs this site's.
+    expect((await app.inject({ method: "GET", url: "/v1/me", headers: { cookie } })).json()).toMatchObject({ email });
+    const noOrigin = await app.inject({ method: "POST", url: "/v1/videos", headers: { host: site.host, cookie }, payload: {} });
+    expect(noOrigin.statusCode).toBe(403);
+    const crossSite = await app.inject({ method: "DELETE", url: `/v1/profiles/${crypto.randomUUID()}`, headers: { ...site, origin: "http://evil.test", cookie } });
+    expect(crossSite.statusCode).toBe(403);
+    expect(crossSite.json().message).toMatch(/evil\.test/);
+    const sameSite = await app.inject({ method: "POST", url: "/v1/videos", headers: { ...site, cookie }, payload: {} });
+    expect(sameSite.statusCode).toBe(400); // past the origin check, to validation
+    // A bearer token needs no Origin (the CLI), even with a stale cookie beside it.
+    const { auth } = await signUp(app);
+    expect((await app.inject({ method: "POST", url: "/v1/videos", headers: { ...auth, cookie: "likeness_session=stale" }, payload: {} })).statusCode).toBe(400);
+
+    // Behind an https proxy the cookie is Secure.
+    const login = await app.inject({
+      method: "POST",
+      url: "/v1/auth/login",
+      headers: { host: site.host, origin: "https://studio.test", "x-forwarded-proto": "https" },
+      payload: { email, password, session: "cookie" },
+    });
+    expect(login.statusCode, login.body).toBe(200);
+    expect(String(login.headers["set-cookie"])).toMatch(/; Secure/);
+    const second = String(login.headers["set-cookie"]).split(";")[0]!;
+
+    // Sign-out revokes this session on the server and clears the cookie; the other session lives.
+    const out = await app.inject({ method: "POST", url: "/v1/auth/logout", headers: { ...site, cookie } });
+    expect(out.statusCode).toBe(204);
+    expect(String(out.headers["set-cookie"])).toMatch(/^likeness_session=;.*Expires=Thu, 01 Jan 1970/);
+    expect((await app.inject({ method: "GET", url: "/v1/me", headers: { cookie } })).statusCode).toBe(401);
+    expect((await app.inject({ method: "GET", url: "/v1/me", headers: { cookie: second } })).statusCode).toBe(200);
+
+    // A web session ends on its own; a CLI token does not.
+    await t.db.updateTable("api_tokens").set({ expires_at: new Date(Date.now() - 1000) }).where("name", "=", "web session").execute();
+    const ended = await app.inject({ method: "GET", url: "/v1/me", headers: { cookie: second } });
+    expect(ended.statusCode).toBe(401);
+    expect(ended.json().message).toMatch(/sign in again/);
+    expect((await app.inject({ method: "GET", url: "/v1/me", headers: auth })).statusCode).toBe(200);
+  });
+
   it("refuses a wrong password and an unknown email with the same message", async () => {
     const { email } = await signUp(t.app);
     const wrong = await t.app.inject({ method: "POST", url: "/v1/auth/login", payload: { email, password: "not the password" } });

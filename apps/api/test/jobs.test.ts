@@ -166,8 +166,14 @@ describeWithServices("jobs", () => {
     const dl = await app.inject({ method: "GET", url: `/v1/videos/${video.id}/file?download=1`, headers: a.auth });
     expect(dl.headers["content-disposition"]).toMatch(/^attachment; filename=".+\.mp4"$/);
 
+    // The soft subtitles, as WebVTT for a browser's <track>.
+    const vtt = await app.inject({ method: "GET", url: `/v1/videos/${video.id}/subtitles.vtt`, headers: a.auth });
+    expect(vtt.statusCode, vtt.body).toBe(200);
+    expect(vtt.headers["content-type"]).toBe("text/vtt; charset=utf-8");
+    expect(vtt.body).toBe("WEBVTT\n\n1\n00:00:00.000 --> 00:00:01.500\nHello there.\n");
+
     // User B sees none of it.
-    for (const url of [`/v1/videos/${video.id}`, `/v1/videos/${video.id}/file`, `/v1/jobs/${j.id}`]) {
+    for (const url of [`/v1/videos/${video.id}`, `/v1/videos/${video.id}/file`, `/v1/videos/${video.id}/subtitles.vtt`, `/v1/jobs/${j.id}`]) {
       expect((await app.inject({ method: "GET", url, headers: b.auth })).statusCode).toBe(404);
     }
     for (const url of [`/v1/jobs/${j.id}/retry`, `/v1/jobs/${j.id}/cancel`]) {
@@ -570,7 +576,7 @@ describeWithServices("jobs", () => {
 
     await worker.video(vc);
     await waitFor("video done", async () => (await job(vj.id)).state === "succeeded");
-    expect(await t.storage.list(`jobs/${vj.id}/`)).toEqual([`jobs/${vj.id}/mux/video.mp4`]);
+    expect(await t.storage.list(`jobs/${vj.id}/`)).toEqual([`jobs/${vj.id}/mux/subtitles.srt`, `jobs/${vj.id}/mux/video.mp4`]);
     // Another user cannot delete it; its owner can, and nothing of it is left.
     expect((await app.inject({ method: "DELETE", url: `/v1/profiles/${p.id}`, headers: b.auth })).statusCode).toBe(404);
     const del = await app.inject({ method: "DELETE", url: `/v1/profiles/${p.id}`, headers: a.auth });
@@ -636,6 +642,22 @@ describeWithServices("jobs", () => {
     await new Promise((resolve) => ws2.on("close", resolve));
     expect(got).toHaveLength(1);
     expect(got[0]).toMatchObject({ type: "job", job: { state: "succeeded" } });
+
+    // A browser: the session cookie, with this site's Origin; from another site, 403.
+    const site = new URL(address);
+    const signin = await app.inject({
+      method: "POST",
+      url: "/v1/auth/login",
+      headers: { host: site.host, origin: site.origin },
+      payload: { email: a.email, password: "correct horse battery", session: "cookie" },
+    });
+    const cookie = String(signin.headers["set-cookie"]).split(";")[0]!;
+    expect(await refused(`${wsUrl}/v1/jobs/${j.id}/events`, { cookie, origin: "http://evil.test" })).toBe(403);
+    const ws3 = new WebSocket(`${wsUrl}/v1/jobs/${j.id}/events`, { headers: { cookie, origin: site.origin } });
+    const fromCookie: JobUpdate[] = [];
+    ws3.on("message", (d) => fromCookie.push(JSON.parse(String(d))));
+    await new Promise((resolve) => ws3.on("close", resolve));
+    expect(fromCookie).toEqual([expect.objectContaining({ type: "job" })]);
   });
 
   it("deletes the workflow checkpoints of jobs that ended more than a week ago, and only those", async () => {

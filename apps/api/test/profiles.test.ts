@@ -90,6 +90,24 @@ describeWithServices("profiles", () => {
     });
   }
 
+  it("names every bad file with its reason in one answer, in upload order", async () => {
+    const tiny = await sharp(png).resize(32, 32).png().toBuffer();
+    const res = await post(alice, [
+      good()[0]!,
+      { field: "images", value: tiny, filename: "tiny.png" },
+      good()[1]!,
+      { field: "images", value: Buffer.from("not an image at all, really"), filename: "notes.png" },
+      { field: "voice", value: wav(1), filename: "short.wav" },
+    ]);
+    expect(res.statusCode, res.body).toBe(400);
+    const body = res.json();
+    expect(body).toMatchObject({ field: "images[0]", message: expect.stringMatching(/too small.*\(and 2 more\)/) });
+    expect(body.issues.map((i: { field: string }) => i.field)).toEqual(["images[0]", "images[2]", "voice"]);
+    expect(body.issues[1].message).toMatch(/not a PNG, JPEG or WebP/);
+    expect(body.issues[2].message).toMatch(/too short/);
+    await nothingLeft();
+  });
+
   it("refuses a request that is not multipart", async () => {
     const res = await t.app.inject({ method: "POST", url: "/v1/profiles", headers: alice.auth, payload: { name: "x" } });
     expect(res.statusCode).toBe(415);
@@ -139,7 +157,17 @@ describeWithServices("profiles", () => {
     expect(got.statusCode).toBe(200);
     expect(got.json()).toEqual(p);
 
+    // Her photos, as square thumbnails; none past the last.
+    const thumb = await t.app.inject({ method: "GET", url: `/v1/profiles/${p.id}/photos/2?size=64`, headers: alice.auth });
+    expect(thumb.statusCode, thumb.body).toBe(200);
+    expect(thumb.headers["content-type"]).toBe("image/webp");
+    expect(await sharp(thumb.rawPayload).metadata()).toMatchObject({ format: "webp", width: 64, height: 64 });
+    expect((await t.app.inject({ method: "GET", url: `/v1/profiles/${p.id}/photos/3`, headers: alice.auth })).statusCode).toBe(404);
+    const tooBig = await t.app.inject({ method: "GET", url: `/v1/profiles/${p.id}/photos/1?size=5000`, headers: alice.auth });
+    expect(tooBig.json()).toMatchObject({ field: "size" });
+
     // Bob sees nothing of Alice's.
+    expect((await t.app.inject({ method: "GET", url: `/v1/profiles/${p.id}/photos/1`, headers: bob.auth })).statusCode).toBe(404);
     const bobGet = await t.app.inject({ method: "GET", url: `/v1/profiles/${p.id}`, headers: bob.auth });
     expect(bobGet.statusCode).toBe(404);
     expect(bobGet.json()).toMatchObject({ error: "not_found" });

@@ -22,6 +22,8 @@ type Cmd = JobCommand;
 type EventInput = { type: JobEvent["type"] } & Record<string, unknown>;
 
 /** Reads the job streams and answers with contract events, like the Python worker would. */
+type StepArtifact = { key: string; kind: string; contentType: string; bytes: number };
+
 export class ScriptedWorker {
   private readonly keys;
   readonly name = `worker-${randomBytes(3).toString("hex")}`;
@@ -86,7 +88,7 @@ export class ScriptedWorker {
     );
   }
 
-  async step(cmd: Cmd, step: StepName, engine: string, artifacts: { key: string; kind: string; contentType: string; bytes: number }[] = [], reused = false) {
+  async step(cmd: Cmd, step: StepName, engine: string, artifacts: StepArtifact[] = [], reused = false) {
     await this.send(cmd, { type: "step_started", step, engine });
     await this.send(cmd, { type: "step_succeeded", step, engine, artifacts, outputs: {}, durationMs: 1234, reused });
   }
@@ -117,7 +119,7 @@ export class ScriptedWorker {
     await this.send(cmd, { type: "job_finished", state: "succeeded", result: this.assets(cmd.jobId) });
   }
 
-  /** The generate_video DAG; writes a fake MP4 (random bytes) where mux puts the video. */
+  /** The generate_video DAG; writes a fake MP4 (random bytes) where mux puts the video, and SubRip beside it for soft subtitles. */
   async video(cmd: Cmd): Promise<Buffer> {
     if (cmd.kind !== "generate_video") throw new Error("not a video command");
     await this.send(cmd, { type: "job_started", worker: this.name });
@@ -125,7 +127,13 @@ export class ScriptedWorker {
     const key = `jobs/${cmd.jobId}/mux/video.mp4`;
     for (const step of ["image", "tts", "talking_head", "upscale"] as const) await this.step(cmd, step, "builtin");
     await this.storage.put(key, bytes, "video/mp4");
-    await this.step(cmd, "mux", "ffmpeg", [{ key, kind: "video", contentType: "video/mp4", bytes: bytes.length }]);
+    const muxed: StepArtifact[] = [{ key, kind: "video", contentType: "video/mp4", bytes: bytes.length }];
+    if (cmd.payload.subtitles === "soft") {
+      const srt = Buffer.from(SCRIPTED_SRT);
+      muxed.push({ key: `jobs/${cmd.jobId}/mux/subtitles.srt`, kind: "subtitles", contentType: "application/x-subrip", bytes: srt.length });
+      await this.storage.put(muxed[1]!.key, srt, "application/x-subrip");
+    }
+    await this.step(cmd, "mux", "ffmpeg", muxed);
     await this.step(cmd, "publish", "builtin");
     await this.send(cmd, {
       type: "job_finished",
@@ -135,6 +143,9 @@ export class ScriptedWorker {
     return bytes;
   }
 }
+
+/** The soft subtitles a scripted video has. */
+export const SCRIPTED_SRT = "1\n00:00:00,000 --> 00:00:01,500\nHello there.\n";
 
 export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs = 10_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;

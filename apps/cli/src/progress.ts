@@ -1,6 +1,7 @@
 // Live job display as pure functions: a view is folded from the job snapshot and each update,
 // then rendered to lines. The terminal code (wait.ts) only prints what these return.
 import { isTerminal, type Job, type JobUpdate, type StepError, type StepName } from "@likeness/contracts";
+import { stepNote } from "@likeness/client";
 
 type StepState = Job["steps"][number]["state"];
 
@@ -30,18 +31,6 @@ export interface JobView {
 
 
 const ms = (iso: string | null | undefined) => (iso ? Date.parse(iso) : null);
-
-/**
- * The one thing worth a glance in a step's outputs: its `reason` (e.g. upscale: "skipped: the
- * frames are already 512x512"), else mux's `video` (copied, or why it was encoded). `--json` has the rest.
- */
-export function stepNote(outputs: Record<string, unknown> | null | undefined): string | undefined {
-  for (const field of ["reason", "video"]) {
-    const v = outputs?.[field];
-    if (typeof v === "string" && v.trim()) return v.trim();
-  }
-  return undefined;
-}
 
 export function viewFromJob(job: Job, previous?: JobView): JobView {
   return {

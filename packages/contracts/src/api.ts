@@ -21,12 +21,26 @@ export const ErrorBody = z.object({
   /** The request field at fault, when there is one (e.g. "images[2]", "voice", "narration"). */
   field: z.string().optional(),
   message: z.string(),
+  /**
+   * Every field at fault, when there are several (an upload's bad files, each with its reason);
+   * `field` and `message` repeat the first.
+   */
+  issues: z.array(z.object({ field: z.string(), message: z.string() })).optional(),
 });
 export type ErrorBody = z.infer<typeof ErrorBody>;
+
+/**
+ * How sign-up and sign-in hand back the session: `token` (default), a bearer token in the answer,
+ * for the CLI and scripts; `cookie`, an httpOnly session cookie the answer never shows, for the
+ * web studio (script on the page cannot read it).
+ */
+export const SessionMode = z.enum(["token", "cookie"]);
+export type SessionMode = z.infer<typeof SessionMode>;
 
 export const Credentials = z.object({
   email: z.email().max(254),
   password: z.string().min(10, "at least 10 characters").max(256),
+  session: SessionMode.optional().describe("`token` (default): a bearer token in the answer; `cookie`: an httpOnly session cookie"),
 });
 export type Credentials = z.infer<typeof Credentials>;
 
@@ -39,6 +53,10 @@ export const Session = z.object({
   token: z.string(),
 });
 export type Session = z.infer<typeof Session>;
+
+/** The answer to a sign-in with `session: "cookie"`: the token went into the cookie only. */
+export const CookieSession = z.object({ user: User });
+export type CookieSession = z.infer<typeof CookieSession>;
 
 export const ProfileState = z.enum(["draft", "queued", "training", "trained", "failed"]);
 export type ProfileState = z.infer<typeof ProfileState>;

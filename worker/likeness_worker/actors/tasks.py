@@ -82,7 +82,7 @@ def execute_step(rt: Runtime, request: dict[str, Any]) -> dict[str, Any]:
         )
         if ctx.cancelled():
             raise StepFailure("cancelled", "cancelled before the step started")
-        rt.faults.before_step(step, attempt, ctx.cancelled)
+        rt.faults.before_step(step, attempt, ctx.cancelled, ctx.command)
         work_dir.mkdir(parents=True, exist_ok=True)
         out = getattr(cls(), TASK_INTERFACES[task_kind][1])(ctx)
         done = {

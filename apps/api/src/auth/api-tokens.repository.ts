@@ -15,10 +15,10 @@ export const TOUCH_EVERY_MS = 60_000;
 export class ApiTokensRepository {
   constructor(private readonly db: Kysely<Database>) {}
 
-  async create(userId: string, tokenHash: string, name: string | null): Promise<string> {
+  async create(userId: string, tokenHash: string, name: string | null, expiresAt: Date | null = null): Promise<string> {
     const row = await this.db
       .insertInto("api_tokens")
-      .values({ user_id: userId, token_hash: tokenHash, name })
+      .values({ user_id: userId, token_hash: tokenHash, name, expires_at: expiresAt })
       .returning("id")
       .executeTakeFirstOrThrow();
     return row.id;
@@ -30,6 +30,7 @@ export class ApiTokensRepository {
       .innerJoin("users", "users.id", "api_tokens.user_id")
       .select(["api_tokens.id as tokenId", "users.id as userId", "users.email as email", "api_tokens.last_used_at as lastUsedAt"])
       .where("api_tokens.token_hash", "=", tokenHash)
+      .where((eb) => eb.or([eb("api_tokens.expires_at", "is", null), eb("api_tokens.expires_at", ">", sql<Date>`now()`)]))
       .executeTakeFirst();
   }
 

@@ -2,10 +2,13 @@
 import { z } from "zod";
 import rateLimit from "@fastify/rate-limit";
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
-import { Credentials, Session } from "@likeness/contracts";
+import type { FastifyReply, FastifyRequest } from "fastify";
+import { CookieSession, Credentials, Session, SessionMode } from "@likeness/contracts";
 import { errorResponses } from "../http/openapi.js";
 import type { AppDeps } from "../app-deps.js";
-import { bearerToken } from "./authenticate.js";
+import { assertSameOrigin, requestToken } from "./authenticate.js";
+import type { IssuedSession } from "./auth.service.js";
+import { clearSessionCookie, setSessionCookie } from "./session-cookie.js";
 
 /**
  * Password guessing and mass sign-ups are slowed per client address and email, counted in Redis
@@ -27,6 +30,17 @@ export const authRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) => {
     },
   });
   const limited = { rateLimit: { max: AUTH_ATTEMPTS_PER_MINUTE, timeWindow: 60_000 } };
+  // A cookie session is for this site's pages only: a sign-in from another site is refused, so it
+  // cannot sign the browser into an account of the attacker's choosing.
+  const sessionCheck = async (request: FastifyRequest) => {
+    if ((request.body as { session?: unknown }).session === "cookie") assertSameOrigin(request);
+  };
+  // `cookie`: the token goes into the httpOnly cookie and the answer shows only the user.
+  const answer = (request: FastifyRequest, reply: FastifyReply, mode: SessionMode | undefined, s: IssuedSession) => {
+    if (mode !== "cookie" || !s.expiresAt) return { user: s.user, token: s.token };
+    setSessionCookie(request, reply, s.token, s.expiresAt);
+    return { user: s.user };
+  };
 
   app.post(
     "/v1/auth/signup",
@@ -34,14 +48,16 @@ export const authRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) => {
       config: limited,
       schema: {
         tags: ["auth"],
-        summary: "Create an account; answers a session with a bearer token (shown once)",
+        summary: "Create an account; answers a bearer token (shown once), or sets the session cookie",
         body: Credentials,
-        response: { 201: Session, ...errorResponses(400, 409, 429) },
+        response: { 201: z.union([Session, CookieSession]), ...errorResponses(400, 403, 409, 429) },
       },
+      preHandler: sessionCheck,
     },
     async (request, reply) => {
-      const session = await auth.signup(request.body.email, request.body.password);
-      return reply.code(201).send(session);
+      const { email, password, session: mode } = request.body;
+      const session = await auth.signup(email, password, mode);
+      return reply.code(201).send(answer(request, reply, mode, session));
     },
   );
 
@@ -51,23 +67,33 @@ export const authRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) => {
       config: limited,
       schema: {
         tags: ["auth"],
-        summary: "Sign in; answers a new bearer token",
-        body: z.object({ email: z.string().max(254), password: z.string().max(256) }),
-        response: { 200: Session, ...errorResponses(400, 401, 429) },
+        summary: "Sign in; answers a new bearer token, or sets the session cookie",
+        body: z.object({ email: z.string().max(254), password: z.string().max(256), session: Credentials.shape.session }),
+        response: { 200: z.union([Session, CookieSession]), ...errorResponses(400, 401, 403, 429) },
       },
+      preHandler: sessionCheck,
     },
-    async (request) => auth.login(request.body.email, request.body.password),
+    async (request, reply) => {
+      const { email, password, session: mode } = request.body;
+      return answer(request, reply, mode, await auth.login(email, password, mode));
+    },
   );
 
   app.post(
     "/v1/auth/logout",
     {
       onRequest: app.authenticate,
-      schema: { tags: ["auth"], summary: "Revoke the token used for this request", security: [{ bearer: [] }], response: { 204: z.null(), ...errorResponses(401) } },
+      schema: {
+        tags: ["auth"],
+        summary: "Revoke the token or session used for this request (and clear the session cookie)",
+        security: [{ bearer: [] }, { session: [] }],
+        response: { 204: z.null(), ...errorResponses(401, 403) },
+      },
     },
     async (request, reply) => {
-      const token = bearerToken(request);
-      if (token) await auth.logout(token);
+      const found = requestToken(request);
+      if (found) await auth.logout(found.token);
+      if (found?.cookie) clearSessionCookie(request, reply);
       return reply.code(204).send(null);
     },
   );

@@ -3,12 +3,13 @@
 import { createHash, randomBytes } from "node:crypto";
 import { hash, verify } from "@node-rs/argon2";
 import type { Kysely } from "kysely";
-import type { Session } from "@likeness/contracts";
+import type { Session, SessionMode } from "@likeness/contracts";
 import type { Database } from "../db/types.js";
 import { UsersRepository } from "../users/users.repository.js";
 import { ApiTokensRepository, TOUCH_EVERY_MS } from "./api-tokens.repository.js";
 import { toUser } from "../users/user.mapper.js";
 import { conflict, HttpError } from "../http/errors.js";
+import { SESSION_TTL_MS } from "./session-cookie.js";
 
 export interface AuthUser {
   id: string;
@@ -18,6 +19,9 @@ export interface AuthUser {
 // argon2id (the library default algorithm) with the OWASP minimum: 19 MiB, 2 passes.
 const ARGON2 = { memoryCost: 19456, timeCost: 2, parallelism: 1 } as const;
 export const LOGIN_FAILED = "email or password is wrong";
+
+/** A new session: the token and, for a cookie session, when it ends. */
+export type IssuedSession = Session & { expiresAt: Date | null };
 
 export function hashToken(token: string): string {
   return createHash("sha256").update(token, "utf8").digest("hex");
@@ -34,14 +38,14 @@ export class AuthService {
     this.tokens = new ApiTokensRepository(db);
   }
 
-  async signup(email: string, password: string): Promise<Session> {
+  async signup(email: string, password: string, mode: SessionMode = "token"): Promise<IssuedSession> {
     const passwordHash = await hash(password, ARGON2);
     const row = await this.users.create(email, passwordHash);
     if (!row) throw conflict("an account with this email exists", "email");
-    return { user: toUser(row), token: await this.issueToken(row.id, "signup") };
+    return { user: toUser(row), ...(await this.issueToken(row.id, mode)) };
   }
 
-  async login(email: string, password: string): Promise<Session> {
+  async login(email: string, password: string, mode: SessionMode = "token"): Promise<IssuedSession> {
     const row = await this.users.findByEmail(email);
     if (!row) {
       this.dummyHash ??= hash("not-a-real-password-at-all", ARGON2);
@@ -50,7 +54,7 @@ export class AuthService {
     }
     const ok = await verify(row.password_hash, password).catch(() => false);
     if (!ok) throw new HttpError(401, "unauthorized", LOGIN_FAILED);
-    return { user: toUser(row), token: await this.issueToken(row.id, "login") };
+    return { user: toUser(row), ...(await this.issueToken(row.id, mode)) };
   }
 
   async logout(token: string): Promise<void> {
@@ -66,9 +70,11 @@ export class AuthService {
     return { id: owner.userId, email: owner.email };
   }
 
-  private async issueToken(userId: string, name: string): Promise<string> {
+  /** A CLI token lasts until it is revoked; a web session ends SESSION_TTL_MS after sign-in. */
+  private async issueToken(userId: string, mode: SessionMode): Promise<{ token: string; expiresAt: Date | null }> {
     const token = randomBytes(32).toString("base64url");
-    await this.tokens.create(userId, hashToken(token), name);
-    return token;
+    const expiresAt = mode === "cookie" ? new Date(Date.now() + SESSION_TTL_MS) : null;
+    await this.tokens.create(userId, hashToken(token), mode === "cookie" ? "web session" : "cli", expiresAt);
+    return { token, expiresAt };
   }
 }

@@ -39,6 +39,8 @@ export interface ApiTokensTable {
   name: string | null;
   created_at: Generated<Date>;
   last_used_at: NullableTimestamp;
+  /** A web session's end; null for a CLI token (it lasts until revoked). */
+  expires_at: NullableTimestamp;
 }
 
 export interface ProfilesTable {

@@ -37,6 +37,7 @@ export function toErrorBody(err: unknown, request: FastifyRequest): { status: nu
   if (err instanceof HttpError) {
     const body: ErrorBody = { error: err.error, message: err.message };
     if (err.field) body.field = err.field;
+    if (err.issues) body.issues = err.issues;
     return { status: err.statusCode, body };
   }
   if (hasZodFastifySchemaValidationErrors(err)) {

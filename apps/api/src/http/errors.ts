@@ -10,9 +10,20 @@ export class HttpError extends Error {
     message: string,
     /** The request field at fault, e.g. "email", "images[2]", "voice". */
     readonly field?: string,
+    /** Every field at fault when there are several (ErrorBody `issues`). */
+    readonly issues?: { field: string; message: string }[],
   ) {
     super(message);
   }
+}
+
+/** Several field errors as one answer: the first one's status, code and message, and all of them as `issues`. */
+export function combined(errors: HttpError[]): HttpError {
+  const [first] = errors;
+  if (!first) throw new Error("combined() needs at least one error");
+  if (errors.length === 1) return first;
+  const issues = errors.map((e) => ({ field: e.field ?? "", message: e.message }));
+  return new HttpError(first.statusCode, first.error, `${first.message} (and ${errors.length - 1} more)`, first.field, issues);
 }
 
 export const badRequest = (message: string, field?: string) => new HttpError(400, "validation", message, field);

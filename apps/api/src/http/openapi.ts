@@ -78,7 +78,8 @@ const NO_CONTENT_DESCRIPTION: Record<string, string> = {
 /** What each error status means in this api; the description of its response. */
 const ERROR_DESCRIPTIONS = {
   400: "Validation failed: `field` names the request field at fault (error `validation`)",
-  401: "No valid bearer token (error `unauthorized`)",
+  401: "No valid bearer token or session cookie (error `unauthorized`)",
+  403: "A request riding on the session cookie came from another site: its `Origin` is not this one (error `forbidden`)",
   404: "Not found, or not yours (error `not_found`)",
   409: "Conflicts with the current state (error `conflict`)",
   413: "Too large (error `too_large`)",

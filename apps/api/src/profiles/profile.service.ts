@@ -3,18 +3,20 @@
 // are inserted in one transaction; on any failure the objects written so far are deleted.
 import { randomUUID } from "node:crypto";
 import { createReadStream } from "node:fs";
+import { buffer } from "node:stream/consumers";
 import type { Kysely } from "kysely";
 import pLimit from "p-limit";
 import type { FastifyBaseLogger } from "fastify";
 import { CreateProfileFields, storageKeys, type Profile } from "@likeness/contracts";
 import type { Database, NewProfileInput } from "../db/types.js";
+import sharp from "sharp";
 import type { ObjectStorage } from "../storage/object-storage.js";
-import { badRequest, conflict, notFound } from "../http/errors.js";
+import { badRequest, combined, conflict, HttpError, notFound } from "../http/errors.js";
 import { ProfilesRepository } from "./profiles.repository.js";
 import { ProfileInputsRepository } from "./profile-inputs.repository.js";
 import { toProfile } from "./profile.mapper.js";
 import { sanitizeFileName } from "./file-name.js";
-import { checkImage, checkVoice, type CheckedImage } from "./media-check.js";
+import { checkImage, checkVoice } from "./media-check.js";
 import type { ParsedUpload } from "./upload-parser.js";
 import { humanErrorMap } from "../http/validation.js";
 
@@ -37,6 +39,13 @@ export function baseTriggerWord(name: string): string {
 function isUniqueViolation(err: unknown, constraint: string): boolean {
   const e = err as { code?: string; constraint?: string };
   return e?.code === "23505" && e.constraint === constraint;
+}
+
+const outcome = <T>(p: Promise<T>) => p.then((value) => ({ value }), (error: unknown) => ({ error }));
+
+/** The media checks' refusals as one answer; anything else (a bug, a crash) as itself. */
+function refusal(failures: unknown[]): unknown {
+  return failures.find((e) => !(e instanceof HttpError)) ?? combined(failures as HttpError[]);
 }
 
 export class ProfileService {
@@ -62,11 +71,14 @@ export class ProfileService {
     const imageNames = upload.images.map((f) => sanitizeFileName(f.rawName, f.field));
     const voiceName = sanitizeFileName(voiceFile.rawName, voiceFile.field);
 
-    // 2. The media checks (decode everything) before anything is stored.
-    const images: CheckedImage[] = await pLimit(IMAGE_CHECK_CONCURRENCY).map(upload.images, (f) =>
-      checkImage(f.path, f.field, f.bytes),
-    );
-    const voice = await checkVoice(voiceFile.path, voiceFile.field, voiceFile.bytes);
+    // 2. The media checks (decode everything) before anything is stored. Every file is checked,
+    //    so a refusal names all the bad ones with their reasons, not only the first.
+    const imageChecks = await pLimit(IMAGE_CHECK_CONCURRENCY).map(upload.images, (f) => outcome(checkImage(f.path, f.field, f.bytes)));
+    const voiceCheck = await outcome(checkVoice(voiceFile.path, voiceFile.field, voiceFile.bytes));
+    const failures = [...imageChecks, voiceCheck].flatMap((c) => ("error" in c ? [c.error] : []));
+    if (failures.length > 0 || !("value" in voiceCheck)) throw refusal(failures);
+    const images = imageChecks.flatMap((c) => ("value" in c ? [c.value] : []));
+    const voice = voiceCheck.value;
 
     // 3. Objects, then rows; undo the objects if anything fails.
     const profileId = randomUUID();
@@ -156,6 +168,24 @@ export class ProfileService {
     if (!row) throw notFound("profile");
     const inputs = await new ProfileInputsRepository(this.db).listForProfiles([row.id]);
     return toProfile(row, inputs);
+  }
+
+  /**
+   * A photo the profile was made from (1-based position) as a square WebP thumbnail; 404 when the
+   * profile is not the user's or has no such photo.
+   */
+  async thumbnail(userId: string, id: string, position: number, size: number): Promise<Buffer> {
+    const row = await new ProfilesRepository(this.db).findForUser(userId, id);
+    if (!row) throw notFound("profile");
+    const input = (await new ProfileInputsRepository(this.db).listForProfiles([row.id])).find((i) => i.kind === "image" && i.position === position);
+    if (!input) throw notFound("photo");
+    const { stream } = await this.storage.getStream(input.key);
+    // EXIF orientation first (a phone's portrait photo is stored sideways), then a square around what stands out.
+    return sharp(await buffer(stream))
+      .rotate()
+      .resize(size, size, { fit: "cover", position: "attention" })
+      .webp({ quality: 80 })
+      .toBuffer();
   }
 
   async list(userId: string): Promise<Profile[]> {

@@ -6,7 +6,7 @@ import { z } from "zod";
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { Profile, UPLOAD_LIMITS } from "@likeness/contracts";
 import type { AppDeps } from "../app-deps.js";
-import { errorResponses, type JsonSchema } from "../http/openapi.js";
+import { errorResponses, errorResponsesDoc, type JsonSchema } from "../http/openapi.js";
 import { ProfileService } from "./profile.service.js";
 import { parseProfileUpload } from "./upload-parser.js";
 
@@ -104,6 +104,28 @@ export const profilesRoutes: FastifyPluginAsyncZod<AppDeps> = async (app, deps) 
       schema: { tags: ["profiles"], summary: "One profile", security: [{ bearer: [] }], params: IdParams, response: { 200: Profile, ...errorResponses(400, 401, 404) } },
     },
     async (request) => profiles.get(request.user.id, request.params.id),
+  );
+
+  app.get(
+    "/v1/profiles/:id/photos/:position",
+    {
+      schema: {
+        tags: ["profiles"],
+        summary: "One of the profile's photos as a square WebP thumbnail",
+        description: "`position` is the photo's place in the upload (1-based), as in `inputs`; `size` is the side in pixels.",
+        security: [{ bearer: [] }, { session: [] }],
+        params: z.object({ id: z.uuid(), position: z.coerce.number().int().min(1).max(UPLOAD_LIMITS.maxImages) }),
+        querystring: z.object({ size: z.coerce.number().int().min(32).max(1024).default(256) }),
+      },
+      config: {
+        openapi: { responses: { 200: { description: "WebP", content: { "image/webp": { schema: { type: "string", format: "binary" } } } }, ...errorResponsesDoc(400, 401, 404) } },
+      },
+    },
+    async (request, reply) => {
+      const image = await profiles.thumbnail(request.user.id, request.params.id, request.params.position, request.query.size);
+      // An upload never changes: the browser may keep it for a day.
+      return reply.header("content-type", "image/webp").header("cache-control", "private, max-age=86400").send(image);
+    },
   );
 
   app.delete(

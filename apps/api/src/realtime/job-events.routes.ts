@@ -1,5 +1,5 @@
-// WebSocket GET /v1/jobs/:id/events. Auth: `Authorization: Bearer` or `?token=` (browsers cannot
-// set headers on a WebSocket). First message: {type:"job", job} snapshot; then every JobUpdate
+// WebSocket GET /v1/jobs/:id/events. Auth: `Authorization: Bearer`, `?token=` (a script cannot set
+// headers on a WebSocket), or the web studio's session cookie with this site's Origin. First message: {type:"job", job} snapshot; then every JobUpdate
 // from `{prefix}:job-updates:<jobId>` and progress from `{prefix}:progress:<jobId>` as
 // {type:"progress", progress}, in the order they arrive. Closes after a terminal snapshot.
 import type { FastifyInstance, FastifyRequest } from "fastify";
@@ -27,7 +27,8 @@ const DESCRIPTION = [
   "A **WebSocket** (RFC 6455): open it with `GET` and `Connection: Upgrade`, `Upgrade: websocket`; the answer is ",
   "`101 Switching Protocols`. A plain HTTP GET without the upgrade is 404.",
   "",
-  "**Auth**: `Authorization: Bearer <token>`, or `?token=<token>` where headers cannot be set (browsers). ",
+  "**Auth**: `Authorization: Bearer <token>`, or `?token=<token>` where headers cannot be set, or the web ",
+  "studio's session cookie (then `Origin` must be this site, else 403). ",
   "Without a valid token the upgrade is refused with 401; another user's job, or none, is 404.",
   "",
   "**Messages** (server → client, JSON text frames, contracts `JobUpdate`; see `x-websocket-messages`):",
@@ -50,7 +51,7 @@ export function jobEventsRoutes(app: FastifyInstance, jobs: JobsService, hub: Jo
       summary: "Live updates of a job over a WebSocket: snapshot, events and progress until it ends",
       description: DESCRIPTION,
       tags: ["jobs"],
-      security: [{ bearer: [] }],
+      security: [{ bearer: [] }, { session: [] }],
       params: Params,
       querystring: Query,
     },
@@ -66,7 +67,7 @@ export function jobEventsRoutes(app: FastifyInstance, jobs: JobsService, hub: Jo
         },
         responses: {
           101: { description: "Switching Protocols: the WebSocket is open; the messages are `x-websocket-messages`", type: "null" },
-          ...errorResponsesDoc(400, 401, 404),
+          ...errorResponsesDoc(400, 401, 403, 404),
         },
         extensions: { "x-websocket-messages": z.toJSONSchema(JobUpdate, { target: "openapi-3.0", io: "output" }) },
       },

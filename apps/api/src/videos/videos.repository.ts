@@ -40,6 +40,18 @@ export class VideosRepository {
       .executeTakeFirstOrThrow();
   }
 
+  /** The newest soft-subtitles file (SubRip) of a job, if its mux step wrote one. */
+  async subtitlesKey(jobId: string): Promise<string | null> {
+    const row = await this.db
+      .selectFrom("artifacts")
+      .select("key")
+      .where("job_id", "=", jobId)
+      .where("kind", "=", "subtitles")
+      .orderBy("created_at", "desc")
+      .executeTakeFirst();
+    return row?.key ?? null;
+  }
+
   private withState() {
     return this.db
       .selectFrom("videos")

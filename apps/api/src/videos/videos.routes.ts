@@ -137,4 +137,24 @@ export const videosRoutes: FastifyPluginAsyncZod<{ videos: VideosService }> = as
       return reply.send(file.stream);
     },
   );
+
+  app.get(
+    "/v1/videos/:id/subtitles.vtt",
+    {
+      schema: {
+        summary: "The soft subtitles as WebVTT (for a <track>)",
+        description: "404 when the video has no soft subtitles: burned in, turned off, or not made yet.",
+        tags: ["videos"],
+        security: [{ bearer: [] }, { session: [] }],
+        params: Params,
+      },
+      config: {
+        openapi: { responses: { 200: { description: "WebVTT", content: { "text/vtt": { schema: { type: "string" } } } }, ...errorResponsesDoc(401, 404) } },
+      },
+    },
+    async (request, reply) => {
+      const vtt = await videos.subtitles(request.user.id, request.params.id);
+      return reply.header("content-type", "text/vtt; charset=utf-8").header("cache-control", "private, max-age=0").send(vtt);
+    },
+  );
 };

@@ -1,5 +1,6 @@
 // Decisions about videos: what may be generated from which profile (validate before you queue),
 // listing, and opening the MP4 for streaming.
+import { text } from "node:stream/consumers";
 import {
   GENERATE_VIDEO_STEPS,
   ProfileAssets,
@@ -20,6 +21,7 @@ import { ProfilesRepository } from "../profiles/profiles.repository.js";
 import type { JobsRuntime, JobsService } from "../jobs/jobs.service.js";
 import { VideosRepository } from "./videos.repository.js";
 import { toVideo } from "./video.mapper.js";
+import { srtToWebVtt } from "./webvtt.js";
 import { toJob } from "../jobs/job-view.js";
 import { SCRIPT_ENGINE, scriptFromNarration } from "../llm/narration.js";
 import { jobTaskKinds, type EngineMap } from "../engines/engines.service.js";
@@ -154,6 +156,16 @@ export class VideosService {
 
   async list(userId: string): Promise<Video[]> {
     return (await this.videos.listForUser(userId)).map(toVideo);
+  }
+
+  /** The soft subtitles as WebVTT; 404 when the video has none (burned, off, or not made yet). */
+  async subtitles(userId: string, videoId: string): Promise<string> {
+    const v = await this.videos.find(videoId, userId);
+    if (!v) throw notFound("video");
+    const key = v.subtitles === "soft" && v.video_key ? await this.videos.subtitlesKey(v.job_id) : null;
+    if (!key || !isJobKey(v.job_id, key)) throw notFound("subtitles");
+    const { stream } = await this.storage.getStream(key);
+    return srtToWebVtt(await text(stream));
   }
 
   /**

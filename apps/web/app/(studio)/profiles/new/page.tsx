@@ -1,0 +1,109 @@
+"use client";
+// New profile: a name, photos and a voice sample, checked here as the server would; then the
+// upload, and training starts at once. A refused upload shows each file's reason beside it.
+import { useRouter } from "next/navigation";
+import { useState, type FormEvent } from "react";
+import { UPLOAD_LIMITS } from "@likeness/contracts";
+import { api, errorText, fieldErrors } from "@/lib/api";
+import { totalTooLarge } from "@/lib/upload-checks";
+import { PhotoDrop, type PhotoItem } from "@/components/photo-drop";
+import { VoiceInput, type VoiceSample } from "@/components/voice-input";
+
+export default function NewProfilePage() {
+  const router = useRouter();
+  const [name, setName] = useState("");
+  const [photos, setPhotos] = useState<PhotoItem[]>([]);
+  const [voice, setVoice] = useState<VoiceSample>();
+  const [errors, setErrors] = useState<Record<string, string>>({});
+  const [problem, setProblem] = useState<string>();
+  const [busy, setBusy] = useState<string>();
+
+  const blockers = [
+    !name.trim() && "give the profile a name",
+    photos.length === 0 && "add at least one photo",
+    photos.length > UPLOAD_LIMITS.maxImages && `at most ${UPLOAD_LIMITS.maxImages} photos`,
+    photos.some((p) => p.checking) && "wait until the photos are checked",
+    photos.some((p) => p.problem) && "remove the photos that cannot be used",
+    !voice && "add a voice sample",
+    voice?.checking && "wait until the voice sample is checked",
+    voice?.problem && "replace the voice sample that cannot be used",
+    totalTooLarge(photos.reduce((n, p) => n + p.file.size, voice?.file.size ?? 0)),
+  ].filter((b): b is string => !!b);
+
+  const submit = async (e: FormEvent) => {
+    e.preventDefault();
+    setProblem(undefined);
+    if (blockers.length || !voice) {
+      setProblem(`Before creating the profile: ${blockers.join("; ")}.`);
+      return;
+    }
+    setBusy("Uploading…");
+    setErrors({});
+    let profileId: string;
+    try {
+      const profile = await api().createProfile(
+        name.trim(),
+        photos.map((p) => ({ name: p.file.name, type: p.file.type, data: p.file })),
+        { name: voice.file.name, type: voice.file.type, data: voice.file },
+      );
+      profileId = profile.id;
+    } catch (err) {
+      const byField = fieldErrors(err);
+      // images[i] is the i-th photo sent: the server's reason goes beside it.
+      setPhotos((ps) => ps.map((p, i) => (byField[`images[${i}]`] ? { ...p, problem: byField[`images[${i}]`] } : p)));
+      if (byField.voice) setVoice((v) => v && { ...v, problem: byField.voice });
+      setErrors(byField);
+      const shown = Object.keys(byField).some((f) => f === "name" || f === "voice" || /^images\[\d+\]$/.test(f));
+      setProblem(shown ? "The server could not use some of the files: see the reasons beside them." : errorText(err));
+      setBusy(undefined);
+      return;
+    }
+    setBusy("Starting training…");
+    try {
+      await api().trainProfile(profileId);
+    } catch {
+      // The profile exists; its page offers to start training again.
+    }
+    router.push(`/profiles/${profileId}`);
+  };
+
+  return (
+    <main id="main" className="page narrow">
+      <h1>New profile</h1>
+      <p className="muted">Likeness learns your face from the photos and your voice from the sample. Training starts as soon as they are uploaded.</p>
+      <form className="card form" onSubmit={(e) => void submit(e)} noValidate>
+        <div className="field">
+          <label htmlFor="profile-name">Name</label>
+          <input
+            id="profile-name"
+            value={name}
+            maxLength={80}
+            required
+            onChange={(e) => setName(e.target.value)}
+            aria-invalid={!!errors.name}
+            aria-describedby={errors.name ? "name-error" : "name-hint"}
+          />
+          {errors.name ? (
+            <p id="name-error" className="field-error">
+              {errors.name}
+            </p>
+          ) : (
+            <p id="name-hint" className="hint">
+              Who this is, e.g. your own name.
+            </p>
+          )}
+        </div>
+        <PhotoDrop photos={photos} onChange={setPhotos} />
+        <VoiceInput voice={voice} onChange={setVoice} />
+        {problem && (
+          <p role="alert" className="error-note">
+            {problem}
+          </p>
+        )}
+        <button type="submit" className="button primary wide" disabled={!!busy}>
+          {busy ?? "Create profile and start training"}
+        </button>
+      </form>
+    </main>
+  );
+}
