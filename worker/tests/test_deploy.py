@@ -96,11 +96,11 @@ def compose_env_names() -> set[str]:
 
 def test_compose_parses_and_has_the_stack() -> None:
     svc = services()
-    for name in ("traefik", "api", "worker", "worker-gpu", "postgres", "redis", "minio", "minio-init",
+    for name in ("traefik", "api", "web", "worker", "worker-gpu", "postgres", "redis", "minio", "minio-init",
                  "prometheus", "grafana", "cadvisor", "dcgm-exporter", "ollama", "open-webui", "comfyui"):
         assert name in svc, f"compose.yaml has no service {name}"
     # `docker compose up` without profiles starts only what works today.
-    assert "profiles" not in svc["worker"] and "profiles" not in svc["api"]
+    assert all("profiles" not in svc[name] for name in ("api", "web", "worker"))
     assert svc["worker-gpu"]["profiles"] == ["gpu"] and svc["dcgm-exporter"]["profiles"] == ["gpu"]
     for name in ("ollama", "open-webui", "comfyui"):
         assert svc[name]["profiles"] == ["engines"], name
@@ -224,7 +224,7 @@ def dockerignore() -> list[str]:
     return [ln.strip() for ln in lines if ln.strip() and not ln.startswith("#") and not ln.startswith("!")]
 
 
-@pytest.mark.parametrize("dockerfile", ["api.Dockerfile", "worker.Dockerfile"])
+@pytest.mark.parametrize("dockerfile", ["api.Dockerfile", "web.Dockerfile", "worker.Dockerfile"])
 def test_dockerfile_copy_sources_exist_and_are_not_ignored(dockerfile: str) -> None:
     text = (DEPLOY / dockerfile).read_text().replace("\\\n", " ")
     copies = [ln.split()[1:] for ln in text.splitlines() if ln.strip().startswith("COPY ")]
@@ -410,3 +410,9 @@ def test_traefik_config_parses_and_routers_use_defined_middlewares() -> None:
     assert {"traefik", "grafana", "prometheus", "minio"} <= admin_routers, "admin UIs must sit behind basic-auth"
     api_rule = next(lbl for lbl in labels if lbl.startswith("traefik.http.routers.api.rule="))
     assert "!PathPrefix(`/metrics`)" in api_rule, "the api's /metrics must not be public"
+    # One origin: the api takes /v1 (and the WebSocket under it), the web studio the rest.
+    assert "PathPrefix(`/v1`)" in api_rule
+    web_rule = next(lbl for lbl in labels if lbl.startswith("traefik.http.routers.web.rule="))
+    assert web_rule.endswith("PathPrefix(`/`)")
+    priority = {m.group(1): int(m.group(2)) for lbl in labels if (m := re.match(r"traefik\.http\.routers\.(\w+)\.priority=(\d+)$", lbl))}
+    assert priority["api"] > priority["web"], "the api's paths must win over the web app's catch-all"

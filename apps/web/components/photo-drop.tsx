@@ -75,9 +75,6 @@ export function PhotoDrop({ photos, onChange }: { photos: PhotoItem[]; onChange:
         data-testid="photo-dropzone"
       >
         <p>Drag photos here, or</p>
-        <label className="button" htmlFor="photos-input">
-          Choose photos
-        </label>
         <input
           id="photos-input"
           className="visually-hidden"
@@ -90,6 +87,10 @@ export function PhotoDrop({ photos, onChange }: { photos: PhotoItem[]; onChange:
             e.target.value = "";
           }}
         />
+        {/* After its input: the input is hidden, and its focus shows on this label (globals.css). */}
+        <label className="button" htmlFor="photos-input">
+          Choose photos
+        </label>
         <p className="hint">PNG, JPEG or WebP; each at most {UPLOAD_LIMITS.maxImageBytes / 2 ** 20} MB and at least {UPLOAD_LIMITS.minImageSide} px a side.</p>
       </div>
       <p id="photos-advice" className={count > UPLOAD_LIMITS.maxImages ? "field-error" : "hint"} aria-live="polite">

@@ -87,9 +87,6 @@ export function VoiceInput({ voice, onChange }: { voice: VoiceSample | undefined
           </button>
         )}
         <span className="muted">or</span>
-        <label className="button" htmlFor="voice-input">
-          Upload a recording
-        </label>
         <input
           id="voice-input"
           className="visually-hidden"
@@ -101,6 +98,9 @@ export function VoiceInput({ voice, onChange }: { voice: VoiceSample | undefined
             e.target.value = "";
           }}
         />
+        <label className="button" htmlFor="voice-input">
+          Upload a recording
+        </label>
       </div>
       {recording && (
         <p className="recording" role="status">

@@ -65,6 +65,8 @@ export function useJob(jobId: string | null | undefined, onEnd?: (job: Job) => v
         const u = parsed.data;
         if (u.type === "job") {
           setJob(u.job);
+          // Opened mid-job (a reload, a reconnect): the log starts with what the steps have done so far.
+          setLog((l) => (l.length ? l : snapshotLines(u.job)));
           if (isTerminal(u.job.state)) {
             stopped = true;
             setConnection("ended");
@@ -144,6 +146,18 @@ function eventLine(e: JobEvent): LogLine | undefined {
     case "job_finished":
       return { at: e.at, text: `Finished: ${e.state}`, tone: e.state === "succeeded" ? "success" : "error" };
   }
+}
+
+function snapshotLines(job: Job): LogLine[] {
+  const lines: LogLine[] = [];
+  for (const s of job.steps) {
+    if (s.startedAt && !s.reused) lines.push({ at: s.startedAt, text: `${stepLabel(s.name)} started (${s.engine ?? "?"})`, tone: "info" });
+    if (s.finishedAt && s.state === "succeeded") {
+      lines.push({ at: s.finishedAt, text: `${stepLabel(s.name)} ${s.reused ? "reused" : `done in ${seconds(s.durationMs ?? 0)}`}`, tone: "success" });
+    }
+    if (s.finishedAt && s.state === "failed") lines.push({ at: s.finishedAt, text: `${stepLabel(s.name)} failed: ${s.error?.message ?? ""}`, tone: "error" });
+  }
+  return lines.sort((a, b) => a.at.localeCompare(b.at));
 }
 
 const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;

@@ -238,6 +238,73 @@ describe.skipIf(!studio)("the studio in a browser", () => {
     await player(page).waitFor({ timeout: 60_000 });
   });
 
+  test("Cancel stops a running job; Retry then finishes it", async () => {
+    const page = owner;
+    await startVideo(page, "SLOWLY: this one is cancelled while it upscales, then retried.");
+    const view = page.getByTestId("job-view");
+    await expect.poll(() => view.locator('[data-step="upscale"]').getAttribute("data-state"), { timeout: 60_000 }).toBe("running");
+    await page.getByRole("button", { name: "Cancel" }).click();
+    await expect.poll(() => view.getAttribute("data-job-state"), { timeout: 30_000 }).toBe("cancelled");
+    await page.getByText("The job was cancelled.").waitFor();
+    await page.getByRole("button", { name: "Retry" }).click();
+    await player(page).waitFor({ timeout: 60_000 });
+  });
+
+  test("Edit and re-render: a new narration, the steps it can reuse named before and marked after", async () => {
+    const page = owner;
+    await page.goto(`/videos/${videoId}`);
+    await player(page).waitFor();
+    await page.getByLabel("Narration", { exact: true }).fill("The same scene, with new words spoken over it.");
+    await expect.poll(() => page.getByTestId("expected-reuse").innerText()).toBe("Will reuse from this video: Scene image. The rest is made again.");
+    await page.getByRole("button", { name: "Re-render" }).click();
+    await page.waitForURL((url) => UUID.test(url.pathname) && !url.pathname.endsWith(videoId));
+    await player(page).waitFor({ timeout: 120_000 });
+    await page.getByRole("link", { name: "another video" }).waitFor(); // where it was edited from
+    const rows = await page.locator("table [data-step]").allInnerTexts();
+    expect(rows.find((r) => r.startsWith("Scene image"))).toMatch(/reused/);
+    expect(rows.find((r) => r.startsWith("Speech"))).not.toMatch(/reused/);
+  });
+
+  test("a video from a topic: the local LLM writes the script, the review shows it", async () => {
+    const page = owner;
+    await page.goto("/videos/new");
+    await page.getByRole("radio", { name: /^Written for me/ }).check();
+    await page.getByLabel("Topic").fill("why the sea is salty");
+    await page.getByLabel("Length").selectOption("15");
+    await page.getByRole("button", { name: "Generate video" }).click();
+    await page.waitForURL(/\/videos\/[0-9a-f-]{36}$/);
+    await player(page).waitFor({ timeout: 180_000 });
+    const script = await page.getByRole("region", { name: "Script" }).innerText();
+    expect(script).toMatch(/Narration\s+\S+/);
+    expect((await page.locator("table [data-step]").allInnerTexts()).find((r) => r.startsWith("Script"))).toMatch(/local/);
+  });
+
+  test("works from the keyboard: sign in with Tab and Enter, the focus always visible", async () => {
+    const page = await newPage(browser);
+    const email = `keys-${Date.now()}@example.com`;
+    const res = await page.request.post("/v1/auth/signup", { data: { email, password: PASSWORD } }); // an account to sign in to
+    expect(res.status()).toBe(201);
+    await page.goto("/signin");
+    await page.keyboard.press("Tab");
+    expect(await page.evaluate(() => document.activeElement?.textContent)).toBe("Skip to content");
+    await page.keyboard.press("Tab");
+    expect(await page.evaluate(() => document.activeElement?.id)).toBe("email");
+    const outline = await page.evaluate(() => getComputedStyle(document.activeElement!).outlineStyle);
+    expect(outline).toBe("solid");
+    await page.keyboard.type(email);
+    await page.keyboard.press("Tab");
+    await page.keyboard.type(PASSWORD);
+    await page.keyboard.press("Enter");
+    await page.getByRole("heading", { name: "Your studio", exact: true }).waitFor();
+    // The new-profile page: the hidden file input's focus shows on its button.
+    await page.goto("/profiles/new");
+    await page.locator("#photos-input").focus();
+    await page.keyboard.press("Shift+Tab");
+    await page.keyboard.press("Tab");
+    const label = await page.evaluate(() => getComputedStyle(document.querySelector('label[for="photos-input"]')!).outlineStyle);
+    expect(label).toBe("solid");
+  });
+
   test("records a voice sample in the browser: a waveform and its duration", async () => {
     const page = owner;
     await page.goto("/profiles/new");

@@ -19,12 +19,13 @@ export default function HomePage() {
       <div className="page-head">
         <h1>Your studio</h1>
         <div className="actions">
+          {/* Named apart from the header's links, so each control has a name of its own. */}
           <Link href="/profiles/new" className="button">
-            New profile
+            Create a profile
           </Link>
           {trained.length > 0 && (
             <Link href="/videos/new" className="button primary">
-              New video
+              Make a video
             </Link>
           )}
         </div>
