@@ -36,6 +36,11 @@ export async function missingPrerequisite(): Promise<string | undefined> {
     if (!fs.existsSync(file)) return `${path.relative(REPO, file)} is missing: ${what}`;
   }
   const { databaseUrl, redisUrl } = baseUrls();
+  return unreachable(databaseUrl, redisUrl);
+}
+
+/** Why Postgres or Redis cannot be used at these URLs, or undefined when both answer. */
+export async function unreachable(databaseUrl: string, redisUrl: string): Promise<string | undefined> {
   const client = new pg.Client({ connectionString: databaseUrl, connectionTimeoutMillis: 3000 });
   try {
     await client.connect();
@@ -69,7 +74,8 @@ export async function skipE2e(): Promise<boolean> {
   return true;
 }
 
-function redact(url: string): string {
+/** The URL without its password, for messages. */
+export function redact(url: string): string {
   return url.replace(/\/\/([^:@/]+):[^@/]*@/, "//$1:***@");
 }
 

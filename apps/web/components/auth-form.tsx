@@ -6,6 +6,7 @@ import { useRouter, useSearchParams } from "next/navigation";
 import { useEffect, useState, type FormEvent } from "react";
 import { Credentials } from "@likeness/contracts";
 import { api, errorText, fieldErrors } from "@/lib/api";
+import { TextField } from "./text-field";
 
 export function AuthForm({ mode }: { mode: "signin" | "signup" }) {
   const router = useRouter();
@@ -54,46 +55,17 @@ export function AuthForm({ mode }: { mode: "signin" | "signup" }) {
         {signup ? "Your profiles and videos stay on this server, visible only to you." : "Welcome back. Your profiles and videos are waiting."}
       </p>
       <form className="card form" method="post" onSubmit={(e) => void submit(e)} noValidate>
-        <div className="field">
-          <label htmlFor="email">Email</label>
-          <input
-            id="email"
-            name="email"
-            type="email"
-            autoComplete="email"
-            required
-            aria-invalid={!!errors.email}
-            aria-describedby={errors.email ? "email-error" : undefined}
-          />
-          {errors.email && (
-            <p id="email-error" className="field-error">
-              {errors.email}
-            </p>
-          )}
-        </div>
-        <div className="field">
-          <label htmlFor="password">Password</label>
-          <input
-            id="password"
-            name="password"
-            type="password"
-            autoComplete={signup ? "new-password" : "current-password"}
-            required
-            minLength={signup ? 10 : undefined}
-            aria-invalid={!!errors.password}
-            aria-describedby={errors.password ? "password-error" : signup ? "password-hint" : undefined}
-          />
-          {signup && !errors.password && (
-            <p id="password-hint" className="hint">
-              At least 10 characters.
-            </p>
-          )}
-          {errors.password && (
-            <p id="password-error" className="field-error">
-              {errors.password}
-            </p>
-          )}
-        </div>
+        <TextField id="email" label="Email" type="email" autoComplete="email" required error={errors.email} />
+        <TextField
+          id="password"
+          label="Password"
+          type="password"
+          autoComplete={signup ? "new-password" : "current-password"}
+          required
+          minLength={signup ? 10 : undefined}
+          hint={signup ? "At least 10 characters." : undefined}
+          error={errors.password}
+        />
         {problem && (
           <p role="alert" className="error-note">
             {problem}

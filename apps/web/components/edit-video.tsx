@@ -7,6 +7,7 @@ import type { Video } from "@likeness/contracts";
 import { api, errorText, fieldErrors } from "@/lib/api";
 import { stepLabel } from "@/lib/use-job";
 import { expectedReuse } from "@/lib/video-options";
+import { TextField } from "./text-field";
 
 export function EditVideo({ video: v }: { video: Video }) {
   const router = useRouter();
@@ -48,16 +49,8 @@ export function EditVideo({ video: v }: { video: Video }) {
     <section aria-labelledby="edit-title" className="card">
       <h2 id="edit-title">Edit and re-render</h2>
       <form className="form" onSubmit={(e) => void submit(e)} noValidate>
-        <div className="field">
-          <label htmlFor="edit-narration">Narration</label>
-          <textarea id="edit-narration" rows={5} maxLength={5000} value={narration} onChange={(e) => setNarration(e.target.value)} aria-invalid={!!errors.narration} />
-          {errors.narration && <p className="field-error">{errors.narration}</p>}
-        </div>
-        <div className="field">
-          <label htmlFor="edit-stage">Scene</label>
-          <textarea id="edit-stage" rows={2} maxLength={2000} value={stage} onChange={(e) => setStage(e.target.value)} aria-invalid={!!errors.stage} />
-          {errors.stage && <p className="field-error">{errors.stage}</p>}
-        </div>
+        <TextField id="edit-narration" label="Narration" rows={5} maxLength={5000} value={narration} onChange={(e) => setNarration(e.target.value)} error={errors.narration} />
+        <TextField id="edit-stage" label="Scene" rows={2} maxLength={2000} value={stage} onChange={(e) => setStage(e.target.value)} error={errors.stage} />
         <p className="hint" aria-live="polite" data-testid="expected-reuse">
           {!changed.size
             ? "Nothing changed yet."

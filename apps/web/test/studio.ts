@@ -33,6 +33,7 @@ import { chromium, type Browser, type Page } from "playwright-core";
 import { beforeEach, inject } from "vitest";
 import type { TestProject } from "vitest/node";
 import { freePort, portTaken } from "../../../scripts/infra.mjs";
+import { unreachable } from "../../../e2e/harness/stack.js";
 import { API_ENTRY, REPO, Stack, WORKER_BIN, builtApiUrl, rel } from "../../../scripts/stack.mjs";
 
 export const CHROMIUM = "/usr/bin/chromium";
@@ -60,10 +61,6 @@ declare module "vitest" {
 // ---------------------------------------------------------------------------------------------
 // globalSetup: one studio per run
 
-function redact(url: string): string {
-  return url.replace(/\/\/([^:@/]+):[^@/]*@/, "//$1:***@");
-}
-
 /** Why the studio cannot run here, or undefined when it can. */
 async function missingPrerequisite(databaseUrl: string, redisUrl: string): Promise<string | undefined> {
   for (const [file, what] of [
@@ -74,25 +71,7 @@ async function missingPrerequisite(databaseUrl: string, redisUrl: string): Promi
   ] as const) {
     if (!fs.existsSync(file)) return `${rel(file)} is missing: ${what}`;
   }
-  const client = new pg.Client({ connectionString: databaseUrl, connectionTimeoutMillis: 3000 });
-  try {
-    await client.connect();
-    await client.query("select 1");
-  } catch (err) {
-    return `Postgres is unreachable at ${redact(databaseUrl)}: ${(err as Error).message}`;
-  } finally {
-    await client.end().catch(() => undefined);
-  }
-  const redis = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 0, connectTimeout: 3000, retryStrategy: () => null });
-  try {
-    await redis.connect();
-    await redis.ping();
-  } catch (err) {
-    return `Redis is unreachable at ${redact(redisUrl)}: ${(err as Error).message}`;
-  } finally {
-    redis.disconnect();
-  }
-  return undefined;
+  return unreachable(databaseUrl, redisUrl);
 }
 
 /** The last `lines` lines of each log, for a failure message. */

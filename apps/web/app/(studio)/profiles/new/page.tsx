@@ -7,6 +7,7 @@ import { UPLOAD_LIMITS } from "@likeness/contracts";
 import { api, errorText, fieldErrors } from "@/lib/api";
 import { totalTooLarge } from "@/lib/upload-checks";
 import { PhotoDrop, type PhotoItem } from "@/components/photo-drop";
+import { TextField } from "@/components/text-field";
 import { VoiceInput, type VoiceSample } from "@/components/voice-input";
 
 export default function NewProfilePage() {
@@ -72,27 +73,16 @@ export default function NewProfilePage() {
       <h1>New profile</h1>
       <p className="muted">Likeness learns your face from the photos and your voice from the sample. Training starts as soon as they are uploaded.</p>
       <form className="card form" onSubmit={(e) => void submit(e)} noValidate>
-        <div className="field">
-          <label htmlFor="profile-name">Name</label>
-          <input
-            id="profile-name"
-            value={name}
-            maxLength={80}
-            required
-            onChange={(e) => setName(e.target.value)}
-            aria-invalid={!!errors.name}
-            aria-describedby={errors.name ? "name-error" : "name-hint"}
-          />
-          {errors.name ? (
-            <p id="name-error" className="field-error">
-              {errors.name}
-            </p>
-          ) : (
-            <p id="name-hint" className="hint">
-              Who this is, e.g. your own name.
-            </p>
-          )}
-        </div>
+        <TextField
+          id="profile-name"
+          label="Name"
+          value={name}
+          maxLength={80}
+          required
+          onChange={(e) => setName(e.target.value)}
+          hint="Who this is, e.g. your own name."
+          error={errors.name}
+        />
         <PhotoDrop photos={photos} onChange={setPhotos} />
         <VoiceInput voice={voice} onChange={setVoice} />
         {problem && (

@@ -8,6 +8,7 @@ import { VIDEO_DEFAULTS, type EngineInfo, type Pipeline, type SubtitleMode, type
 import { api, errorText, fieldErrors } from "@/lib/api";
 import { useResource } from "@/lib/use-resource";
 import { ChoiceGroup } from "@/components/choice-group";
+import { TextField } from "@/components/text-field";
 import { PIPELINES, SIZES, SUBTITLES, TASK_LABELS, taskKindsOf } from "@/lib/video-options";
 
 export default function NewVideoPage() {
@@ -121,37 +122,39 @@ function NewVideoForm() {
         />
         {source === "narration" ? (
           <>
-            <div className="field">
-              <label htmlFor="narration">Narration</label>
-              <textarea
-                id="narration"
-                rows={6}
-                maxLength={5000}
-                value={narration}
-                onChange={(e) => setNarration(e.target.value)}
-                aria-invalid={!!errors.narration}
-                aria-describedby="narration-hint"
-              />
-              <p id="narration-hint" className={errors.narration ? "field-error" : "hint"}>
-                {errors.narration ?? `${narration.length} / 5000 characters${words ? `, about ${Math.max(1, Math.round(words / WORDS_PER_SECOND))} s of speech` : ""}`}
-              </p>
-            </div>
-            <div className="field">
-              <label htmlFor="stage">Scene (optional)</label>
-              <textarea id="stage" rows={2} maxLength={2000} value={stage} onChange={(e) => setStage(e.target.value)} aria-describedby="stage-hint" aria-invalid={!!errors.stage} />
-              <p id="stage-hint" className={errors.stage ? "field-error" : "hint"}>
-                {errors.stage ?? "Where you are and what it looks like, e.g. “a sunny beach at noon”."}
-              </p>
-            </div>
+            <TextField
+              id="narration"
+              label="Narration"
+              rows={6}
+              maxLength={5000}
+              value={narration}
+              onChange={(e) => setNarration(e.target.value)}
+              hint={`${narration.length} / 5000 characters${words ? `, about ${Math.max(1, Math.round(words / WORDS_PER_SECOND))} s of speech` : ""}`}
+              error={errors.narration}
+            />
+            <TextField
+              id="stage"
+              label="Scene (optional)"
+              rows={2}
+              maxLength={2000}
+              value={stage}
+              onChange={(e) => setStage(e.target.value)}
+              hint="Where you are and what it looks like, e.g. “a sunny beach at noon”."
+              error={errors.stage}
+            />
           </>
         ) : (
           <div className="field-row">
-            <div className="field grow">
-              <label htmlFor="topic">Topic</label>
-              <input id="topic" maxLength={500} value={topic} onChange={(e) => setTopic(e.target.value)} aria-invalid={!!errors.topic} aria-describedby="topic-hint" />
-              <p id="topic-hint" className={errors.topic ? "field-error" : "hint"}>
-                {errors.topic ?? "e.g. “why the sea is salty”. The built-in model is small: check its script on the video's page."}
-              </p>
+            <div className="grow">
+              <TextField
+                id="topic"
+                label="Topic"
+                maxLength={500}
+                value={topic}
+                onChange={(e) => setTopic(e.target.value)}
+                hint="e.g. “why the sea is salty”. The built-in model is small: check its script on the video's page."
+                error={errors.topic}
+              />
             </div>
             <div className="field">
               <label htmlFor="length">Length</label>
