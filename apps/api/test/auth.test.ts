@@ -118,6 +118,12 @@ describeWithServices("auth", () => {
     expect(ended.statusCode).toBe(401);
     expect(ended.json().message).toMatch(/sign in again/);
     expect((await app.inject({ method: "GET", url: "/v1/me", headers: auth })).statusCode).toBe(200);
+    // The next sign-in tidies the ended one away.
+    const user = await t.db.selectFrom("users").select("id").where("email", "=", email).executeTakeFirstOrThrow();
+    await app.inject({ method: "POST", url: "/v1/auth/login", headers: site, payload: { email, password, session: "cookie" } });
+    const rows = await t.db.selectFrom("api_tokens").select("expires_at").where("user_id", "=", user.id).execute();
+    expect(rows).toHaveLength(1);
+    expect(rows[0]!.expires_at!.getTime()).toBeGreaterThan(Date.now());
   });
 
   it("refuses a wrong password and an unknown email with the same message", async () => {

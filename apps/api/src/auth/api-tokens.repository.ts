@@ -44,6 +44,11 @@ export class ApiTokensRepository {
       .execute();
   }
 
+  /** A user's web sessions that have ended (they no longer sign anyone in; this only tidies). */
+  async deleteExpired(userId: string): Promise<void> {
+    await this.db.deleteFrom("api_tokens").where("user_id", "=", userId).where("expires_at", "<=", sql<Date>`now()`).execute();
+  }
+
   async deleteByHash(tokenHash: string): Promise<void> {
     await this.db.deleteFrom("api_tokens").where("token_hash", "=", tokenHash).execute();
   }

@@ -74,6 +74,7 @@ export class AuthService {
   private async issueToken(userId: string, mode: SessionMode): Promise<{ token: string; expiresAt: Date | null }> {
     const token = randomBytes(32).toString("base64url");
     const expiresAt = mode === "cookie" ? new Date(Date.now() + SESSION_TTL_MS) : null;
+    await this.tokens.deleteExpired(userId);
     await this.tokens.create(userId, hashToken(token), mode === "cookie" ? "web session" : "cli", expiresAt);
     return { token, expiresAt };
   }
