@@ -7,6 +7,7 @@ import { useEffect, useState, type FormEvent } from "react";
 import { Credentials } from "@likeness/contracts";
 import { api, errorText, fieldErrors } from "@/lib/api";
 import { TextField } from "./text-field";
+import { focusFirstInvalid } from "@/lib/focus-invalid";
 
 export function AuthForm({ mode }: { mode: "signin" | "signup" }) {
   const router = useRouter();
@@ -17,19 +18,28 @@ export function AuthForm({ mode }: { mode: "signin" | "signup" }) {
   // The page is served as HTML first: until the script runs, the form must not submit on its own.
   const [ready, setReady] = useState(false);
   useEffect(() => setReady(true), []);
+  // Already signed in (the cookie is still good): straight on.
+  useEffect(() => {
+    api()
+      .me()
+      .then(() => router.replace(next))
+      .catch(() => undefined);
+  }, [router, next]);
   const signup = mode === "signup";
 
   const submit = async (e: FormEvent<HTMLFormElement>) => {
     e.preventDefault();
     setProblem(undefined);
     // Read from the form itself: what was typed before the script ran counts too.
-    const form = new FormData(e.currentTarget);
+    const formEl = e.currentTarget;
+    const form = new FormData(formEl);
     const email = String(form.get("email") ?? "").trim();
     const password = String(form.get("password") ?? "");
     // The server's rules, checked here first so the person learns at once.
     const local = signup ? Credentials.safeParse({ email, password }) : undefined;
     if (local && !local.success) {
       setErrors(Object.fromEntries(local.error.issues.map((i) => [String(i.path[0]), i.path[0] === "email" ? "enter an email address" : i.message])));
+      focusFirstInvalid(formEl);
       return;
     }
     setErrors({});
@@ -41,6 +51,7 @@ export function AuthForm({ mode }: { mode: "signin" | "signup" }) {
       const byField = fieldErrors(err);
       setErrors(byField);
       if (Object.keys(byField).length === 0) setProblem(errorText(err));
+      else focusFirstInvalid(formEl);
       setBusy(false);
     }
   };

@@ -26,7 +26,7 @@ export function EditVideo({ video: v }: { video: Video }) {
     e.preventDefault();
     setProblem(undefined);
     if (!changed.size) {
-      setProblem("Change the narration or the scene first.");
+      setProblem("Change the narration or the stage first.");
       return;
     }
     setBusy(true);
@@ -50,7 +50,7 @@ export function EditVideo({ video: v }: { video: Video }) {
       <h2 id="edit-title">Edit and re-render</h2>
       <form className="form" onSubmit={(e) => void submit(e)} noValidate>
         <TextField id="edit-narration" label="Narration" rows={5} maxLength={5000} value={narration} onChange={(e) => setNarration(e.target.value)} error={errors.narration} />
-        <TextField id="edit-stage" label="Scene" rows={2} maxLength={2000} value={stage} onChange={(e) => setStage(e.target.value)} error={errors.stage} />
+        <TextField id="edit-stage" label="Stage" rows={2} maxLength={2000} value={stage} onChange={(e) => setStage(e.target.value)} error={errors.stage} />
         <p className="hint" aria-live="polite" data-testid="expected-reuse">
           {!changed.size
             ? "Nothing changed yet."

@@ -93,7 +93,7 @@ export function JobView({ live, title }: { live: LiveJob; title: string }) {
         {log.length === 0 ? (
           <p className="muted">Messages from the steps show here as they come.</p>
         ) : (
-          <div role="log" aria-label="Job log" className="log-lines">
+          <div role="log" aria-label="Job log" className="log-lines" tabIndex={0}>
             <ol>
               {log.map((l, i) => (
                 <li key={i} className={`log-${l.tone}`}>

@@ -98,22 +98,20 @@ export function PhotoDrop({ photos, onChange }: { photos: PhotoItem[]; onChange:
       </p>
       {count > 0 && (
         <ul className="grid photos" aria-label="Chosen photos">
-          {photos.map((p) => (
+          {photos.map((p, i) => (
             <li key={p.key} className={`photo-item${p.problem ? " bad" : ""}`} data-testid="photo-item">
               <img src={p.url} alt={`Preview of ${p.file.name}`} className="photo" />
               <span className="photo-name">{p.file.name}</span>
               {p.checking ? (
                 <span className="muted">Checking…</span>
               ) : p.problem ? (
-                <span className="field-error" role="status">
-                  Cannot use: {p.problem}
-                </span>
+                <span className="field-error">Cannot use: {p.problem}</span>
               ) : (
                 <span className="muted">
                   {p.width}×{p.height}
                 </span>
               )}
-              <button type="button" className="button small" onClick={() => remove(p)} aria-label={`Remove ${p.file.name}`}>
+              <button type="button" className="button small" onClick={() => remove(p)} aria-label={`Remove ${p.file.name} (photo ${i + 1})`}>
                 Remove
               </button>
             </li>

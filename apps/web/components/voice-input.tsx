@@ -120,9 +120,7 @@ export function VoiceInput({ voice, onChange }: { voice: VoiceSample | undefined
           {voice.peaks && <Waveform peaks={voice.peaks} label={`Waveform of ${voice.file.name}, ${duration((voice.durationSec ?? 0) * 1000)}`} />}
           {voice.checking && <p className="muted">Checking…</p>}
           {voice.problem && (
-            <p className="field-error" role="status">
-              Cannot use: {voice.problem}
-            </p>
+            <p className="field-error">Cannot use: {voice.problem}</p>
           )}
           <audio controls src={voice.url} aria-label={`Play ${voice.file.name}`} />
         </div>

@@ -22,7 +22,7 @@ export const TASK_LABELS: Partial<Record<TaskKind, string>> = {
   llm: "Script writer",
   image: "Scene image",
   tts: "Speech",
-  talking_head: "Talking head",
+  talking_head: "Face animation",
   motion: "Motion",
   lipsync: "Lip sync",
   upscale: "Upscale",

@@ -209,6 +209,28 @@ describe.skipIf(!studio)("the studio in a browser", () => {
     await page.waitForURL(/\/profiles\/[0-9a-f-]{36}$/);
   });
 
+  test("a profile of photos over 10 MB uploads through the studio; photos that share a name keep their own verdicts", async () => {
+    // Noise photos (no face, ~4.5 MB each as PNG), two of them named alike as a phone names them.
+    const noisy: string[] = [];
+    for (const [i, dir] of ["a", "b", "c"].entries()) {
+      fs.mkdirSync(path.join(tmp, dir), { recursive: true });
+      const file = path.join(tmp, dir, i < 2 ? "IMG_0001.png" : "IMG_0002.png");
+      const raw = Buffer.alloc(1400 * 1100 * 3);
+      for (let j = 0; j < raw.length; j++) raw[j] = (j * 2654435761 + i * 97) >>> 24;
+      await sharp(raw, { raw: { width: 1400, height: 1100, channels: 3 } }).png({ compressionLevel: 0 }).toFile(file);
+      noisy.push(file);
+    }
+    const total = [files.portrait, ...noisy].reduce((n, f) => n + fs.statSync(f).size, 0);
+    expect(total).toBeGreaterThan(10 * 1024 * 1024); // past Next's default limit on a proxied body
+    const page = owner;
+    await makeProfile(page, "Large", [files.portrait, ...noisy], files.voice);
+    await expect.poll(() => page.locator('[data-testid="profile-photo"][data-used="true"]').count()).toBe(1);
+    expect(await page.locator('[data-testid="profile-photo"][data-used="false"]').count()).toBe(3);
+    const twins = page.getByTestId("profile-photo").filter({ hasText: "IMG_0001.png" });
+    for (const twin of await twins.all()) expect(await twin.innerText()).toMatch(/Not used: no face found/);
+    expect(await page.getByTestId("profile-photo").filter({ hasText: "astronaut.png" }).getAttribute("data-used")).toBe("true");
+  });
+
   test("a failed step is named with its message; Retry re-runs only what failed, and the video is made", async () => {
     const page = owner;
     await startVideo(page, "FAILONCE: this narration makes the talking head fail the first time.");

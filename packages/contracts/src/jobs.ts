@@ -116,7 +116,16 @@ export const ProfileAssets = z.object({
   voiceModelKey: StorageKey.optional(),
   acceptedImages: z.number().int().nonnegative(),
   rejectedImages: z
-    .array(z.object({ name: z.string(), reason: z.string() }).meta({ title: "RejectedImage" }))
+    .array(
+      z
+        .object({
+          name: z.string(),
+          reason: z.string(),
+          /** The photo's place in the upload (0-based): two photos may share a name. */
+          index: z.number().int().nonnegative().optional(),
+        })
+        .meta({ title: "RejectedImage" }),
+    )
     .default([]),
 }).meta({ title: "ProfileAssets" });
 export type ProfileAssets = z.infer<typeof ProfileAssets>;

@@ -16,6 +16,7 @@ class FaceBox(TypedDict):
 class RejectedImage(TypedDict):
     name: str
     reason: str
+    index: NotRequired[int]
 
 
 class ProfileAssets(TypedDict):

@@ -193,33 +193,38 @@ def prepare_faces(
     candidates: list[dict] = []
     rejected: list[dict] = []
     thumbs: list[tuple[str, np.ndarray]] = []
-    for name, path in images:
+
+    def reject(index: int, name: str, reason: str) -> None:
+        # index: the photo's place in ``images``, so that two photos with one name stay apart.
+        rejected.append({"name": name, "reason": reason, "index": index})
+
+    for index, (name, path) in enumerate(images):
         rgb = _read_rgb(Path(path))
         if rgb is None:
-            rejected.append({"name": name, "reason": "cannot read this file as an image "
-                                                     "(use JPEG, PNG or WebP)"})
+            reject(index, name, "cannot read this file as an image "
+                                "(use JPEG, PNG or WebP)")
             continue
         faces = detect_faces(rgb)
         if not faces:
-            rejected.append({"name": name, "reason": "no face found"})
+            reject(index, name, "no face found")
             continue
         main = faces[0]
         people = [f for f in faces if f.w >= OTHER_FACE_MIN_RATIO * main.w]
         if len(people) > 1:
-            rejected.append({"name": name, "reason": f"several faces ({len(people)}) — "
-                                                     "use photos of one person"})
+            reject(index, name, f"several faces ({len(people)}) — "
+                                "use photos of one person")
             continue
         size = int(round(min(main.w, main.h)))
         if size < MIN_FACE_PX:
-            rejected.append({"name": name, "reason": f"face too small ({size}px, need ≥ "
-                                                     f"{MIN_FACE_PX}) — use a closer or "
-                                                     "larger photo"})
+            reject(index, name, f"face too small ({size}px, need ≥ "
+                                f"{MIN_FACE_PX}) — use a closer or "
+                                "larger photo")
             continue
         sharp = sharpness(rgb, main)
         if sharp < BLUR_THRESHOLD:
-            rejected.append({"name": name, "reason": f"too blurry (sharpness {sharp:.1f}, "
-                                                     f"need ≥ {BLUR_THRESHOLD:g}) — use a "
-                                                     "sharper photo"})
+            reject(index, name, f"too blurry (sharpness {sharp:.1f}, "
+                                f"need ≥ {BLUR_THRESHOLD:g}) — use a "
+                                "sharper photo")
             continue
         cx, cy, side = _square_crop(rgb, main)
         crop = rgb[cy:cy + side, cx:cx + side]
@@ -228,7 +233,7 @@ def prepare_faces(
         thumb = _thumb(crop)
         dup = next((n for n, t in thumbs if float(np.mean(np.abs(t - thumb))) < 2.0), None)
         if dup is not None:
-            rejected.append({"name": name, "reason": f"same photo as {dup}"})
+            reject(index, name, f"same photo as {dup}")
             continue
         thumbs.append((name, thumb))
         front = frontality(main)

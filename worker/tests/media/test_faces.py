@@ -75,6 +75,14 @@ def test_rejections_say_what_to_fix(result):
     assert len(result.accepted) + len(result.rejected) == 8
 
 
+
+def test_rejections_carry_the_photos_place(photos, result):
+    # Two photos may share a name (IMG_0001.jpg from two phones): the index tells them apart.
+    names = list(photos)
+    for r in result.rejected:
+        assert names[r["index"]] == r["name"]
+
+
 def test_blur_threshold_separates_sharp_and_blurred(result):
     sharp = {a["name"]: a["sharpness"] for a in result.accepted}
     assert sharp["astronaut.jpg"] > 10 * BLUR_THRESHOLD

@@ -7,10 +7,12 @@ import { when } from "@/lib/format";
 import { useResource } from "@/lib/use-resource";
 import { StateBadge } from "@/components/state-badge";
 import { ProfilePhoto } from "@/components/photo";
+import { useTitle } from "@/lib/use-title";
 
 export default function HomePage() {
   const profiles = useResource("profiles", () => api().listProfiles());
   const videos = useResource("videos", () => api().listVideos());
+  useTitle("Your studio");
   const trained = profiles.data?.filter((p) => p.state === "trained") ?? [];
   const names = new Map(profiles.data?.map((p) => [p.id, p.name]));
 

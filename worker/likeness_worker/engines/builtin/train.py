@@ -51,7 +51,7 @@ class DatasetPrepare(Engine):
         face_box = {k: float(v) for k, v in faces.portrait_face_box.items() if k in ("x", "y", "w", "h")}
         faces_doc = {
             "accepted": [{k: v for k, v in a.items() if k != "crop_path"} for a in faces.accepted],
-            "rejected": [{"name": r["name"], "reason": r["reason"]} for r in faces.rejected],
+            "rejected": [{"name": r["name"], "reason": r["reason"], "index": r["index"]} for r in faces.rejected],
         }
         artifacts = [
             ctx.upload("dataset.tar", tar_path, "dataset", "application/x-tar", {"images": len(faces.accepted)}),

@@ -9,6 +9,7 @@ import { api, errorText, isNotFound } from "@/lib/api";
 import { duration } from "@/lib/format";
 import { useJob } from "@/lib/use-job";
 import { useResource } from "@/lib/use-resource";
+import { useTitle } from "@/lib/use-title";
 import { JobView } from "@/components/job-view";
 import { StateBadge } from "@/components/state-badge";
 import { ProfilePhoto } from "@/components/photo";
@@ -20,6 +21,7 @@ export default function ProfilePage() {
   const profile = useResource(id, () => api().getProfile(id));
   const live = useJob(profile.data?.trainJobId, () => void profile.reload());
   const [problem, setProblem] = useState<string>();
+  useTitle(profile.data?.name ?? "Profile");
 
   if (isNotFound(profile.error)) notFound();
   if (!profile.data) {
@@ -61,7 +63,7 @@ export default function ProfilePage() {
         <div>
           <h1>{p.name}</h1>
           <p className="muted">
-            <StateBadge state={p.state} /> Trigger word <code>{p.triggerWord}</code>
+            <StateBadge state={p.state} /> In a scene you write yourself, this person is <code>{p.triggerWord}</code>.
           </p>
         </div>
         <div className="actions">
@@ -107,21 +109,23 @@ export default function ProfilePage() {
 function Inputs({ profile: p, job }: { profile: Profile; job: Job | undefined }) {
   const prepare = job?.steps.find((s) => s.name === "prepare");
   const judged = prepare?.state === "succeeded" && prepare.outputs ? prepare.outputs : undefined;
-  const rejected = new Map(((judged?.rejectedImages as { name: string; reason: string }[] | undefined) ?? []).map((r) => [r.name, r.reason]));
+  const rejectedList = (judged?.rejectedImages as { name: string; reason: string; index?: number }[] | undefined) ?? [];
+  // By place in the upload (two photos may share a name); by name for records made before the index.
+  const reasonOf = (name: string, i: number) => rejectedList.find((r) => (r.index !== undefined ? r.index === i : r.name === name))?.reason;
   const images = p.inputs.filter((i) => i.kind === "image");
   const voice = p.inputs.find((i) => i.kind === "voice");
-  const used = images.length - rejected.size;
+  const used = images.length - rejectedList.length;
   return (
     <section aria-labelledby="inputs-title">
       <h2 id="inputs-title">Photos and voice</h2>
       {judged && (
         <p className="muted">
-          Training used {used} of {images.length} photos{rejected.size ? `; ${rejected.size} could not be used` : ""}.
+          Training used {used} of {images.length} photos{rejectedList.length ? `; ${rejectedList.length} could not be used` : ""}.
         </p>
       )}
       <ul className="grid photos">
         {images.map((img, i) => {
-          const reason = rejected.get(img.name);
+          const reason = reasonOf(img.name, i);
           return (
             <li key={img.name + i} className={`photo-item${reason ? " bad" : ""}`} data-testid="profile-photo" data-used={judged ? String(!reason) : undefined}>
               <ProfilePhoto profileId={p.id} position={i + 1} alt={img.name} size={160} />

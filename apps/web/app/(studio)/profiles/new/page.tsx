@@ -6,8 +6,10 @@ import { useState, type FormEvent } from "react";
 import { UPLOAD_LIMITS } from "@likeness/contracts";
 import { api, errorText, fieldErrors } from "@/lib/api";
 import { totalTooLarge } from "@/lib/upload-checks";
+import { bytes } from "@/lib/format";
 import { PhotoDrop, type PhotoItem } from "@/components/photo-drop";
 import { TextField } from "@/components/text-field";
+import { useTitle } from "@/lib/use-title";
 import { VoiceInput, type VoiceSample } from "@/components/voice-input";
 
 export default function NewProfilePage() {
@@ -18,6 +20,7 @@ export default function NewProfilePage() {
   const [errors, setErrors] = useState<Record<string, string>>({});
   const [problem, setProblem] = useState<string>();
   const [busy, setBusy] = useState<string>();
+  useTitle("New profile");
 
   const blockers = [
     !name.trim() && "give the profile a name",
@@ -38,7 +41,7 @@ export default function NewProfilePage() {
       setProblem(`Before creating the profile: ${blockers.join("; ")}.`);
       return;
     }
-    setBusy("Uploading…");
+    setBusy(`Uploading ${bytes(photos.reduce((n, p) => n + p.file.size, voice.file.size))}…`);
     setErrors({});
     let profileId: string;
     try {

@@ -3,7 +3,7 @@
 // download, the script, each step's engine and time, and Edit and re-render.
 import Link from "next/link";
 import { notFound, useParams } from "next/navigation";
-import type { Job, Video } from "@likeness/contracts";
+import type { Job, Profile, Video } from "@likeness/contracts";
 import { stepNote } from "@likeness/client";
 import { api, errorText, isNotFound } from "@/lib/api";
 import { duration, when } from "@/lib/format";
@@ -13,11 +13,15 @@ import { PIPELINES, SUBTITLES } from "@/lib/video-options";
 import { JobView } from "@/components/job-view";
 import { StateBadge } from "@/components/state-badge";
 import { EditVideo } from "@/components/edit-video";
+import { useTitle } from "@/lib/use-title";
 
 export default function VideoPage() {
   const { id } = useParams<{ id: string }>();
   const video = useResource(id, () => api().getVideo(id));
   const live = useJob(video.data?.jobId, () => void video.reload());
+  const profileId = video.data?.profileId;
+  const profile = useResource(profileId ?? "", () => (profileId ? api().getProfile(profileId) : Promise.resolve(undefined)));
+  useTitle(video.data?.script?.title || "Video");
 
   if (isNotFound(video.error)) notFound();
   if (!video.data) {
@@ -61,10 +65,10 @@ export default function VideoPage() {
         )}
       </div>
 
-      {ready ? <Player video={v} /> : <JobView live={live} title={v.state === "failed" ? "Generation failed" : "Generating"} />}
+      {ready ? <Player video={v} /> : <JobView live={live} title={v.state === "failed" ? "Generation failed" : v.state === "cancelled" ? "Generation cancelled" : "Generating"} />}
 
       <div className="columns">
-        <Script video={v} />
+        <Script video={v} profile={profile.data} />
         {ready && live.job && <StepTable job={live.job} />}
       </div>
 
@@ -87,7 +91,12 @@ function Player({ video: v }: { video: Video }) {
   );
 }
 
-function Script({ video: v }: { video: Video }) {
+/** The stage as a person reads it: the profile's name where the prompt has its trigger word. */
+function readable(text: string, profile: Profile | undefined): string {
+  return profile ? text.replaceAll(profile.triggerWord, profile.name) : text;
+}
+
+function Script({ video: v, profile }: { video: Video; profile: Profile | undefined }) {
   return (
     <section aria-labelledby="script-title" className="card">
       <h2 id="script-title">Script</h2>
@@ -95,8 +104,8 @@ function Script({ video: v }: { video: Video }) {
         <dl className="script">
           <dt>Title</dt>
           <dd>{v.script.title || "—"}</dd>
-          <dt>Scene</dt>
-          <dd>{v.script.stage || "—"}</dd>
+          <dt>Stage</dt>
+          <dd>{v.script.stage ? readable(v.script.stage, profile) : "—"}</dd>
           <dt>Narration</dt>
           <dd className="narration">{v.script.narration}</dd>
         </dl>

@@ -9,6 +9,8 @@ import { api, errorText, fieldErrors } from "@/lib/api";
 import { useResource } from "@/lib/use-resource";
 import { ChoiceGroup } from "@/components/choice-group";
 import { TextField } from "@/components/text-field";
+import { useTitle } from "@/lib/use-title";
+import { focusFirstInvalid } from "@/lib/focus-invalid";
 import { PIPELINES, SIZES, SUBTITLES, TASK_LABELS, taskKindsOf } from "@/lib/video-options";
 
 export default function NewVideoPage() {
@@ -41,20 +43,26 @@ function NewVideoForm() {
   const [errors, setErrors] = useState<Record<string, string>>({});
   const [problem, setProblem] = useState<string>();
   const [busy, setBusy] = useState(false);
+  useTitle("New video");
 
   const selected = profileId ?? trained.find((p) => p.id === wanted)?.id ?? trained[0]?.id;
+  const imageEngine = engines.data?.engines.find((e) => e.taskKind === "image" && e.default)?.name;
   const choices = engineChoices(engines.data?.engines ?? [], taskKindsOf(pipeline, source === "topic"));
   const words = narration.trim() ? narration.trim().split(/\s+/).length : 0;
 
-  const submit = async (e: FormEvent) => {
+  const submit = async (e: FormEvent<HTMLFormElement>) => {
     e.preventDefault();
+    const formEl = e.currentTarget;
     setProblem(undefined);
     const local: Record<string, string> = {};
     if (!selected) local.profileId = "choose a trained profile";
     if (source === "narration" && !narration.trim()) local.narration = "write what the video says";
     if (source === "topic" && !topic.trim()) local.topic = "give a topic";
     setErrors(local);
-    if (Object.keys(local).length) return;
+    if (Object.keys(local).length) {
+      focusFirstInvalid(formEl);
+      return;
+    }
     const { width, height } = SIZES.find((s) => s.id === size)!;
     const picked = Object.fromEntries(Object.entries(chosen).filter(([k, v]) => v && choices.some((c) => c.kind === k)));
     setBusy(true);
@@ -73,7 +81,10 @@ function NewVideoForm() {
       const byField = fieldErrors(err);
       setErrors(byField);
       if (!Object.keys(byField).length) setProblem(errorText(err));
-      else setProblem("The video could not start: see the reasons by the fields.");
+      else {
+        setProblem("The video could not start: see the reasons by the fields.");
+        focusFirstInvalid(formEl);
+      }
       setBusy(false);
     }
   };
@@ -99,7 +110,13 @@ function NewVideoForm() {
       <form className="card form" onSubmit={(e) => void submit(e)} noValidate>
         <div className="field">
           <label htmlFor="profile">Profile</label>
-          <select id="profile" value={selected ?? ""} onChange={(e) => setProfileId(e.target.value)} aria-invalid={!!errors.profileId}>
+          <select
+            id="profile"
+            value={selected ?? ""}
+            onChange={(e) => setProfileId(e.target.value)}
+            aria-invalid={!!errors.profileId}
+            aria-describedby={errors.profileId ? "profile-error" : undefined}
+          >
             {!profiles.data && <option value="">Loading…</option>}
             {trained.map((p) => (
               <option key={p.id} value={p.id}>
@@ -107,7 +124,11 @@ function NewVideoForm() {
               </option>
             ))}
           </select>
-          {errors.profileId && <p className="field-error">{errors.profileId}</p>}
+          {errors.profileId && (
+            <p id="profile-error" className="field-error">
+              {errors.profileId}
+            </p>
+          )}
         </div>
 
         <ChoiceGroup
@@ -134,12 +155,14 @@ function NewVideoForm() {
             />
             <TextField
               id="stage"
-              label="Scene (optional)"
+              label="Stage (optional)"
               rows={2}
               maxLength={2000}
               value={stage}
               onChange={(e) => setStage(e.target.value)}
-              hint="Where you are and what it looks like, e.g. “a sunny beach at noon”."
+              hint={`Where you are and what it looks like, e.g. “a sunny beach at noon”.${
+                imageEngine === "portrait" ? " The built-in image engine keeps your photo's own background: a GPU image engine (ComfyUI) draws the stage." : ""
+              }`}
               error={errors.stage}
             />
           </>
@@ -185,7 +208,7 @@ function NewVideoForm() {
                       <option value="">Default ({list.find((e) => e.default)?.name ?? "the workers' choice"})</option>
                       {list.map((e) => (
                         <option key={e.name} value={e.name}>
-                          {e.name} ({e.device.toUpperCase()})
+                          {e.name} ({e.device.toUpperCase()}){e.name === "none" ? ": leaves this step out" : ""}
                         </option>
                       ))}
                     </select>
@@ -213,6 +236,7 @@ function NewVideoForm() {
 /** The task kinds with more than one engine that can run now. */
 function engineChoices(all: EngineInfo[], kinds: TaskKind[]): { kind: TaskKind; engines: EngineInfo[] }[] {
   return kinds
-    .map((kind) => ({ kind, engines: all.filter((e) => e.taskKind === kind && e.healthy) }))
+    // The script writer "none" speaks a given narration: it cannot write about a topic.
+    .map((kind) => ({ kind, engines: all.filter((e) => e.taskKind === kind && e.healthy && !(kind === "llm" && e.name === "none")) }))
     .filter((c) => c.engines.length > 1);
 }
