@@ -22,12 +22,15 @@ COPY --from=build /opt/venv /opt/venv
 # The worker validates every message against the exported JSON Schema. Outside the repository
 # it finds them through LIKENESS_CONTRACTS_DIR (it reads $LIKENESS_CONTRACTS_DIR/schema/*.json).
 COPY packages/contracts/schema /opt/likeness/contracts/schema
+# The comfyui engine's built-in workflows (found through LIKENESS_COMFYUI_WORKFLOWS_DIR).
+COPY deploy/comfyui/workflows /opt/likeness/comfyui/workflows
 RUN useradd --uid 1000 --create-home --shell /usr/sbin/nologin likeness \
  && mkdir -p /data/objects /tmp/likeness-worker \
  && chown -R likeness:likeness /data /tmp/likeness-worker
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     LIKENESS_CONTRACTS_DIR=/opt/likeness/contracts \
+    LIKENESS_COMFYUI_WORKFLOWS_DIR=/opt/likeness/comfyui/workflows \
     WORKER_WORK_DIR=/tmp/likeness-worker
 USER likeness
 WORKDIR /home/likeness

@@ -11,7 +11,7 @@ import re
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
@@ -25,7 +25,33 @@ class ConfigError(Exception):
     """The environment cannot make a working worker; the message names every culprit."""
 
 
-class Settings(BaseModel):
+class ComfyUISettings(BaseModel):
+    """The ComfyUI image engine's group (engines/comfyui): all optional, the engine is advertised
+    unhealthy until COMFYUI_URL is set. Settings has them too (validated at start-up); the engine,
+    which is built without Settings, reads this group alone with ``load_comfyui_settings``."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    comfyui_url: str | None = None
+    # A workflow of deploy/comfyui/workflows or COMFYUI_WORKFLOWS_DIR, by name (file name without .json).
+    comfyui_workflow: str = Field("txt2img_lora_sd15", pattern=r"^[A-Za-z0-9_.\-]{1,100}$")
+    comfyui_workflows_dir: Path | None = None
+    comfyui_checkpoint: str | None = None  # overrides the workflow's checkpoint
+    comfyui_lora: str | None = None  # a file of ComfyUI's models/loras; none: the LoRA node is bypassed
+    comfyui_timeout_s: float = Field(900.0, gt=0)  # one image, from queueing to the saved PNG
+    comfyui_request_timeout_s: float = Field(10.0, gt=0)  # one HTTP request
+
+    @field_validator("comfyui_url")
+    @classmethod
+    def _comfyui_url(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        if not v.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return v.rstrip("/")
+
+
+class Settings(ComfyUISettings):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     # Shared with the api.
@@ -117,19 +143,18 @@ class Settings(BaseModel):
         return self
 
 
-_FIELDS = tuple(Settings.model_fields)
+_M = TypeVar("_M", bound=BaseModel)
 
 
-def load_settings(env: Mapping[str, str] | None = None) -> Settings:
-    """Read every setting from ``env`` (default: os.environ); raise ConfigError naming problems."""
+def _load(model: type[_M], env: Mapping[str, str] | None) -> _M:
     env = os.environ if env is None else env
     raw: dict[str, object] = {}
-    for name in _FIELDS:
+    for name in model.model_fields:
         value = env.get(name.upper())
         if value is not None and value != "":
             raw[name] = value
     try:
-        return Settings.model_validate(raw)
+        return model.model_validate(raw)
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
@@ -137,3 +162,13 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             what = "missing" if err["type"] == "missing" else err["msg"]
             problems.append(f"{where.upper()}: {what}")
         raise ConfigError("invalid worker configuration: " + "; ".join(problems)) from None
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Read every setting from ``env`` (default: os.environ); raise ConfigError naming problems."""
+    return _load(Settings, env)
+
+
+def load_comfyui_settings(env: Mapping[str, str] | None = None) -> ComfyUISettings:
+    """The COMFYUI_* group alone (the same parsing and messages as load_settings)."""
+    return _load(ComfyUISettings, env)

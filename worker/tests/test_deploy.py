@@ -414,5 +414,6 @@ def test_traefik_config_parses_and_routers_use_defined_middlewares() -> None:
     assert "PathPrefix(`/v1`)" in api_rule
     web_rule = next(lbl for lbl in labels if lbl.startswith("traefik.http.routers.web.rule="))
     assert web_rule.endswith("PathPrefix(`/`)")
-    priority = {m.group(1): int(m.group(2)) for lbl in labels if (m := re.match(r"traefik\.http\.routers\.(\w+)\.priority=(\d+)$", lbl))}
+    priority = {m.group(1): int(m.group(2)) for lbl in labels
+                if (m := re.match(r"traefik\.http\.routers\.(\w+)\.priority=(\d+)$", lbl))}
     assert priority["api"] > priority["web"], "the api's paths must win over the web app's catch-all"

@@ -1,8 +1,9 @@
 """THE registry: (task kind, engine name) -> engine class, plus the default engine per kind.
 
-Registration is explicit: ``load_engines`` adds the built-in classes (``builtin.ENGINES``), then
-calls ``register(registry)`` of each plugin module named in WORKER_ENGINE_PLUGINS. Importing an
-engine module registers nothing, so engines never import the registry.
+Registration is explicit: ``load_engines`` adds the built-in classes (``builtin.ENGINES``) and the
+ComfyUI ones (``comfyui.ENGINES``, selectable, never a default), then calls ``register(registry)``
+of each plugin module named in WORKER_ENGINE_PLUGINS. Importing an engine module registers
+nothing, so engines never import the registry.
 
 A command may override engines per task kind (its ``engines`` field); an unknown name fails the
 step with bad_input naming it. At start-up main() refuses (``missing_defaults``) to run a worker
@@ -15,6 +16,7 @@ import importlib
 
 from .base import TASK_INTERFACES, Engine
 from .builtin import ENGINES as BUILTIN_ENGINES
+from .comfyui import ENGINES as COMFYUI_ENGINES
 
 
 class UnknownEngine(LookupError):
@@ -74,9 +76,9 @@ class PluginError(ImportError):
 
 
 def load_engines(plugins: tuple[str, ...] = ()) -> EngineRegistry:
-    """A registry of the built-in engines, then each plugin's (its ``register(registry)``)."""
+    """A registry of the built-in and ComfyUI engines, then each plugin's (its ``register(registry)``)."""
     registry = EngineRegistry()
-    registry.add(*BUILTIN_ENGINES)
+    registry.add(*BUILTIN_ENGINES, *COMFYUI_ENGINES)
     for name in plugins:
         module = importlib.import_module(name)
         register = getattr(module, "register", None)

@@ -107,6 +107,21 @@ def frame_portrait(
     return {**box, "filled_fraction": round(filled, 4)}
 
 
+def fit_scene(src: Path, out_png: Path, width: int, height: int) -> dict | None:
+    """A generated image at the output size: framed around its largest face like the portrait
+    (``frame_portrait``), or scaled to cover and centre-cropped when it shows no face. Returns
+    the face box in the output's pixels, or None when there is no face."""
+    from .faces import detect_faces
+
+    _check_size(width, height)
+    rgb = read_rgb(src)
+    faces = detect_faces(rgb)
+    if faces:
+        return frame_portrait(src, faces[0].box(), out_png, width, height)
+    _write_png(Path(out_png), _cover(rgb, width, height))
+    return None
+
+
 def _smoothstep(t: float) -> float:
     return t * t * (3 - 2 * t)
 
@@ -327,8 +342,9 @@ def mux(
     elif final:
         why = None
     else:
+        count = f"{frames} frames" if frames is not None else "an unknown number of frames"
         why = (f"encoded here: the input is {vinfo['video_codec']} {vinfo['pix_fmt']}, "
-               f"{frames} frames at {vinfo['fps']} fps (wanted h264 yuv420p, {n} at {fps})")
+               f"{count} at {vinfo['fps']} fps (wanted h264 yuv420p, {n} at {fps})")
     norm = _gain_filter(audio, target_lufs, timeout=timeout, cancelled=cancelled)
     fc = f"[1:a:0]{norm}aresample=48000,atrim=end={a_dur:.4f},asetpts=PTS-STARTPTS[a]"
     if why:
