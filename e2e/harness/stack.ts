@@ -39,6 +39,21 @@ export async function missingPrerequisite(): Promise<string | undefined> {
   return unreachable(databaseUrl, redisUrl);
 }
 
+/** A new, empty database `<prefix>_<random>` on the server of `adminUrl`: its name and URL. */
+export async function freshDatabase(adminUrl: string, prefix: string): Promise<{ name: string; url: string }> {
+  const name = `${prefix}_${randomBytes(5).toString("hex")}`;
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  try {
+    await admin.query(`CREATE DATABASE ${name}`);
+  } finally {
+    await admin.end();
+  }
+  const url = new URL(adminUrl);
+  url.pathname = `/${name}`;
+  return { name, url: url.toString() };
+}
+
 /** Why Postgres or Redis cannot be used at these URLs, or undefined when both answer. */
 export async function unreachable(databaseUrl: string, redisUrl: string): Promise<string | undefined> {
   const client = new pg.Client({ connectionString: databaseUrl, connectionTimeoutMillis: 3000 });
@@ -226,18 +241,7 @@ export class Stack {
   /** Creates the database, folders and port, starts the worker and the api, waits for /healthz. */
   static async start(opts: StackOptions): Promise<Stack> {
     const { databaseUrl: adminUrl, redisUrl } = baseUrls();
-    const rand = randomBytes(5).toString("hex");
-    const databaseName = `lk_e2e_${rand}`;
-    const admin = new pg.Client({ connectionString: adminUrl });
-    await admin.connect();
-    try {
-      await admin.query(`CREATE DATABASE ${databaseName}`);
-    } finally {
-      await admin.end();
-    }
-    const u = new URL(adminUrl);
-    u.pathname = `/${databaseName}`;
-    const databaseUrl = u.toString();
+    const { name: databaseName, url: databaseUrl } = await freshDatabase(adminUrl, "lk_e2e");
 
     const tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), `lk-e2e-${opts.name}-`));
     const storageDir = path.join(tmpDir, "objects");
@@ -245,7 +249,7 @@ export class Stack {
     const workDir = path.join(tmpDir, "worker-work");
     for (const d of [storageDir, logDir, workDir]) fs.mkdirSync(d, { recursive: true });
     const port = await freePort();
-    const redisKeyPrefix = `lke2e_${rand}`;
+    const redisKeyPrefix = `lke2e_${randomBytes(5).toString("hex")}`;
 
     const env: NodeJS.ProcessEnv = {
       PATH: process.env.PATH,

@@ -179,6 +179,24 @@ describeWithServices("jobs", () => {
     for (const url of [`/v1/jobs/${j.id}/retry`, `/v1/jobs/${j.id}/cancel`]) {
       expect((await app.inject({ method: "POST", url, headers: b.auth })).statusCode).toBe(404);
     }
+
+    // Delete: not while a job runs, not another user's; the owner's takes its job and objects.
+    const running = (
+      await app.inject({ method: "POST", url: "/v1/videos", headers: a.auth, payload: { profileId: p.id, narration: "Still being made." } })
+    ).json();
+    const busy = await app.inject({ method: "DELETE", url: `/v1/videos/${running.video.id}`, headers: a.auth });
+    expect(busy.statusCode, busy.body).toBe(409);
+    const { command: second } = await worker.next("generate_video");
+    if (second.kind !== "generate_video") throw new Error("kind");
+    await worker.video(second); // ended now: nothing of it is left for the next test
+    await waitFor("second video done", async () => (await job(running.job.id)).state === "succeeded");
+    expect((await app.inject({ method: "DELETE", url: `/v1/videos/${video.id}`, headers: b.auth })).statusCode).toBe(404);
+    const del = await app.inject({ method: "DELETE", url: `/v1/videos/${video.id}`, headers: a.auth });
+    expect(del.statusCode, del.body).toBe(204);
+    expect((await app.inject({ method: "GET", url: `/v1/videos/${video.id}`, headers: a.auth })).statusCode).toBe(404);
+    expect((await app.inject({ method: "GET", url: `/v1/jobs/${j.id}`, headers: a.auth })).statusCode).toBe(404);
+    expect(await t.storage.list(`jobs/${j.id}/`)).toEqual([]);
+    expect((await app.inject({ method: "DELETE", url: `/v1/videos/${video.id}`, headers: a.auth })).statusCode).toBe(404);
   });
 
   it("hands the subtitle mode to the worker and shows it on the video; an old client's boolean is a mode", async () => {

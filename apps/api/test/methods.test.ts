@@ -17,7 +17,7 @@ describeWithServices("undeclared methods", () => {
   it.each([
     ["TRACE", "/v1/videos", "GET, POST"],
     ["PATCH", "/v1/jobs/{id}", "GET"],
-    ["DELETE", "/v1/videos/{id}", "GET"],
+    ["PUT", "/v1/videos/{id}", "DELETE, GET"],
     ["PUT", "/v1/profiles", "GET, POST"],
     ["POST", "/v1/jobs/{id}/events", "GET"],
     ["GET", "/v1/auth/login", "POST"],

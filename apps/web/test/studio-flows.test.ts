@@ -285,6 +285,14 @@ describe.skipIf(!studio)("the studio in a browser", () => {
     const rows = await page.locator("table [data-step]").allInnerTexts();
     expect(rows.find((r) => r.startsWith("Scene image"))).toMatch(/reused/);
     expect(rows.find((r) => r.startsWith("Speech"))).not.toMatch(/reused/);
+
+    // Delete the edit: asked twice, then gone; the video it came from stays.
+    const editId = UUID.exec(page.url())![0];
+    await page.getByRole("button", { name: "Delete video" }).click();
+    await page.getByRole("button", { name: "Delete for good" }).click();
+    await page.getByRole("heading", { name: "Your studio", exact: true }).waitFor();
+    expect((await page.request.get(`/v1/videos/${editId}`)).status()).toBe(404);
+    expect((await page.request.get(`/v1/videos/${videoId}`)).status()).toBe(200);
   });
 
   test("a video from a topic: the local LLM writes the script, the review shows it", async () => {

@@ -33,7 +33,7 @@ import { chromium, type Browser, type Page } from "playwright-core";
 import { beforeEach, inject } from "vitest";
 import type { TestProject } from "vitest/node";
 import { freePort, portTaken } from "../../../scripts/infra.mjs";
-import { unreachable } from "../../../e2e/harness/stack.js";
+import { freshDatabase, unreachable } from "../../../e2e/harness/stack.js";
 import { API_ENTRY, REPO, Stack, WORKER_BIN, builtApiUrl, rel } from "../../../scripts/stack.mjs";
 
 export const CHROMIUM = "/usr/bin/chromium";
@@ -125,18 +125,8 @@ export default async function setup(project: TestProject): Promise<() => Promise
   }
   const { apiUrl, port: apiPort } = built;
 
-  const rand = randomBytes(5).toString("hex");
-  const databaseName = `lk_web_${rand}`;
-  const redisKeyPrefix = `lkweb_${rand}`;
-  const admin = new pg.Client({ connectionString: adminUrl });
-  await admin.connect();
-  try {
-    await admin.query(`CREATE DATABASE ${databaseName}`);
-  } finally {
-    await admin.end();
-  }
-  const dbUrl = new URL(adminUrl);
-  dbUrl.pathname = `/${databaseName}`;
+  const { name: databaseName, url: dbUrl } = await freshDatabase(adminUrl, "lk_web");
+  const redisKeyPrefix = `lkweb_${randomBytes(5).toString("hex")}`;
   const tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), "lk-web-"));
   const workDir = path.join(tmpDir, "worker-work");
   fs.mkdirSync(workDir, { recursive: true });
@@ -169,7 +159,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   try {
     const { env } = await stack.startApiAndWorker(
       {
-        DATABASE_URL: dbUrl.toString(),
+        DATABASE_URL: dbUrl,
         REDIS_URL: redisUrl,
         REDIS_KEY_PREFIX: redisKeyPrefix,
         WORKER_METRICS_PORT: "0",

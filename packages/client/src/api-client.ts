@@ -81,6 +81,9 @@ export class ApiClient {
   getVideo(id: string) {
     return this.json("GET", `/v1/videos/${enc(id)}`, Video);
   }
+  async deleteVideo(id: string): Promise<void> {
+    await this.request("DELETE", `/v1/videos/${enc(id)}`);
+  }
   videoFileUrl(id: string, download = false): string {
     return this.url(`/v1/videos/${enc(id)}/file${download ? "?download=1" : ""}`);
   }

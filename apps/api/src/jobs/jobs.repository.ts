@@ -1,7 +1,7 @@
 // All SQL on `jobs`, `job_steps` and `artifacts`. Reads of a user's resource filter by user_id.
 // Built on the app's Kysely instance or on a transaction, like the core's repositories.
 import { sql, type Kysely } from "kysely";
-import type { JobKind, StepName } from "@likeness/contracts";
+import { TERMINAL_JOB_STATES, type JobKind, type StepName } from "@likeness/contracts";
 import { json } from "../db/db.js";
 import type { Database, JobRow, JobStateValue, JobStepRow, ArtifactRow } from "../db/types.js";
 
@@ -316,6 +316,21 @@ export class JobsRepository {
         })).where("artifacts.job_id", "=", a.jobId),
       )
       .execute();
+  }
+
+  /**
+   * Deletes a user's job that has ended (its steps, artifacts and video go with it: ON DELETE
+   * CASCADE). False when there is none, or it runs again (a retry came first).
+   */
+  async deleteEnded(jobId: string, userId: string): Promise<boolean> {
+    const row = await this.db
+      .deleteFrom("jobs")
+      .where("id", "=", jobId)
+      .where("user_id", "=", userId)
+      .where("state", "in", TERMINAL_JOB_STATES)
+      .returning("id")
+      .executeTakeFirst();
+    return row !== undefined;
   }
 
   findArtifacts(jobId: string): Promise<ArtifactRow[]> {

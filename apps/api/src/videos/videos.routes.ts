@@ -65,6 +65,24 @@ export const videosRoutes: FastifyPluginAsyncZod<{ videos: VideosService }> = as
     async (request) => videos.get(request.user.id, request.params.id),
   );
 
+  app.delete(
+    "/v1/videos/:id",
+    {
+      schema: {
+        summary: "Delete a video: its MP4, its job's steps and files",
+        description: "409 while its job runs (cancel it first). A video edited from it stays, with its own copies.",
+        tags: ["videos"],
+        security: [{ bearer: [] }, { session: [] }],
+        params: Params,
+        response: { 204: z.null(), ...errorResponses(400, 401, 403, 404, 409) },
+      },
+    },
+    async (request, reply) => {
+      await videos.delete(request.user.id, request.params.id);
+      return reply.code(204).send(null);
+    },
+  );
+
   app.get(
     "/v1/videos/:id/file",
     {

@@ -7,6 +7,7 @@ import {
   Script,
   VIDEO_DEFAULTS,
   isTerminal,
+  storageKeys,
   type Pipeline,
   type TaskKind,
   type CreateVideoRequest,
@@ -156,6 +157,22 @@ export class VideosService {
 
   async list(userId: string): Promise<Video[]> {
     return (await this.videos.listForUser(userId)).map(toVideo);
+  }
+
+  /**
+   * Deletes a video of the user's whose job has ended: its job (steps, artifacts) and its
+   * objects. A video edited from it keeps its own copies (it forgets where it came from).
+   */
+  async delete(userId: string, videoId: string): Promise<void> {
+    const v = await this.videos.find(videoId, userId);
+    if (!v) throw notFound("video");
+    if (!(await new JobsRepository(this.rt.db).deleteEnded(v.job_id, userId))) {
+      throw conflict(`the video is still being made (job ${v.job_id}): cancel it first`);
+    }
+    const prefix = storageKeys.job(v.job_id);
+    await this.storage.deletePrefix(prefix).catch((err: unknown) =>
+      this.rt.log.error({ err, videoId, prefix }, "video deleted but some of its objects could not be removed"),
+    );
   }
 
   /** The soft subtitles as WebVTT; 404 when the video has none (burned, off, or not made yet). */

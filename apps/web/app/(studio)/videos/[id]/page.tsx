@@ -2,8 +2,9 @@
 // A video: while it is made, the live job; then the review: the player with its subtitles, the
 // download, the script, each step's engine and time, and Edit and re-render.
 import Link from "next/link";
-import { notFound, useParams } from "next/navigation";
-import type { Job, Profile, Video } from "@likeness/contracts";
+import { notFound, useParams, useRouter } from "next/navigation";
+import { useState } from "react";
+import { isTerminal, type Job, type Profile, type Video } from "@likeness/contracts";
 import { stepNote } from "@likeness/client";
 import { api, errorText, isNotFound } from "@/lib/api";
 import { duration, when } from "@/lib/format";
@@ -13,10 +14,13 @@ import { PIPELINES, SUBTITLES } from "@/lib/video-options";
 import { JobView } from "@/components/job-view";
 import { StateBadge } from "@/components/state-badge";
 import { EditVideo } from "@/components/edit-video";
+import { ConfirmButton } from "@/components/confirm-button";
 import { useTitle } from "@/lib/use-title";
 
 export default function VideoPage() {
   const { id } = useParams<{ id: string }>();
+  const router = useRouter();
+  const [problem, setProblem] = useState<string>();
   const video = useResource(id, () => api().getVideo(id));
   const live = useJob(video.data?.jobId, () => void video.reload());
   const profileId = video.data?.profileId;
@@ -38,6 +42,14 @@ export default function VideoPage() {
     );
   }
   const v = video.data;
+  const remove = async () => {
+    try {
+      await api().deleteVideo(v.id);
+      router.push("/");
+    } catch (err) {
+      setProblem(errorText(err));
+    }
+  };
   const title = v.script?.title || "Untitled video";
   const ready = v.state === "succeeded";
 
@@ -73,6 +85,18 @@ export default function VideoPage() {
       </div>
 
       {ready && v.script && <EditVideo video={v} />}
+
+      {isTerminal(v.state) && (
+        <section className="danger-zone" aria-labelledby="delete-title">
+          <h2 id="delete-title">Delete</h2>
+          <ConfirmButton label="Delete video" confirmLabel="Delete for good" warning="This deletes the video and everything made for it." onConfirm={remove} />
+          {problem && (
+            <p role="alert" className="error-note">
+              {problem}
+            </p>
+          )}
+        </section>
+      )}
     </main>
   );
 }
