@@ -9,7 +9,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { startInfra } from "./infra.mjs";
 import { makeSamples } from "./samples.mjs";
-import { API_ENTRY, CLI, REPO, Stack, StackError, WORKER_BIN, rel, requireBuilt, runStack, stepTable } from "./stack.mjs";
+import { API_ENTRY, CLI, REPO, Stack, StackError, WORKER_BIN, rel, requireBuilt, runStack, shutdownOnce, stepTable } from "./stack.mjs";
 
 const DATA = path.join(REPO, ".data");
 const LOGS = path.join(DATA, "logs");
@@ -26,16 +26,7 @@ class DemoError extends StackError {}
 
 const stack = new Stack(LOGS);
 let infra;
-let shuttingDown = false;
-
-async function shutdown() {
-  if (shuttingDown) return;
-  shuttingDown = true;
-  const t0 = performance.now();
-  await stack.stop();
-  await infra?.stop();
-  say(`stopped api, worker${infra?.started.length ? ` and ${infra.started.join(" + ")}` : ""} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
-}
+const shutdown = shutdownOnce(stack, () => infra, say, "api, worker");
 
 /** CLI processes still running, stopped by the demo's own shutdown on ^C. */
 const cliChildren = new Set();

@@ -236,6 +236,22 @@ export function stepTable(title, job) {
  * `shutdown` and exits 130, and what fails after it is not reported; a failure prints
  * "<name> FAILED" with the services' last log lines, stops everything and exits 1.
  */
+/**
+ * A launcher's shutdown, done once however often it is called: the services, then the databases
+ * `infra()` started; one line says what stopped and how long it took.
+ */
+export function shutdownOnce(stack, infra, say, what) {
+  let done;
+  return () =>
+    (done ??= (async () => {
+      const t0 = performance.now();
+      await stack.stop();
+      const started = infra();
+      await started?.stop();
+      say(`stopped ${what}${started?.started.length ? ` and ${started.started.join(" + ")}` : ""} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+    })());
+}
+
 export async function runStack(name, stack, { main, shutdown, say, onSignal = () => {} }) {
   let stopping = false;
   for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"]) {

@@ -61,20 +61,11 @@ if (process.argv.includes("--check-ports")) {
 
 // Imported only now: stack.mjs needs the TypeScript build, which a fresh checkout does not have
 // yet when start.sh checks the ports before bootstrapping.
-const { API_ENTRY, Stack, WORKER_BIN, builtApiUrl, rel, requireBuilt, runStack } = await import("./stack.mjs");
+const { API_ENTRY, Stack, WORKER_BIN, builtApiUrl, rel, requireBuilt, runStack, shutdownOnce } = await import("./stack.mjs");
 
 const stack = new Stack(LOGS);
 let infra;
-let shuttingDown = false;
-
-async function shutdown() {
-  if (shuttingDown) return;
-  shuttingDown = true;
-  const t0 = performance.now();
-  await stack.stop();
-  await infra?.stop();
-  say(`stopped web, api, worker${infra?.started.length ? ` and ${infra.started.join(" + ")}` : ""} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
-}
+const shutdown = shutdownOnce(stack, () => infra, say, "web, api, worker");
 
 async function main() {
   requireBuilt([

@@ -138,11 +138,11 @@ function eventLine(e: JobEvent): LogLine | undefined {
     case "job_started":
       return { at: e.at, text: `Started on ${e.worker}`, tone: "info" };
     case "step_started":
-      return { at: e.at, text: `${stepLabel(e.step)} started (${e.engine})`, tone: "info" };
+      return startedLine(e.step, e.engine, e.at);
     case "step_succeeded":
-      return { at: e.at, text: `${stepLabel(e.step)} ${e.reused ? "reused" : "done"} in ${seconds(e.durationMs)}`, tone: "success" };
+      return succeededLine(e.step, e.reused, e.durationMs, e.at);
     case "step_failed":
-      return { at: e.at, text: `${stepLabel(e.step)} failed: ${e.error.message}`, tone: "error" };
+      return failedLine(e.step, e.error.message, e.at);
     case "job_finished":
       return { at: e.at, text: `Finished: ${e.state}`, tone: e.state === "succeeded" ? "success" : "error" };
   }
@@ -151,14 +151,21 @@ function eventLine(e: JobEvent): LogLine | undefined {
 function snapshotLines(job: Job): LogLine[] {
   const lines: LogLine[] = [];
   for (const s of job.steps) {
-    if (s.startedAt && !s.reused) lines.push({ at: s.startedAt, text: `${stepLabel(s.name)} started (${s.engine ?? "?"})`, tone: "info" });
-    if (s.finishedAt && s.state === "succeeded") {
-      lines.push({ at: s.finishedAt, text: `${stepLabel(s.name)} ${s.reused ? "reused" : `done in ${seconds(s.durationMs ?? 0)}`}`, tone: "success" });
-    }
-    if (s.finishedAt && s.state === "failed") lines.push({ at: s.finishedAt, text: `${stepLabel(s.name)} failed: ${s.error?.message ?? ""}`, tone: "error" });
+    if (s.startedAt && !s.reused) lines.push(startedLine(s.name, s.engine ?? "?", s.startedAt));
+    if (s.finishedAt && s.state === "succeeded") lines.push(succeededLine(s.name, s.reused, s.durationMs ?? 0, s.finishedAt));
+    if (s.finishedAt && s.state === "failed") lines.push(failedLine(s.name, s.error?.message ?? "", s.finishedAt));
   }
   return lines.sort((a, b) => a.at.localeCompare(b.at));
 }
+
+// One wording for a step's lines, live (events) or rebuilt (a snapshot).
+const startedLine = (step: StepName, engine: string, at: string): LogLine => ({ at, text: `${stepLabel(step)} started (${engine})`, tone: "info" });
+const succeededLine = (step: StepName, reused: boolean, ms: number, at: string): LogLine => ({
+  at,
+  text: `${stepLabel(step)} ${reused ? "reused" : `done in ${seconds(ms)}`}`,
+  tone: "success",
+});
+const failedLine = (step: StepName, message: string, at: string): LogLine => ({ at, text: `${stepLabel(step)} failed: ${message}`, tone: "error" });
 
 const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 

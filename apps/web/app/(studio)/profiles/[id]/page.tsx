@@ -2,15 +2,16 @@
 // A profile: its training, live; then the photos that were used and those that were not, with
 // the reasons; the voice sample; the way to make a video.
 import Link from "next/link";
-import { notFound, useParams, useRouter } from "next/navigation";
+import { useParams, useRouter } from "next/navigation";
 import { useState } from "react";
 import type { Job, Profile } from "@likeness/contracts";
-import { api, errorText, isNotFound } from "@/lib/api";
+import { api, errorText } from "@/lib/api";
 import { duration } from "@/lib/format";
 import { useJob } from "@/lib/use-job";
 import { useResource } from "@/lib/use-resource";
 import { useTitle } from "@/lib/use-title";
 import { JobView } from "@/components/job-view";
+import { PendingPage } from "@/components/pending-page";
 import { StateBadge } from "@/components/state-badge";
 import { ProfilePhoto } from "@/components/photo";
 import { ConfirmButton } from "@/components/confirm-button";
@@ -23,20 +24,7 @@ export default function ProfilePage() {
   const [problem, setProblem] = useState<string>();
   useTitle(profile.data?.name ?? "Profile");
 
-  if (isNotFound(profile.error)) notFound();
-  if (!profile.data) {
-    return (
-      <main id="main" className="page">
-        {profile.error ? (
-          <p role="alert" className="error-note">
-            {errorText(profile.error)}
-          </p>
-        ) : (
-          <p className="muted">Loading the profile…</p>
-        )}
-      </main>
-    );
-  }
+  if (!profile.data) return <PendingPage error={profile.error} what="the profile" />;
   const p = profile.data;
 
   const train = async () => {

@@ -2,16 +2,17 @@
 // A video: while it is made, the live job; then the review: the player with its subtitles, the
 // download, the script, each step's engine and time, and Edit and re-render.
 import Link from "next/link";
-import { notFound, useParams, useRouter } from "next/navigation";
+import { useParams, useRouter } from "next/navigation";
 import { useState } from "react";
 import { isTerminal, type Job, type Profile, type Video } from "@likeness/contracts";
 import { stepNote } from "@likeness/client";
-import { api, errorText, isNotFound } from "@/lib/api";
+import { api, errorText } from "@/lib/api";
 import { duration, when } from "@/lib/format";
 import { stepLabel, useJob } from "@/lib/use-job";
 import { useResource } from "@/lib/use-resource";
 import { PIPELINES, SUBTITLES } from "@/lib/video-options";
 import { JobView } from "@/components/job-view";
+import { PendingPage } from "@/components/pending-page";
 import { StateBadge } from "@/components/state-badge";
 import { EditVideo } from "@/components/edit-video";
 import { ConfirmButton } from "@/components/confirm-button";
@@ -27,20 +28,7 @@ export default function VideoPage() {
   const profile = useResource(profileId ?? "", () => (profileId ? api().getProfile(profileId) : Promise.resolve(undefined)));
   useTitle(video.data?.script?.title || "Video");
 
-  if (isNotFound(video.error)) notFound();
-  if (!video.data) {
-    return (
-      <main id="main" className="page">
-        {video.error ? (
-          <p role="alert" className="error-note">
-            {errorText(video.error)}
-          </p>
-        ) : (
-          <p className="muted">Loading the video…</p>
-        )}
-      </main>
-    );
-  }
+  if (!video.data) return <PendingPage error={video.error} what="the video" />;
   const v = video.data;
   const remove = async () => {
     try {
