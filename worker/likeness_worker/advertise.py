@@ -81,6 +81,7 @@ class Advertiser:
                 "name": name,
                 "device": cls.device,
                 "licence": cls.licence,
+                "nonCommercial": cls.non_commercial,
                 "healthy": problem is None,
                 "default": default,
             }

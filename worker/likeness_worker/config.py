@@ -172,3 +172,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
 def load_comfyui_settings(env: Mapping[str, str] | None = None) -> ComfyUISettings:
     """The COMFYUI_* group alone (the same parsing and messages as load_settings)."""
     return _load(ComfyUISettings, env)
+
+
+def load_group(model: type[_M], env: Mapping[str, str] | None = None) -> _M:
+    """One engine's settings group alone (an engine is built without Settings), parsed like
+    load_settings: each field is read from its upper-case name; ConfigError names the culprits."""
+    return _load(model, env)

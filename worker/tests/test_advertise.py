@@ -35,7 +35,8 @@ def _registry() -> EngineRegistry:
             raise AssertionError
 
     class OnGpu(Engine):
-        licence = "BSD-3-Clause"
+        licence = "LicenseRef-Research-Only"
+        non_commercial = True
         device = "gpu"
 
         def upscale(self, ctx):  # pragma: no cover
@@ -54,11 +55,12 @@ def test_the_advert_says_device_licence_default_and_why_an_engine_cannot_run(red
     adv.mark_problem("tts", "here", "x" * 600)  # e.g. its model did not load while warming
     advert = adv.publish()
     by_name = {e["name"]: e for e in advert["engines"]}
-    assert by_name["here"] == {"taskKind": "tts", "name": "here", "device": "cpu", "licence": "MIT", "healthy": False,
-                               "default": True, "problem": "x" * 500}
+    assert by_name["here"] == {"taskKind": "tts", "name": "here", "device": "cpu", "licence": "MIT",
+                               "nonCommercial": False, "healthy": False, "default": True, "problem": "x" * 500}
     assert by_name["missing"]["healthy"] is False
     assert by_name["missing"]["problem"] == "not installed: likeness-no-such-tool"
-    assert by_name["ongpu"] == {"taskKind": "upscale", "name": "ongpu", "device": "gpu", "licence": "BSD-3-Clause",
+    assert by_name["ongpu"] == {"taskKind": "upscale", "name": "ongpu", "device": "gpu",
+                                "licence": "LicenseRef-Research-Only", "nonCommercial": True,
                                 "healthy": False, "default": True,
                                 "problem": "this worker does not consume the gpu0 queue"}
     # What is in Redis is what was validated: the key lives 3 heartbeats; the index names it.

@@ -150,6 +150,38 @@ describeWithServices("engines chosen per request", () => {
     expect(trainCommand.engines).toEqual({ prepare: "dataset" });
   });
 
+  it("allows a non-commercial engine but says so: GET /v1/engines, the job from its creation, and the step that ran it", async () => {
+    const wav2lip = { device: "gpu" as const, licence: "LicenseRef-Wav2Lip-NonCommercial", nonCommercial: true };
+    // A worker that runs a non-commercial engine by default (an operator's choice) flags jobs that name none.
+    await advertise("w1", [...BUILTIN.filter((e) => e.taskKind !== "talking_head"), engine("talking_head", "wav2lip", { ...wav2lip, default: true }), engine("lipsync", "wav2lip", wav2lip)]);
+    const listed = (await list()).engines.find((e) => e.taskKind === "lipsync" && e.name === "wav2lip");
+    expect(listed).toMatchObject({ nonCommercial: true, licence: "LicenseRef-Wav2Lip-NonCommercial" });
+    expect((await list()).engines.find((e) => e.name === "piper")).toMatchObject({ nonCommercial: false });
+    const p = await makeProfile(t.db, a.userId, { trained: true });
+
+    const scene = await t.app.inject({ method: "POST", url: "/v1/videos", headers: a.auth, payload: { profileId: p.id, narration: "Hi", pipeline: "svd_wav2lip", engines: { lipsync: "wav2lip" } } });
+    expect(scene.statusCode, scene.body).toBe(202);
+    expect(scene.json().job.licenceNotices).toEqual([{ taskKind: "lipsync", engine: "wav2lip", licence: "LicenseRef-Wav2Lip-NonCommercial", nonCommercial: true }]);
+    const head = await t.app.inject({ method: "POST", url: "/v1/videos", headers: a.auth, payload: { profileId: p.id, narration: "Hi" } });
+    expect(head.json().job.licenceNotices).toEqual([{ taskKind: "talking_head", engine: "wav2lip", licence: "LicenseRef-Wav2Lip-NonCommercial", nonCommercial: true }]);
+    const plain = await t.app.inject({ method: "POST", url: "/v1/videos", headers: a.auth, payload: { profileId: p.id, narration: "Hi", pipeline: "svd_wav2lip" } });
+    expect(plain.json().job.licenceNotices).toEqual([]);
+
+    // The step records the licence its worker reported when it started.
+    const { command } = await worker.next("generate_video");
+    expect(command.jobId).toBe(scene.json().job.id);
+    await worker.send(command, { type: "job_started", worker: worker.name });
+    await worker.send(command, { type: "step_started", step: "lipsync", engine: "wav2lip", licence: wav2lip.licence, nonCommercial: true });
+    await worker.step(command, "tts", "piper");
+    const job = await waitFor("step recorded", async () => {
+      const j = (await t.app.inject({ method: "GET", url: `/v1/jobs/${command.jobId}`, headers: a.auth })).json();
+      return j.steps.find((s: { name: string; state: string }) => s.name === "tts" && s.state === "succeeded") ? j : undefined;
+    });
+    expect(job.licenceNotices).toHaveLength(1);
+    expect(job.steps.find((s: { name: string }) => s.name === "lipsync")).toMatchObject({ engine: "wav2lip", licence: wav2lip.licence, nonCommercial: true });
+    expect(job.steps.find((s: { name: string }) => s.name === "tts")).toMatchObject({ engine: "piper", licence: null, nonCommercial: false });
+  });
+
   it("refuses an unknown or unavailable engine with a 400 that names it, and leaves nothing behind", async () => {
     await advertise("w1", [...BUILTIN.filter((e) => e.name !== "espeak"), engine("tts", "espeak", { healthy: false, problem: "not installed: espeak-ng" })]);
     const p = await makeProfile(t.db, a.userId, { trained: true });

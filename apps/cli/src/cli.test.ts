@@ -446,9 +446,10 @@ describe("engines", () => {
     const list: EngineList = {
       workers: 2,
       engines: [
-        { taskKind: "llm", name: "none", device: "cpu", licence: "LicenseRef-Likeness", healthy: true, default: true, workers: 0, healthyWorkers: 0, runsIn: "api" },
-        { taskKind: "tts", name: "espeak", device: "cpu", licence: "GPL-3.0-or-later", healthy: false, default: false, workers: 2, healthyWorkers: 0, runsIn: "worker", problem: "not installed: espeak-ng" },
-        { taskKind: "tts", name: "piper", device: "cpu", licence: "GPL-3.0-or-later AND MIT", healthy: true, default: true, workers: 2, healthyWorkers: 2, runsIn: "worker" },
+        { taskKind: "llm", name: "none", device: "cpu", licence: "LicenseRef-Likeness", nonCommercial: false, healthy: true, default: true, workers: 0, healthyWorkers: 0, runsIn: "api" },
+        { taskKind: "tts", name: "espeak", device: "cpu", licence: "GPL-3.0-or-later", nonCommercial: false, healthy: false, default: false, workers: 2, healthyWorkers: 0, runsIn: "worker", problem: "not installed: espeak-ng" },
+        { taskKind: "tts", name: "piper", device: "cpu", licence: "GPL-3.0-or-later AND MIT", nonCommercial: false, healthy: true, default: true, workers: 2, healthyWorkers: 2, runsIn: "worker" },
+        { taskKind: "lipsync", name: "wav2lip", device: "gpu", licence: "LicenseRef-Wav2Lip-NonCommercial", nonCommercial: true, healthy: true, default: false, workers: 1, healthyWorkers: 1, runsIn: "worker" },
       ],
     };
     const h = harness(env);
@@ -459,7 +460,8 @@ describe("engines", () => {
     expect(lines[2]).toMatch(/^llm\s+none\s+cpu\s+yes\s+yes\s+api\s+LicenseRef-Likeness$/);
     expect(lines[3]).toMatch(/^tts\s+espeak\s+cpu\s+no \(not installed: espeak-ng\)\s+0\/2\s+GPL-3\.0-or-later$/);
     expect(lines[4]).toMatch(/^\s+piper\s+cpu\s+yes\s+yes\s+2\/2\s+GPL-3\.0-or-later AND MIT$/);
-    expect(lines[5]).toContain("2 workers connected");
+    expect(lines[5]).toMatch(/^lipsync\s+wav2lip\s+gpu\s+yes\s+1\/1\s+LicenseRef-Wav2Lip-NonCommercial \(non-commercial\)$/);
+    expect(lines[6]).toContain("2 workers connected");
     expect(engineTable({ workers: 0, engines: [list.engines[0]!] }).at(-1)).toMatch(/no worker is connected/);
     const j = harness(env);
     j.answers.listEngines = list;

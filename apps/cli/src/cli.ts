@@ -89,7 +89,7 @@ export function engineTable(list: EngineList): string[] {
     e.healthy ? "yes" : `no${e.problem ? ` (${e.problem})` : ""}`,
     e.default ? "yes" : "",
     e.runsIn === "api" ? "api" : `${e.healthyWorkers}/${e.workers}`,
-    e.licence,
+    e.nonCommercial ? `${e.licence} (non-commercial)` : e.licence,
   ]);
   const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const fmt = (r: string[]) => r.map((c, i) => c.padEnd(w[i]!)).join("  ").trimEnd();

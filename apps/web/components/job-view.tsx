@@ -5,6 +5,7 @@ import { useState } from "react";
 import { isTerminal, type JobStep } from "@likeness/contracts";
 import { api, errorText } from "@/lib/api";
 import { duration } from "@/lib/format";
+import { TASK_LABELS } from "@/lib/video-options";
 import { stepLabel, type LiveJob, type StepProgress } from "@/lib/use-job";
 import { useNow } from "@/lib/use-now";
 import { StateBadge } from "./state-badge";
@@ -63,6 +64,13 @@ export function JobView({ live, title }: { live: LiveJob; title: string }) {
         </div>
       )}
       {job.state === "cancelled" && <p className="notice">The job was cancelled. Retry runs what had not finished.</p>}
+      {job.licenceNotices.length > 0 && (
+        <p className="notice" data-testid="licence-notices">
+          Non-commercial licence:{" "}
+          {job.licenceNotices.map((n) => `${n.engine} (${TASK_LABELS[n.taskKind] ?? n.taskKind}, ${n.licence})`).join("; ")}. Do not use
+          what this job makes commercially.
+        </p>
+      )}
 
       <ol className="steps">
         {job.steps.map((s) => (
@@ -119,7 +127,10 @@ function StepRow({ step, progress, now }: { step: JobStep; progress: StepProgres
     <li className={`step step-${step.state}`} data-step={step.name} data-state={step.state}>
       <div className="step-head">
         <span className="step-name">{label}</span>
-        <span className="step-engine">{step.engine ? `engine: ${step.engine}` : "engine: chosen when it starts"}</span>
+        <span className="step-engine">
+          {step.engine ? `engine: ${step.engine}` : "engine: chosen when it starts"}
+          {step.nonCommercial && <span className="licence-flag" title={step.licence ?? undefined}> · non-commercial licence</span>}
+        </span>
         <span className="step-state">{step.reused ? "reused" : STEP_STATE[step.state]}</span>
       </div>
       <progress max={1} value={fraction} aria-label={`${label} progress`} />

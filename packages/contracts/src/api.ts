@@ -14,7 +14,7 @@ import {
   SubtitleMode,
   subtitleMode,
 } from "./jobs.js";
-import { EngineChoice } from "./engines.js";
+import { EngineChoice, LicenceNotice } from "./engines.js";
 
 export const ErrorBody = z.object({
   error: z.string(),
@@ -166,6 +166,9 @@ export const JobStep = z.object({
   name: StepName,
   state: StepState,
   engine: z.string().nullable(),
+  /** The licence of the engine that ran it (SPDX), null until it starts; whether it forbids commercial use. */
+  licence: z.string().nullable(),
+  nonCommercial: z.boolean(),
   attempt: z.number().int().nullable(),
   startedAt: z.iso.datetime().nullable(),
   finishedAt: z.iso.datetime().nullable(),
@@ -194,6 +197,11 @@ export const Job = z.object({
   videoId: z.uuid().nullable(),
   /** The engines this job was asked to use (request over profile defaults); each step records the one that ran. */
   engines: EngineChoice.optional(),
+  /**
+   * The engines this job was set to use (chosen, or the workers' defaults) whose licence forbids
+   * commercial use: allowed, and said here from the moment the job is created.
+   */
+  licenceNotices: z.array(LicenceNotice),
   steps: z.array(JobStep),
   error: StepError.extend({ step: StepName.optional() }).nullable(),
   createdAt: z.iso.datetime(),

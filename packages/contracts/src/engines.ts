@@ -35,6 +35,11 @@ export const AdvertisedEngine = z.object({
   device: EngineDevice,
   /** SPDX expression of what binds a deployment that runs it (the tool's or model's licence). */
   licence: z.string().min(1).max(200),
+  /**
+   * The licence forbids commercial use (Wav2Lip, F5-TTS's weights, SVD): such an engine may still
+   * be chosen, but the job and its step say so. Absent from older workers: read as false.
+   */
+  nonCommercial: z.boolean().optional(),
   /** Whether this worker can run it now (its tool is installed, its model loaded). */
   healthy: z.boolean(),
   /** Why it cannot run, when not healthy. */
@@ -63,6 +68,8 @@ export const EngineInfo = z.object({
   name: EngineName,
   device: EngineDevice,
   licence: z.string(),
+  /** Its licence forbids commercial use: a job may use it, and then carries a licence notice. */
+  nonCommercial: z.boolean(),
   /** At least one live worker can run it now. */
   healthy: z.boolean(),
   /** The engine used for this task kind when a request names none (on the workers that have it). */
@@ -97,6 +104,15 @@ export const EngineChoice = z
     "a 400 naming it (field `engines.<kind>`).",
 );
 export type EngineChoice = z.infer<typeof EngineChoice>;
+
+/** A non-commercial engine a job was set to use: on the job from its creation (Job.licenceNotices). */
+export const LicenceNotice = z.object({
+  taskKind: TaskKind,
+  engine: EngineName,
+  licence: z.string(),
+  nonCommercial: z.literal(true),
+});
+export type LicenceNotice = z.infer<typeof LicenceNotice>;
 
 /** Body of POST /v1/profiles/{id}/train (optional). */
 export const TrainProfileRequest = z.object({ engines: EngineChoice.optional() });

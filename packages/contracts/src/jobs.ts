@@ -243,6 +243,9 @@ export const JobEvent = z.discriminatedUnion("type", [
     type: z.literal("step_started"),
     step: StepName,
     engine: z.string().max(64),
+    /** The SPDX licence of the engine that runs the step, and whether it forbids commercial use. */
+    licence: z.string().max(200).optional(),
+    nonCommercial: z.boolean().optional(),
   }).meta({ title: "StepStarted" }),
   z.object({
     ...eventBase,

@@ -141,6 +141,9 @@ class Engine:
     is_default: ClassVar[bool] = False
     # SPDX expression: the licence of the tool or model the engine runs (ours when there is none).
     licence: ClassVar[str] = LIKENESS_LICENCE
+    # The licence (of the code or of the weights it needs) forbids commercial use: it may still run,
+    # but the job and its step say so (Job.licenceNotices, JobStep.nonCommercial).
+    non_commercial: ClassVar[bool] = False
     # Programs it runs; an engine whose tool is missing is advertised as not healthy.
     tools: ClassVar[tuple[str, ...]] = ()
     device: ClassVar[str] = "cpu"  # "cpu" or "gpu" (queue gpu0: placement on more cards is not built yet)

@@ -28,6 +28,8 @@ class StepStarted(TypedDict):
     type: Literal["step_started"]
     step: StepName
     engine: str
+    licence: NotRequired[str]
+    nonCommercial: NotRequired[bool]
 
 
 class ArtifactRef(TypedDict):

@@ -16,6 +16,7 @@ class Engine(TypedDict):
     name: str
     device: Literal["cpu", "gpu"]
     licence: str
+    nonCommercial: NotRequired[bool]
     healthy: bool
     problem: NotRequired[str]
     default: bool

@@ -82,7 +82,8 @@ class StepNode:
             if marker is not None:
                 return self._reuse(cmd, fence, marker, source_job)
 
-        ev.emit(job_id, attempt, "step_started", step=self.step, engine=engine)
+        ev.emit(job_id, attempt, "step_started", step=self.step, engine=engine, licence=cls.licence,
+                nonCommercial=cls.non_commercial)
         started = time.monotonic()
         request = {
             "jobId": job_id,

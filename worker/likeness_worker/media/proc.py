@@ -235,3 +235,95 @@ def read_exactly(p: Pipe, size: int) -> bytes | None:
     if len(data) < size:
         raise ToolFailed(f"{p.cmd[0]} ended in the middle of a frame")
     return data
+
+
+class ToolExited(ToolFailed):
+    """A tool run by ``stream`` exited non-zero; ``output`` is the tail of what it printed
+    (stdout and stderr together), for the engine to say why (out of memory, weights missing…)."""
+
+    def __init__(self, message: str, returncode: int, output: str) -> None:
+        super().__init__(message)
+        self.returncode = returncode
+        self.output = output
+
+
+STREAM_TAIL_LINES = 200
+
+
+def stream(
+    cmd: list[str],
+    timeout: float,
+    cancelled: Callable[[], bool] | None = None,
+    *,
+    on_line: Callable[[str], None] | None = None,
+    cwd: str | os.PathLike | None = None,
+    env: dict[str, str] | None = None,
+) -> list[str]:
+    """Run a long tool (a GPU model's script) and hand each line it prints to ``on_line``.
+
+    stdout and stderr are read together, split on ``\\n`` and ``\\r`` (tqdm redraws its bar with
+    ``\\r``), so a progress bar arrives as it moves. Killed like ``run`` on timeout (``ToolTimeout``)
+    or cancel (``Cancelled``); a non-zero exit raises ``ToolExited`` with the output's tail. Returns
+    the last ``STREAM_TAIL_LINES`` lines.
+    """
+    import threading
+    from collections import deque
+
+    if cancelled is not None and cancelled():
+        raise Cancelled(f"cancelled before {cmd[0]} started")
+    proc = _spawn(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=cwd, env=env)
+    tail: deque[str] = deque(maxlen=STREAM_TAIL_LINES)
+    callback_error: list[BaseException] = []
+
+    def pump() -> None:
+        out: IO[bytes] = proc.stdout  # type: ignore[assignment]
+        pending = b""
+        for chunk in iter(lambda: out.read1(65536), b""):
+            pending += chunk
+            *lines, pending = pending.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")
+            for raw in lines:
+                line = raw.decode("utf-8", "replace").rstrip()
+                if not line:
+                    continue
+                tail.append(line)
+                if on_line is not None and not callback_error:
+                    try:
+                        on_line(line)
+                    except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+                        callback_error.append(exc)
+        if pending.strip():
+            tail.append(pending.decode("utf-8", "replace").rstrip())
+
+    reading = threading.Thread(target=pump, name=f"stream-{os.path.basename(cmd[0])}", daemon=True)
+    reading.start()
+    deadline = time.monotonic() + timeout
+    name = os.path.basename(cmd[0]) if len(cmd) < 2 else f"{os.path.basename(cmd[0])} {os.path.basename(cmd[1])}"
+    try:
+        while True:
+            try:
+                proc.wait(timeout=POLL_S)
+                break
+            except subprocess.TimeoutExpired:
+                if callback_error:
+                    raise callback_error[0] from None
+                if cancelled is not None and cancelled():
+                    raise Cancelled(f"cancelled while {name} was running") from None
+                if time.monotonic() >= deadline:
+                    raise ToolTimeout(f"{name} ran past its time limit of {timeout:g} s and was stopped: "
+                                      + " | ".join(list(tail)[-5:])) from None
+    except BaseException:
+        _kill_group(proc)
+        proc.wait()
+        reading.join(timeout=5)
+        raise
+    finally:
+        if proc.poll() is not None:
+            reading.join(timeout=5)
+    _kill_group(proc)  # whatever the tool left running in its group (a dataloader worker)
+    if callback_error:
+        raise callback_error[0]
+    lines = list(tail)
+    if proc.returncode != 0:
+        raise ToolExited(f"{name} failed (exit {proc.returncode}): " + "\n".join(lines[-20:])[-STDERR_TAIL:],
+                         proc.returncode, "\n".join(lines))
+    return lines

@@ -93,6 +93,8 @@ export interface JobsTable {
   last_seen_at: NullableTimestamp;
   /** The engines this job asked for, task kind → engine name (request over profile defaults); sent in its command. */
   engines: DefaultedJson;
+  /** LicenceNotice[]: the non-commercial engines the job was set to use, when it was created. */
+  licence_notices: DefaultedJson;
 }
 
 export interface JobStepsTable {
@@ -100,6 +102,9 @@ export interface JobStepsTable {
   name: string;
   state: ColumnType<StepStateValue, StepStateValue | undefined, StepStateValue>;
   engine: string | null;
+  /** The SPDX licence of the engine that ran it (from step_started); null before. */
+  licence: string | null;
+  non_commercial: ColumnType<boolean, boolean | undefined, boolean>;
   attempt: number | null;
   started_at: NullableTimestamp;
   finished_at: NullableTimestamp;

@@ -11,6 +11,7 @@ import {
   type EngineInfo,
   type EngineList,
   type JobKind,
+  type LicenceNotice,
   type Pipeline,
   type WorkerAdvert,
 } from "@likeness/contracts";
@@ -35,6 +36,7 @@ export function mergeAdverts(adverts: WorkerAdvert[], apiEngines: EngineInfo[] =
         name: e.name,
         device: e.device,
         licence: e.licence,
+        nonCommercial: e.nonCommercial ?? false,
         healthy: false,
         default: false,
         workers: 0,
@@ -108,6 +110,22 @@ export class EnginesService {
     if (Object.keys(chosen).length === 0) return {}; // the workers' defaults: nothing to check
     await this.check(chosen, (kind) => (requested?.[kind] === undefined ? " (the profile's default engine)" : ""));
     return chosen;
+  }
+
+  /**
+   * The engines of `job`'s task kinds whose licence forbids commercial use: the chosen one of each
+   * kind, else the one the live workers run by default. Read from the adverts `resolve` has just
+   * checked (no extra Redis read).
+   */
+  async licenceNotices(job: { kind: JobKind; pipeline?: Pipeline }, engines: EngineMap): Promise<LicenceNotice[]> {
+    const list = await this.load(false);
+    const notices: LicenceNotice[] = [];
+    for (const kind of jobTaskKinds(job.kind, job.pipeline)) {
+      const name = engines[kind];
+      const e = list.engines.find((x) => x.taskKind === kind && (name === undefined ? x.default : x.name === name));
+      if (e?.nonCommercial) notices.push({ taskKind: kind, engine: e.name, licence: e.licence, nonCommercial: true });
+    }
+    return notices;
   }
 
   /** A profile's new default engines, or a retried job's: every one must be advertised and runnable now. */

@@ -138,6 +138,8 @@ async function applyEvent(
       await jobs.updateStep(job.id, event.step, {
         state: "running",
         engine: event.engine,
+        licence: event.licence ?? null,
+        non_commercial: event.nonCommercial ?? false,
         attempt: event.attempt,
         started_at: event.at,
         finished_at: null,

@@ -32,10 +32,13 @@ export function toJob(job: JobRow, steps: JobStepRow[], artifacts: ArtifactRow[]
     profileId: job.profile_id,
     videoId,
     engines: (job.engines ?? {}) as Job["engines"],
+    licenceNotices: (job.licence_notices ?? []) as Job["licenceNotices"],
     steps: ordered.map((s): JobStep => ({
       name: s.name as StepName,
       state: s.state,
       engine: s.engine,
+      licence: s.licence,
+      nonCommercial: s.non_commercial,
       attempt: s.attempt,
       startedAt: iso(s.started_at),
       finishedAt: iso(s.finished_at),

@@ -1,7 +1,7 @@
 // All SQL on `jobs`, `job_steps` and `artifacts`. Reads of a user's resource filter by user_id.
 // Built on the app's Kysely instance or on a transaction, like the core's repositories.
 import { sql, type Kysely } from "kysely";
-import { TERMINAL_JOB_STATES, type JobKind, type StepName } from "@likeness/contracts";
+import { TERMINAL_JOB_STATES, type JobKind, type LicenceNotice, type StepName } from "@likeness/contracts";
 import { json } from "../db/db.js";
 import type { Database, JobRow, JobStateValue, JobStepRow, ArtifactRow } from "../db/types.js";
 
@@ -16,6 +16,8 @@ export interface NewJobInput {
   steps: readonly StepName[];
   /** Task kind → engine name, sent in the job's commands; `{}` (the default): the workers' defaults. */
   engines?: Record<string, string>;
+  /** The non-commercial engines among those it will run (Job.licenceNotices). */
+  licenceNotices?: LicenceNotice[];
   /** Steps done before the job is queued (the script of a given narration, or kept by an edit), by name. */
   doneSteps?: Partial<Record<StepName, { engine: string; reused?: boolean }>>;
 }
@@ -23,6 +25,8 @@ export interface NewJobInput {
 export type StepUpdate = Partial<{
   state: JobStepRow["state"];
   engine: string | null;
+  licence: string | null;
+  non_commercial: boolean;
   attempt: number | null;
   started_at: Date | string | null;
   finished_at: Date | string | null;
@@ -63,6 +67,7 @@ export class JobsRepository {
         attempt: 1,
         request: json(input.request),
         engines: json(input.engines ?? {}),
+        licence_notices: json(input.licenceNotices ?? []),
       })
       .returningAll()
       .executeTakeFirstOrThrow();
@@ -229,7 +234,7 @@ export class JobsRepository {
       .executeTakeFirstOrThrow();
     await this.db
       .updateTable("job_steps")
-      .set({ state: "pending", error: null, outputs: null, started_at: null, finished_at: null, duration_ms: null, reused: false })
+      .set({ state: "pending", error: null, outputs: null, started_at: null, finished_at: null, duration_ms: null, reused: false, licence: null, non_commercial: false })
       .where("job_id", "=", job.id)
       .where("state", "<>", "succeeded")
       .execute();

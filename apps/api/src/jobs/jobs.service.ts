@@ -82,6 +82,7 @@ export class JobsService {
       throw conflict(`the profile is already being trained (job ${profile.train_job_id})`);
     }
     const engines = await this.rt.engines.resolve({ kind: "train_profile" }, requested, profile.engines);
+    const licenceNotices = await this.rt.engines.licenceNotices({ kind: "train_profile" }, engines);
     const job = await this.rt.db.transaction().execute(async (tx) => {
       const { job: row } = await new JobsRepository(tx).insert({
         userId,
@@ -90,6 +91,7 @@ export class JobsService {
         request: { profileId: profile.id, ...(requested ? { engines: requested } : {}) },
         steps: TRAIN_PROFILE_STEPS,
         engines,
+        licenceNotices,
       });
       await new ProfilesRepository(tx).markQueued(profile.id, row.id);
       return row;

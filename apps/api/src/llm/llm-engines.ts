@@ -73,6 +73,7 @@ function info(name: string, device: "cpu" | "gpu", licence: string, h: EngineHea
     name,
     device,
     licence,
+    nonCommercial: false, // the model's own terms are the operator's to read (Gemma's allow commercial use)
     healthy: h.healthy,
     ...(h.problem ? { problem: h.problem.slice(0, 500) } : {}),
     workers: 0,

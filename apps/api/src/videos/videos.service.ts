@@ -83,6 +83,7 @@ export class VideosService {
       engines.llm = this.rt.llm.defaultName;
       await this.rt.engines.checkAvailable({ llm: engines.llm });
     }
+    const licenceNotices = await this.rt.engines.licenceNotices({ kind: "generate_video", pipeline }, engines);
     // What the job runs, every field filled: the script step reads topic, narration and durationSec.
     const request = { ...req, profileId, pipeline, width, height, subtitles, ...(requested ? { engines: requested } : {}) };
     const { job, steps, video } = await this.rt.db.transaction().execute(async (tx) => {
@@ -93,6 +94,7 @@ export class VideosService {
         request,
         steps: GENERATE_VIDEO_STEPS[pipeline],
         engines,
+        licenceNotices,
         ...(scriptStep ? { doneSteps: { script: scriptStep } } : {}),
       });
       const video = await new VideosRepository(tx).insert({

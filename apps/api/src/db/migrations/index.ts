@@ -9,6 +9,7 @@ import * as m0005 from "./0005-job-dispatch.js";
 import * as m0006 from "./0006-engine-choice.js";
 import * as m0007 from "./0007-video-edits.js";
 import * as m0008 from "./0008-session-expiry.js";
+import * as m0009 from "./0009-engine-licences.js";
 
 export const migrations: Record<string, Migration> = {
   "0001-initial": m0001,
@@ -19,4 +20,5 @@ export const migrations: Record<string, Migration> = {
   "0006-engine-choice": m0006,
   "0007-video-edits": m0007,
   "0008-session-expiry": m0008,
+  "0009-engine-licences": m0009,
 };

@@ -209,6 +209,7 @@ function NewVideoForm() {
                       {list.map((e) => (
                         <option key={e.name} value={e.name}>
                           {e.name} ({e.device.toUpperCase()}){e.name === "none" ? ": leaves this step out" : ""}
+                          {e.nonCommercial ? `: non-commercial licence (${e.licence})` : ""}
                         </option>
                       ))}
                     </select>
