@@ -9,7 +9,9 @@ a request's ``engines`` against them before it queues the job.
 
 Each engine says its task kind, name, device, licence, whether it is the default of its kind, and
 whether this worker can run it now: its tools are installed (``Engine.problem()``), this worker
-consumes its device's queue, and warming its model did not fail.
+consumes a queue of its device (any ``gpu<i>`` for a GPU engine), and warming its model did not
+fail. With WORKER_GPUS each GPU child process advertises itself, with its one ``gpu<i>`` queue;
+the parent advertises the queues it consumes itself (placement.py reads the GPU queues from here).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import redis
 
 from .contracts import PROTOCOL_VERSION, WORKER_TASK_KINDS, RedisKeys, validate_advert
 from .events import now_iso
+from .placement import consumes, home_queue
 from .runtime import Runtime
 
 if TYPE_CHECKING:
@@ -62,7 +65,7 @@ class Advertiser:
             rt.keys,
             rt.consumer_name,
             rt.registry,
-            s.worker_queues,
+            s.own_queues,  # WORKER_GPUS' children advertise their own
             heartbeat_s=max(0.2, s.worker_heartbeat_timeout_ms / 4000),
         )
 
@@ -72,10 +75,9 @@ class Advertiser:
     def advert(self) -> dict[str, Any]:
         engines = []
         for kind, name, cls, default in self.registry.entries(WORKER_TASK_KINDS):
-            queue = Runtime.queue_for(cls.device)
             problem = self._problems.get((kind, name)) or cls.problem()
-            if problem is None and queue not in self.queues:
-                problem = f"this worker does not consume the {queue} queue"
+            if problem is None and not consumes(cls.device, self.queues):
+                problem = f"this worker does not consume the {home_queue(cls.device)} queue"
             entry: dict[str, Any] = {
                 "taskKind": kind,
                 "name": name,

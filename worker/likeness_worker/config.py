@@ -19,6 +19,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 _QUEUE_RE = re.compile(r"^(cpu|gpu\d+)$")
 _PREFIX_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+_GPU_RE = re.compile(r"^[0-9]{1,3}$")
 
 
 class ConfigError(Exception):
@@ -37,7 +38,15 @@ class ComfyUISettings(BaseModel):
     comfyui_workflow: str = Field("txt2img_lora_sd15", pattern=r"^[A-Za-z0-9_.\-]{1,100}$")
     comfyui_workflows_dir: Path | None = None
     comfyui_checkpoint: str | None = None  # overrides the workflow's checkpoint
-    comfyui_lora: str | None = None  # a file of ComfyUI's models/loras; none: the LoRA node is bypassed
+    # A file of ComfyUI's models/loras used when the profile has no trained LoRA; none: the LoRA
+    # node is bypassed (the scene is the stage alone, not the person).
+    comfyui_lora: str | None = None
+    # A folder ComfyUI reads LoRAs from (its models/loras, mounted in both): a profile's trained
+    # LoRA is copied there before the render.
+    comfyui_loras_dir: Path | None = None
+    # The image-to-video workflow of the comfyui motion engine, and its checkpoint override.
+    comfyui_motion_workflow: str = Field("img2vid_svd", pattern=r"^[A-Za-z0-9_.\-]{1,100}$")
+    comfyui_motion_checkpoint: str | None = None
     comfyui_timeout_s: float = Field(900.0, gt=0)  # one image, from queueing to the saved PNG
     comfyui_request_timeout_s: float = Field(10.0, gt=0)  # one HTTP request
 
@@ -93,6 +102,12 @@ class Settings(ComfyUISettings):
     worker_shutdown_grace_s: float = Field(30.0, ge=0)  # SIGTERM: how long running jobs may go on
     worker_work_dir: Path = Path(tempfile.gettempdir()) / "likeness-worker"
     worker_engine_plugins: tuple[str, ...] = ()
+    # Placement (main.py, gpus.py, placement.py). GPU indexes as CUDA numbers them, e.g. (0, 1):
+    # one child process per index consumes queue gpu<i> with CUDA_VISIBLE_DEVICES=<i>. Empty: none.
+    worker_gpus: tuple[int, ...] = ()
+    # The LLM server sharing this worker's GPUs (Ollama): its models are unloaded before an SD or
+    # SVD step (engines/gpu/vram.py). Unset: nothing is unloaded.
+    worker_ollama_url: str | None = None
     # LIKENESS_CONTRACTS_DIR is read by contracts.contracts_dir(): the schemas are needed before
     # (and without) Settings, e.g. to validate test fixtures.
     # Test-only fault injection (see faults.py). Never set in production.
@@ -122,6 +137,28 @@ class Settings(ComfyUISettings):
             raise ValueError("at least one queue")
         return v
 
+    @field_validator("worker_gpus", mode="before")
+    @classmethod
+    def _gpus(cls, v: object) -> object:
+        if not isinstance(v, str):
+            return v
+        items = [item.strip() for item in v.split(",")]
+        bad = [item for item in items if not _GPU_RE.match(item)]
+        if bad:
+            raise ValueError(f"{', '.join(map(repr, bad))}: GPU indexes are digits separated by commas (e.g. 0,1)")
+        indexes = [int(item) for item in items]
+        twice = sorted({i for i in indexes if indexes.count(i) > 1})
+        if twice:
+            raise ValueError(f"GPU {', '.join(map(str, twice))} listed twice")
+        return tuple(indexes)
+
+    @field_validator("worker_ollama_url")
+    @classmethod
+    def _ollama_url(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return v.rstrip("/") if v else v
+
     @field_validator("database_url")
     @classmethod
     def _pg(cls, v: SecretStr) -> SecretStr:
@@ -141,6 +178,33 @@ class Settings(ComfyUISettings):
         if self.storage_driver == "s3" and not self.s3_bucket:
             raise ValueError("STORAGE_DRIVER=s3 needs S3_BUCKET")
         return self
+
+    @model_validator(mode="after")
+    def _placement(self) -> Settings:
+        if not self.worker_gpus:
+            return self
+        gpus = ",".join(map(str, self.worker_gpus))
+        stray = [q for q in self.worker_queues if q.startswith("gpu") and q not in self.gpu_queues]
+        if stray:
+            raise ValueError(
+                f"WORKER_QUEUES lists {', '.join(stray)} but WORKER_GPUS ({gpus}) does not: with WORKER_GPUS each "
+                "GPU queue is consumed by its own GPU's process; add the index to WORKER_GPUS or drop the queue"
+            )
+        if self.worker_metrics_port and self.worker_metrics_port + 1 + max(self.worker_gpus) > 65535:
+            raise ValueError(f"WORKER_METRICS_PORT + 1 + GPU index must be a port: GPU processes serve "
+                             f"/metrics there (WORKER_GPUS {gpus})")
+        return self
+
+    @property
+    def gpu_queues(self) -> tuple[str, ...]:
+        """The queues of WORKER_GPUS (gpu<i>), each consumed by its GPU's own child process."""
+        return tuple(f"gpu{i}" for i in self.worker_gpus)
+
+    @property
+    def own_queues(self) -> tuple[str, ...]:
+        """The queues this process consumes itself: WORKER_QUEUES without those of WORKER_GPUS
+        (possibly none: a process that only drives jobs and its GPU children)."""
+        return tuple(q for q in self.worker_queues if q not in self.gpu_queues)
 
 
 _M = TypeVar("_M", bound=BaseModel)

@@ -18,6 +18,7 @@ import redis
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.results.backends import RedisBackend
 
+from . import placement
 from .config import Settings
 from .contracts import JOB_KINDS, RedisKeys
 from .engines import EngineRegistry
@@ -63,10 +64,13 @@ class Runtime:
 
         return probe
 
-    @staticmethod
-    def queue_for(device: str) -> str:
-        """The Dramatiq queue of an engine's device (GPU rule: one queue per card)."""
-        return "gpu0" if device == "gpu" else device
+    def queue_for(self, device: str, task_kind: str, engine: str) -> str:
+        """The Dramatiq queue for a step of an engine on ``device``: ``cpu``, or for the GPU the
+        live card queue that placement.py picks (the engine's model warm there, else the least
+        busy, else gpu0; GPU rule: one queue per card)."""
+        if device != "gpu":
+            return device
+        return placement.choose_gpu_queue(self.redis, self.keys, placement.engine_id(task_kind, engine))
 
     def dispatch(self, task_kind: str, queue: str, request: dict[str, Any]) -> dramatiq.Message:
         assert self.broker is not None
@@ -84,8 +88,9 @@ class Runtime:
                 yield stream, "pending", float(pending["pending"])
             except redis.ResponseError:
                 pass
-        for q in self.settings.worker_queues:
-            yield q, "waiting", float(self.redis.llen(f"{self.keys.dramatiq_namespace}:{q}"))
+        s = self.settings
+        for q in dict.fromkeys(s.worker_queues + s.gpu_queues):  # its GPU children's too
+            yield q, "waiting", float(self.redis.llen(placement.dramatiq_queue_key(self.keys, q)))
 
 
 def build_runtime(settings: Settings, registry: EngineRegistry) -> Runtime:

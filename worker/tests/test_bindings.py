@@ -22,12 +22,12 @@ VIDEO_IN = {"speech": ("tts",), "timings": ("tts",)}
 EXPECTED = {
     "train_profile": {
         "prepare": {},
-        "train_lora": {"dataset": ("prepare",)},
+        "train_lora": {"dataset": ("prepare",), "dataset_config": ("prepare",)},
         "train_voice": {"voice_reference": ("prepare",)},
         "evaluate": {"dataset": ("prepare",), "voice_reference": ("prepare",), "lora": ("train_lora",),
                      "voice_profile": ("train_voice",)},
         "publish": {"portrait": ("prepare",), "dataset": ("prepare",), "voice_reference": ("prepare",),
-                    "voice_profile": ("train_voice",)},
+                    "lora": ("train_lora",), "voice_profile": ("train_voice",)},
     },
     "svd_wav2lip": {
         "image": {}, "tts": {},

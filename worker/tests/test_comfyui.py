@@ -17,8 +17,9 @@ from conftest import ASTRONAUT_FACE, REPO, free_port
 from fakes.comfyui import FakeComfyUI
 
 from likeness_worker.engines import TaskContext, load_engines
-from likeness_worker.engines.comfyui import ComfyUIImage
+from likeness_worker.engines.comfyui import ComfyUIImage, ComfyUIMotion
 from likeness_worker.engines.comfyui.client import ComfyClient, ComfyRejected
+from likeness_worker.engines.comfyui.motion import ping_pong
 from likeness_worker.engines.comfyui.workflow import check_against, load_workflow
 from likeness_worker.errors import StepFailure
 from likeness_worker.storage import LocalStorage
@@ -32,11 +33,14 @@ WORKFLOWS = REPO / "deploy" / "comfyui" / "workflows"
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch):
     for name in ("COMFYUI_URL", "COMFYUI_WORKFLOW", "COMFYUI_WORKFLOWS_DIR", "COMFYUI_CHECKPOINT", "COMFYUI_LORA",
+                 "COMFYUI_LORAS_DIR", "COMFYUI_MOTION_WORKFLOW", "COMFYUI_MOTION_CHECKPOINT",
                  "COMFYUI_TIMEOUT_S", "COMFYUI_REQUEST_TIMEOUT_S", "LIKENESS_COMFYUI_WORKFLOWS_DIR"):
         monkeypatch.delenv(name, raising=False)
-    ComfyUIImage._problem_cache = None
+    ComfyUIImage.health.clear()
+    ComfyUIMotion.health.clear()
     yield
-    ComfyUIImage._problem_cache = None
+    ComfyUIImage.health.clear()
+    ComfyUIMotion.health.clear()
 
 
 @pytest.fixture
@@ -57,10 +61,12 @@ class Recorder:
         self.progress.append((fraction, message))
 
 
-def _context(tmp_path: Path, rec: Recorder, *, trigger: str | None = None) -> TaskContext:
+def _context(tmp_path: Path, rec: Recorder, *, trigger: str | None = None, lora_key: str | None = None) -> TaskContext:
     profile = {"portraitKey": "uploads/u/p/portrait.png", "faceBox": ASTRONAUT_FACE}
     if trigger:
         profile["triggerWord"] = trigger
+    if lora_key:
+        profile["loraKey"] = lora_key
     command = {"kind": "generate_video",
                "payload": {"width": W, "height": H, "profile": profile, "fps": 25,
                            "script": {"title": "t", "stage": STAGE, "narration": "Hello."}}}
@@ -305,7 +311,7 @@ def test_problem_says_why_it_cannot_run(tmp_path, monkeypatch):
     assert ComfyUIImage.problem() == "COMFYUI_URL is not set"
     url = f"http://127.0.0.1:{free_port()}"
     monkeypatch.setenv("COMFYUI_URL", url)
-    ComfyUIImage._problem_cache = None
+    ComfyUIImage.health.clear()
     assert ComfyUIImage.problem() == f"ComfyUI at {url} is unreachable"
     monkeypatch.setenv("COMFYUI_URL", "comfyui:8188")
     assert "COMFYUI_URL: " in (ComfyUIImage.problem() or "")
@@ -317,7 +323,7 @@ def test_problem_says_why_it_cannot_run(tmp_path, monkeypatch):
         assert "v1-5-pruned-emaonly.safetensors" in problem and "not on the server" in problem
         server.checkpoints.append("v1-5-pruned-emaonly.safetensors")
         assert ComfyUIImage.problem() == problem  # kept for PROBLEM_TTL_S: the heartbeat does not hammer it
-        ComfyUIImage._problem_cache = None
+        ComfyUIImage.health.clear()
         assert ComfyUIImage.problem() is None
         monkeypatch.setenv("COMFYUI_WORKFLOW", "no_such_workflow")
         assert "no ComfyUI workflow 'no_such_workflow'" in (ComfyUIImage.problem() or "")
@@ -358,10 +364,152 @@ def test_the_advert_lists_it_unhealthy_with_the_reason_then_healthy(tmp_path, mo
         return next(e for e in adv.advert()["engines"] if e["taskKind"] == "image" and e["name"] == "comfyui")
 
     assert entry() == {"taskKind": "image", "name": "comfyui", "device": "gpu", "licence": ComfyUIImage.licence,
-                       "healthy": False, "default": False, "problem": "COMFYUI_URL is not set"}
+                       "nonCommercial": False, "healthy": False, "default": False,
+                       "problem": "COMFYUI_URL is not set"}
     server = FakeComfyUI(tmp_path / "c").start()
     try:
         monkeypatch.setenv("COMFYUI_URL", server.url)
         assert entry()["healthy"] is True and "problem" not in entry()
     finally:
         server.stop()
+
+
+# --- the profile's LoRA -------------------------------------------------------------------------
+
+
+def test_the_profiles_trained_lora_is_copied_where_comfyui_reads_loras_and_used(tmp_path, fake, monkeypatch):
+    storage = LocalStorage(tmp_path / "objects")
+    lora = tmp_path / "trained.safetensors"
+    lora.write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}      " + bytes(range(64)))
+    storage.put_file("jobs/train/train_lora/lkperson.safetensors", lora, "application/octet-stream")
+    monkeypatch.setenv("COMFYUI_LORAS_DIR", str(fake.loras_dir))
+    out = ComfyUIImage().render(_context(tmp_path, Recorder(), trigger="lkperson",
+                                         lora_key="jobs/train/train_lora/lkperson.safetensors"))
+    [placed] = list(fake.loras_dir.rglob("*.safetensors"))
+    assert placed.read_bytes() == lora.read_bytes() and placed.parent.name == "likeness"
+    name = f"likeness/{placed.name}"
+    assert fake.prompts[0]["prompt"]["10"]["inputs"]["lora_name"] == name  # not COMFYUI_LORA
+    assert out.outputs["lora"] == "the profile's" and out.artifacts[0]["meta"]["lora"] == name
+    # A second render finds it there (named by its content): not copied again.
+    mtime = placed.stat().st_mtime_ns
+    ComfyUIImage().render(_context(tmp_path, Recorder(), lora_key="jobs/train/train_lora/lkperson.safetensors"))
+    assert placed.stat().st_mtime_ns == mtime
+
+    # A LoRA trained on SDXL cannot load in the SD 1.5 workflow: the operator must switch workflows.
+    ctx = _context(tmp_path, Recorder(), lora_key="jobs/train/train_lora/lkperson.safetensors")
+    ctx.command["payload"]["profile"]["loraBaseModel"] = "sdxl"
+    with pytest.raises(StepFailure) as info:
+        ComfyUIImage().render(ctx)
+    assert info.value.code == "engine_unavailable" and "trained on sdxl" in info.value.message
+    assert "txt2img_lora_sd15 is sd15" in info.value.message and len(fake.prompts) == 2
+    monkeypatch.setenv("COMFYUI_WORKFLOW", "txt2img_lora_sdxl")
+    ComfyUIImage().render(ctx)
+    assert fake.prompts[-1]["prompt"]["10"]["inputs"]["lora_name"] == name
+    monkeypatch.delenv("COMFYUI_WORKFLOW")
+
+    monkeypatch.delenv("COMFYUI_LORAS_DIR")
+    with pytest.raises(StepFailure) as info:
+        ComfyUIImage().render(_context(tmp_path, Recorder(), lora_key="jobs/train/train_lora/lkperson.safetensors"))
+    assert info.value.code == "engine_unavailable" and "COMFYUI_LORAS_DIR" in info.value.message
+    assert info.value.retryable is False
+
+
+# --- motion (Stable Video Diffusion) ------------------------------------------------------------
+
+
+def _motion_context(tmp_path: Path, rec: Recorder, duration: float = 2.0) -> TaskContext:
+    storage = LocalStorage(tmp_path / "objects")
+    scene = tmp_path / "scene.png"
+    yy, xx = np.mgrid[0:H, 0:W]
+    img = np.dstack([(xx * 255 // W), (yy * 255 // H), np.full_like(xx, 90)]).astype(np.uint8)
+    cv2.circle(img, (W // 2, H // 3), 60, (30, 40, 200), -1)
+    cv2.imwrite(str(scene), img)
+    storage.put_file("jobs/job/image/scene.png", scene, "image/png")
+    ctx = _context(tmp_path, rec)
+    ctx.task_kind, ctx.step, ctx.engine = "motion", "motion", "comfyui"
+    ctx.command["payload"]["burnSubtitles"] = False
+    ctx.inputs = {
+        "scene": {"step": "image", "key": "jobs/job/image/scene.png", "ref": None, "outputs": {"faceBox": None}},
+        "speech": {"step": "tts", "key": "jobs/job/tts/speech.wav", "ref": None, "outputs": {"durationSec": duration}},
+    }
+    return ctx
+
+
+def test_svd_motion_loops_the_clip_to_the_speech_and_hands_it_on_losslessly(tmp_path, fake):
+    from likeness_worker.media.video import probe
+
+    rec = Recorder()
+    out = ComfyUIMotion().animate(_motion_context(tmp_path, rec, duration=2.0))
+    [ref] = out.artifacts
+    assert ref["kind"] == "video_raw" and out.outputs["videoKey"] == ref["key"] == "jobs/job/motion/motion.mkv"
+    assert out.outputs["frames"] == 50 and out.outputs["clipFrames"] == 25 and out.outputs["loop"] == "ping-pong"
+    assert out.outputs["encode"].startswith("lossless") and out.outputs["subtitlesBurned"] is False
+    video = LocalStorage(tmp_path / "objects").get_file(ref["key"], tmp_path / "motion.mkv")
+    info = probe(video)
+    assert (info["width"], info["height"]) == (W, H) and abs(info["duration_sec"] - 2.0) < 0.1
+
+    # ComfyUI freed the image model first, got the scene by upload, and ran SVD on it.
+    assert fake.frees == [{"unload_models": True, "free_memory": True}]
+    assert fake.requests.index(("POST", "/free")) < fake.requests.index(("POST", "/prompt"))
+    [body] = fake.prompts
+    graph = body["prompt"]
+    uploaded = graph["2"]["inputs"]["image"]
+    assert (fake.input_dir / uploaded).is_file() and uploaded.startswith("likeness_")
+    cond = graph["3"]["inputs"]
+    assert (cond["video_frames"], cond["fps"], cond["motion_bucket_id"]) == (25, 6, 40)
+    assert cond["width"] % 64 == 0 and cond["height"] % 64 == 0 and abs(cond["width"] / cond["height"] - W / H) < 0.1
+    assert graph["1"]["inputs"]["ckpt_name"] == "svd_xt.safetensors"
+    assert any("KSampler" in (m or "") for _, m in rec.progress)
+    fractions = [f for f, _ in rec.progress]
+    assert fractions == sorted(fractions)
+
+    # The frames move: the clip is not a still.
+    cap = cv2.VideoCapture(str(video))
+    frames = []
+    ok, frame = cap.read()
+    while ok:
+        frames.append(frame.astype(np.float32))
+        ok, frame = cap.read()
+    cap.release()
+    assert len(frames) == 50 and np.abs(frames[12] - frames[0]).mean() > 0.5
+
+
+def test_the_motion_workflow_must_be_an_img2vid_one(tmp_path, fake, monkeypatch):
+    monkeypatch.setenv("COMFYUI_MOTION_WORKFLOW", "txt2img_lora_sd15")
+    with pytest.raises(StepFailure) as info:
+        ComfyUIMotion().animate(_motion_context(tmp_path, Recorder()))
+    assert info.value.code == "bad_input" and "img2vid" in info.value.message
+    assert fake.prompts == []
+
+
+def test_a_missing_svd_checkpoint_is_refused_before_queueing(tmp_path, fake, monkeypatch):
+    monkeypatch.setenv("COMFYUI_MOTION_CHECKPOINT", "svd_image_decoder.safetensors")
+    with pytest.raises(StepFailure) as info:
+        ComfyUIMotion().animate(_motion_context(tmp_path, Recorder()))
+    assert info.value.code == "bad_input" and "svd_image_decoder.safetensors" in info.value.message
+    assert fake.prompts == []
+    assert "svd_image_decoder.safetensors" in (ComfyUIMotion.problem() or "")
+
+
+def test_ping_pong_plays_the_clip_forward_then_back_at_its_own_speed():
+    plan = ping_pong(4, clip_fps=6, n_out=25, fps=25)
+    positions = [a + t for a, _, t in plan]
+    assert positions[0] == 0 and max(positions) == pytest.approx(3, abs=0.25)
+    top = positions.index(max(positions))
+    assert positions[:top + 1] == sorted(positions[:top + 1])  # forward…
+    assert positions[top:top + 5] == sorted(positions[top:top + 5], reverse=True)  # …then back
+    assert all(b == min(a + 1, 3) for a, b, _ in plan)
+    assert ping_pong(1, 6, 3, 25) == [(0, 0, 0.0)] * 3
+
+
+def test_settings_that_change_the_output_change_the_reuse_key(monkeypatch):
+    first = ComfyUIImage.settings_key()
+    monkeypatch.setenv("COMFYUI_CHECKPOINT", "dreamshaper_8.safetensors")
+    assert ComfyUIImage.settings_key() != first
+    monkeypatch.delenv("COMFYUI_CHECKPOINT")
+    assert ComfyUIImage.settings_key() == first
+    monkeypatch.setenv("COMFYUI_WORKFLOW", "txt2img_lora_sdxl")
+    assert ComfyUIImage.settings_key() != first
+    motion = ComfyUIMotion.settings_key()
+    monkeypatch.setenv("COMFYUI_MOTION_CHECKPOINT", "svd.safetensors")
+    assert ComfyUIMotion.settings_key() != motion

@@ -126,3 +126,17 @@ def test_log_level_takes_the_same_values_as_the_api():
     for level in worker_values:
         assert load_settings({**BASE, "LOG_LEVEL": level}).log_level == level
     assert LEVELS["warn"] == LEVELS["warning"] == logging.WARNING
+
+
+def test_a_bad_engine_setting_refuses_the_worker_by_name(worker_env):
+    # An engine's own group (here Real-ESRGAN's and kohya's) is checked at start-up too, not at its
+    # first step, even on a worker that never runs it.
+    registry = load_engines()
+    registry.check_settings({})  # all optional
+    with pytest.raises(ConfigError) as info:
+        registry.check_settings({"REALESRGAN_MODEL": "esrgan-9000", "KOHYA_STEPS": "many"})
+    assert "REALESRGAN_MODEL" in str(info.value) and "KOHYA_STEPS" in str(info.value)
+    exe = Path(sys.executable).parent / "likeness-worker"
+    proc = subprocess.run([str(exe)], env={**worker_env, "REALESRGAN_MODE": "vulkan"}, capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 2 and "REALESRGAN_MODE" in proc.stderr, proc.stderr[-2000:]

@@ -67,8 +67,11 @@ def api_env_names() -> set[str]:
 def worker_env_names() -> set[str]:
     """Every Settings field (read as its upper-case name) and any os.environ read in the package."""
     from likeness_worker.config import Settings
+    from likeness_worker.engines import load_engines
 
     names = {f.upper() for f in Settings.model_fields}
+    for group in load_engines().settings_groups():  # each engine's own group (REALESRGAN_*, KOHYA_*…)
+        names |= {f.upper() for f in group.model_fields}
     for path in WORKER_PKG.rglob("*.py"):
         names |= set(re.findall(r"os\.environ(?:\.get)?[\[(]\s*[\"']([A-Z][A-Z0-9_]*)[\"']", path.read_text()))
         names |= set(re.findall(r"os\.getenv\(\s*[\"']([A-Z][A-Z0-9_]*)[\"']", path.read_text()))

@@ -100,7 +100,8 @@ def test_generate_video_job_runs_the_dag_in_order(bus, tiny_worker, database_url
         "lora": f"jobs/{tp['jobId']}/train_lora/lora.txt",
         "voice_profile": f"jobs/{tp['jobId']}/train_voice/voice_profile.txt",
     }
-    assert of_type(events, "job_finished")[0]["result"]["inputs"] == ["dataset", "portrait", "voice_profile", "voice_reference"]
+    assert of_type(events, "job_finished")[0]["result"]["inputs"] == ["dataset", "lora", "portrait", "voice_profile",
+                                                                        "voice_reference"]
 
     # Checkpoints live only while an attempt runs (retention), and SIGTERM exits cleanly.
     deadline = time.monotonic() + 5

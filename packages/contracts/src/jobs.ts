@@ -113,7 +113,14 @@ export const ProfileAssets = z.object({
   voiceReferenceKey: StorageKey,
   voiceProfileKey: StorageKey,
   loraKey: StorageKey.optional(),
+  /** The model family the LoRA was trained on: an image workflow of another family cannot load it. */
+  loraBaseModel: z.enum(["sd15", "sdxl"]).optional(),
   voiceModelKey: StorageKey.optional(),
+  /**
+   * The profile's trigger word, which its LoRA was trained with: an image engine that loads the
+   * LoRA puts it in the prompt. The api fills it in each video command from the profile.
+   */
+  triggerWord: z.string().min(1).max(64).optional(),
   acceptedImages: z.number().int().nonnegative(),
   rejectedImages: z
     .array(

@@ -25,7 +25,7 @@ from ..engines import TASK_INTERFACES, TaskContext, UnknownEngine
 from ..errors import RETRY_POLICY, StepFailure, classify
 from ..fence import Fenced
 from ..layout import done_key
-from . import poison
+from . import gpu, poison
 from .broker import RetryStep
 
 if TYPE_CHECKING:
@@ -58,6 +58,7 @@ def execute_step(rt: Runtime, request: dict[str, Any]) -> dict[str, Any]:
 
     # One flat scratch folder per run of a step, removed afterwards (nothing per job is left behind).
     work_dir = rt.settings.worker_work_dir / f"{job_id}-{step}-{uuid.uuid4().hex[:8]}"
+    on_gpu: gpu.GpuStep | None = None
     try:
         try:
             cls = rt.registry.resolve(task_kind, {task_kind: engine_name})[1]
@@ -84,6 +85,10 @@ def execute_step(rt: Runtime, request: dict[str, Any]) -> dict[str, Any]:
             raise StepFailure("cancelled", "cancelled before the step started")
         rt.faults.before_step(step, attempt, ctx.cancelled, ctx.command)
         work_dir.mkdir(parents=True, exist_ok=True)
+        # On a GPU queue: free what another engine left on the card, and say this one is warm there.
+        current = CurrentMessage.get_current_message()
+        if current is not None:
+            on_gpu = gpu.before_step(rt, current.queue_name, current.message_id, task_kind, engine_name)
         out = getattr(cls(), TASK_INTERFACES[task_kind][1])(ctx)
         done = {
             "step": step,
@@ -117,6 +122,7 @@ def execute_step(rt: Runtime, request: dict[str, Any]) -> dict[str, Any]:
             raise RetryStep(failure) from exc
         return {"ok": False, "error": failure.to_dict(), "durationMs": round((time.monotonic() - started) * 1000, 1)}
     finally:
+        gpu.after_step(rt, on_gpu)
         shutil.rmtree(work_dir, ignore_errors=True)
         # Ended here, failed or not: this run did not kill the process.
         poison.clear_runs(rt, job_id, attempt, step)

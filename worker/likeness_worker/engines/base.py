@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
+from pydantic import BaseModel
+
 from ..generated.tables import LIKENESS_LICENCE
 from ..layout import step_key
 from ..storage import Storage
@@ -146,7 +148,10 @@ class Engine:
     non_commercial: ClassVar[bool] = False
     # Programs it runs; an engine whose tool is missing is advertised as not healthy.
     tools: ClassVar[tuple[str, ...]] = ()
-    device: ClassVar[str] = "cpu"  # "cpu" or "gpu" (queue gpu0: placement on more cards is not built yet)
+    device: ClassVar[str] = "cpu"  # "cpu" or "gpu" (which card's queue: placement.py)
+    # Its own settings (a pydantic group read with config.load_group, e.g. REALESRGAN_*): the worker
+    # validates every registered engine's group at start-up, and deploy/.env.example lists them.
+    settings_group: ClassVar[type[BaseModel] | None] = None
     # Part of every step's input hash: bump it when the engine would make other outputs from the
     # same inputs, so that an edit does not reuse what the old version made.
     version: ClassVar[str] = "1"
@@ -160,9 +165,23 @@ class Engine:
         return f"not installed: {', '.join(missing)}" if missing else None
 
     @classmethod
+    def settings_key(cls) -> str:
+        """What of this worker's settings changes the engine's output (a workflow, a model file),
+        as a short string; part of every step's input hash beside ``version``, so that an edit
+        made after the operator switched models does not reuse what the old ones made."""
+        return ""
+
+    @classmethod
     def warm(cls) -> None:
         """Load what the first job would otherwise wait for (a model); the worker calls it once
         per default engine at start-up, in the background. Most engines need nothing."""
+
+    @classmethod
+    def release(cls) -> None:
+        """Free what this engine holds on its card (a resident process, a loaded model) for another
+        engine: a GPU actor calls it, in the same process, before it runs a step of another engine
+        on the card this one ran on last (engines/gpu/vram.py). An error is logged, never fails
+        that step. Most engines hold nothing between steps: their tool exits with the step."""
 
 
 E = TypeVar("E", bound=type[Engine])

@@ -58,8 +58,8 @@ PORTS: dict[str, Port] = {
     "faces": Port("per photo: accepted or rejected and why, face box (faces.json)", artifact="faces"),
     "voice_reference": Port("the voice sample trimmed and loudness-normalised (WAV, at most 12 s); its "
                             "step's outputs: voiceDurationSec, voiceLoudnessLufs", artifact="voice_reference"),
-    "lora": Port("the LoRA, or the report that none was trained (lora.json); its step's outputs: trained",
-                 artifact="lora_report"),
+    "lora": Port("the report of the LoRA training (lora.json); its step's outputs: trained, and when it was "
+                 "trained loraKey (the .safetensors), baseModel, triggerWord", artifact="lora_report"),
     "voice_profile": Port("the measured voice (voice_profile.json); its step's outputs: voiceProfile",
                           artifact="voice_profile"),
     "evaluation": Port("faces, voice and likeness scores (evaluation.json)", artifact="evaluation"),
@@ -90,7 +90,7 @@ class TaskPorts:
 
 TASK_PORTS: dict[str, TaskPorts] = {
     "prepare": TaskPorts(outputs=("dataset", "dataset_config", "portrait", "faces", "voice_reference")),
-    "lora_trainer": TaskPorts(inputs=("dataset",), outputs=("lora",)),
+    "lora_trainer": TaskPorts(inputs=("dataset",), optional=("dataset_config",), outputs=("lora",)),
     "voice_trainer": TaskPorts(inputs=("voice_reference",), outputs=("voice_profile",)),
     "evaluate": TaskPorts(inputs=("dataset", "voice_reference", "lora", "voice_profile"), outputs=("evaluation",)),
     "image": TaskPorts(outputs=("scene",)),
@@ -102,7 +102,7 @@ TASK_PORTS: dict[str, TaskPorts] = {
     "upscale": TaskPorts(inputs=("video",), outputs=("video",)),
     "mux": TaskPorts(inputs=("video", "speech", "timings"), outputs=("video", "subtitles")),
     # One task kind for both job kinds: a profile's assets, or the final video.
-    "publish": TaskPorts(optional=("portrait", "dataset", "voice_reference", "voice_profile", "video"),
+    "publish": TaskPorts(optional=("portrait", "dataset", "voice_reference", "lora", "voice_profile", "video"),
                          outputs=("result",)),
 }
 

@@ -1,7 +1,8 @@
 """THE registry: (task kind, engine name) -> engine class, plus the default engine per kind.
 
-Registration is explicit: ``load_engines`` adds the built-in classes (``builtin.ENGINES``) and the
-ComfyUI ones (``comfyui.ENGINES``, selectable, never a default), then calls ``register(registry)``
+Registration is explicit: ``load_engines`` adds the built-in classes (``builtin.ENGINES``), the
+ComfyUI ones (``comfyui.ENGINES``) and the GPU tools' (``gpu.ENGINES``; these two selectable, never
+a default), then calls ``register(registry)``
 of each plugin module named in WORKER_ENGINE_PLUGINS. Importing an engine module registers
 nothing, so engines never import the registry.
 
@@ -13,10 +14,15 @@ that lacks a default engine for a task kind it may be asked to run.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
 
+from pydantic import BaseModel
+
+from ..config import ConfigError, load_group
 from .base import TASK_INTERFACES, Engine
 from .builtin import ENGINES as BUILTIN_ENGINES
 from .comfyui import ENGINES as COMFYUI_ENGINES
+from .gpu import ENGINES as GPU_ENGINES
 
 
 class UnknownEngine(LookupError):
@@ -70,15 +76,34 @@ class EngineRegistry:
     def missing_defaults(self, task_kinds: tuple[str, ...]) -> list[str]:
         return [k for k in task_kinds if k not in self._defaults]
 
+    def settings_groups(self) -> list[type[BaseModel]]:
+        """The settings groups of the registered engines, each once (validated at start-up)."""
+        groups: dict[type[BaseModel], None] = {}
+        for cls in self._engines.values():
+            if cls.settings_group is not None:
+                groups[cls.settings_group] = None
+        return list(groups)
+
+    def check_settings(self, env: Mapping[str, str] | None = None) -> None:
+        """Parse every engine's settings group; ConfigError naming each bad variable."""
+        problems = []
+        for group in self.settings_groups():
+            try:
+                load_group(group, env)
+            except ConfigError as exc:
+                problems.append(str(exc).removeprefix("invalid worker configuration: "))
+        if problems:
+            raise ConfigError("invalid worker configuration: " + "; ".join(problems))
+
 
 class PluginError(ImportError):
     pass
 
 
 def load_engines(plugins: tuple[str, ...] = ()) -> EngineRegistry:
-    """A registry of the built-in and ComfyUI engines, then each plugin's (its ``register(registry)``)."""
+    """A registry of the built-in, ComfyUI and GPU-tool engines, then each plugin's (its ``register(registry)``)."""
     registry = EngineRegistry()
-    registry.add(*BUILTIN_ENGINES, *COMFYUI_ENGINES)
+    registry.add(*BUILTIN_ENGINES, *COMFYUI_ENGINES, *GPU_ENGINES)
     for name in plugins:
         module = importlib.import_module(name)
         register = getattr(module, "register", None)

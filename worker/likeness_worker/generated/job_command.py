@@ -51,7 +51,9 @@ class ProfileAssets(TypedDict):
     voiceReferenceKey: str
     voiceProfileKey: str
     loraKey: NotRequired[str]
+    loraBaseModel: NotRequired[Literal["sd15", "sdxl"]]
     voiceModelKey: NotRequired[str]
+    triggerWord: NotRequired[str]
     acceptedImages: int
     rejectedImages: list[RejectedImage]
 

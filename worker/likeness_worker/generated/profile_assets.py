@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import NotRequired, TypedDict
+from typing import Literal, NotRequired, TypedDict
 
 
 class FaceBox(TypedDict):
@@ -26,6 +26,8 @@ class ProfileAssets(TypedDict):
     voiceReferenceKey: str
     voiceProfileKey: str
     loraKey: NotRequired[str]
+    loraBaseModel: NotRequired[Literal["sd15", "sdxl"]]
     voiceModelKey: NotRequired[str]
+    triggerWord: NotRequired[str]
     acceptedImages: int
     rejectedImages: list[RejectedImage]

@@ -75,7 +75,9 @@ class StepNode:
             return {"error": {**error, "step": self.step}}
 
         fence = self.rt.fences.get(job_id, attempt)
-        ihash = input_hash(self.task_kind, engine, cls.version, cmd["payload"], inputs, self.rt.storage)
+        settings_key = cls.settings_key()
+        version = f"{cls.version}/{settings_key}" if settings_key else cls.version
+        ihash = input_hash(self.task_kind, engine, version, cmd["payload"], inputs, self.rt.storage)
         source_job = cmd["payload"].get("reuseFrom")  # an edit's (generate_video only)
         if ihash is not None and source_job:
             marker = reusable(self.rt.storage, source_job, self.step, ihash)
@@ -97,7 +99,8 @@ class StepNode:
             # The actor runs the step, and writes its marker, only while this token owns the attempt.
             "owner": fence.token if fence else None,
         }
-        result = self._await(self.rt.dispatch(self.task_kind, self.rt.queue_for(cls.device), request), job_id, attempt)
+        queue = self.rt.queue_for(cls.device, self.task_kind, engine)
+        result = self._await(self.rt.dispatch(self.task_kind, queue, request), job_id, attempt)
         duration_ms = round((time.monotonic() - started) * 1000, 1)
         if result.get("fenced"):  # the job is another worker's now: this run of it stops here
             raise fence.fenced() if fence else Fenced(f"job {job_id} attempt {attempt} was taken over")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import io
 import os
 import signal
 import subprocess
@@ -106,15 +107,29 @@ def run(
         cwd=cwd,
     )
     deadline = time.monotonic() + timeout
-    pending_input = input
+    if input is not None:
+        # A thread feeds stdin: communicate() called again after a timeout stops writing what it
+        # had not written yet (CPython registers stdin only when given input, and refuses input
+        # on a second call), so a large input would leave the tool waiting for the rest forever.
+        import threading
+
+        stdin, proc.stdin = proc.stdin, None
+
+        def feed() -> None:
+            assert stdin is not None
+            with contextlib.suppress(BrokenPipeError, OSError):
+                stdin.write(input)
+            with contextlib.suppress(BrokenPipeError, OSError):
+                stdin.close()
+
+        threading.Thread(target=feed, name=f"stdin-{os.path.basename(cmd[0])}", daemon=True).start()
     try:
         while True:
             wait = min(POLL_S, max(0.0, deadline - time.monotonic()))
             try:
-                out, err = proc.communicate(input=pending_input, timeout=wait)
+                out, err = proc.communicate(timeout=wait)
                 break
             except subprocess.TimeoutExpired:
-                pending_input = None  # communicate() keeps feeding what it started with
                 if cancelled is not None and cancelled():
                     _kill_group(proc)
                     proc.communicate()
@@ -276,23 +291,40 @@ def stream(
     callback_error: list[BaseException] = []
 
     def pump() -> None:
-        out: IO[bytes] = proc.stdout  # type: ignore[assignment]
+        out = proc.stdout
+        assert isinstance(out, io.BufferedReader)  # read1: what is there, without waiting for a full block
         pending = b""
+
+        shown = [b""]  # a tqdm bar handed on before its line ended (below)
+
+        def hand_on(raw: bytes) -> None:
+            if on_line is not None and not callback_error:
+                try:
+                    on_line(raw.decode("utf-8", "replace").rstrip())
+                except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+                    callback_error.append(exc)
+
+        def take(raw: bytes) -> None:
+            raw = raw.rstrip()
+            if not raw:
+                return
+            tail.append(raw.decode("utf-8", "replace"))
+            if raw != shown[0]:
+                hand_on(raw)
+            shown[0] = b""
+
         for chunk in iter(lambda: out.read1(65536), b""):
             pending += chunk
             *lines, pending = pending.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")
             for raw in lines:
-                line = raw.decode("utf-8", "replace").rstrip()
-                if not line:
-                    continue
-                tail.append(line)
-                if on_line is not None and not callback_error:
-                    try:
-                        on_line(line)
-                    except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
-                        callback_error.append(exc)
-        if pending.strip():
-            tail.append(pending.decode("utf-8", "replace").rstrip())
+                take(raw)
+            # tqdm ends a redraw with no newline (the next one starts with \r): a whole bar waiting
+            # for a slow step is handed on now, not one step late.
+            bar = pending.rstrip()
+            if bar.endswith(b"]") and b"%|" in bar and bar != shown[0]:
+                hand_on(bar)
+                shown[0] = bar
+        take(pending)  # a last line with no newline (tqdm's final redraw)
 
     reading = threading.Thread(target=pump, name=f"stream-{os.path.basename(cmd[0])}", daemon=True)
     reading.start()

@@ -28,7 +28,11 @@ shapes of ComfyUI's source; each is cited where it is served:
   ``<prefix>_<counter:05>_.png`` (folder_paths.get_save_image_path splits "a/b" into subfolder a).
 
 Execution makes a real PNG of the EmptyLatentImage's size (a gradient coloured by a hash of the
-positive prompt) while KSampler reports ``steps`` progress messages. Switches for failures:
+positive prompt) while KSampler reports ``steps`` progress messages; a graph through
+SVD_img2vid_Conditioning (comfy_extras/nodes_video_model.py) saves ``video_frames`` PNGs of its
+LoadImage input (uploaded to input/) drifting slowly, one SaveImage entry each. LoadImage lists
+the files of input/ and LoraLoader those of models/loras (recursively, "sub/name"), as
+folder_paths does. Switches for failures:
 ``error_message``/``error_type`` (execution_error at KSampler step ``error_at_step``), ``hang``
 (KSampler never ends until interrupted), and the model lists (``checkpoints``, ``loras``) for a
 missing model.
@@ -64,9 +68,29 @@ SAMPLERS = ["euler", "euler_ancestral", "dpmpp_2m", "dpmpp_sde"]  # a few of com
 SCHEDULERS = ["normal", "karras", "exponential", "simple"]
 
 
-def node_classes(checkpoints: list[str], loras: list[str]) -> dict[str, dict[str, Any]]:
-    """INPUT_TYPES / RETURN_TYPES / OUTPUT_NODE of the core nodes the workflows use (nodes.py)."""
+def node_classes(checkpoints: list[str], loras: list[str], inputs: list[str] | None = None) -> dict[str, dict[str, Any]]:
+    """INPUT_TYPES / RETURN_TYPES / OUTPUT_NODE of the core nodes the workflows use (nodes.py;
+    the SVD ones: comfy_extras/nodes_video_model.py)."""
     return {
+        "ImageOnlyCheckpointLoader": {
+            "required": {"ckpt_name": [list(checkpoints)]},
+            "output": ["MODEL", "CLIP_VISION", "VAE"], "category": "loaders/video_models"},
+        "LoadImage": {  # nodes.py: the files of the input folder, sorted
+            "required": {"image": [sorted(inputs or []), {"image_upload": True}]},
+            "output": ["IMAGE", "MASK"], "category": "image"},
+        "SVD_img2vid_Conditioning": {
+            "required": {"clip_vision": ["CLIP_VISION"], "init_image": ["IMAGE"], "vae": ["VAE"],
+                         "width": ["INT", {"default": 1024, "min": 16, "max": MAX_RESOLUTION, "step": 8}],
+                         "height": ["INT", {"default": 576, "min": 16, "max": MAX_RESOLUTION, "step": 8}],
+                         "video_frames": ["INT", {"default": 14, "min": 1, "max": 4096}],
+                         "motion_bucket_id": ["INT", {"default": 127, "min": 1, "max": 1023}],
+                         "fps": ["INT", {"default": 6, "min": 1, "max": 1024}],
+                         "augmentation_level": ["FLOAT", {"default": 0.0, "min": 0.0, "max": 10.0, "step": 0.01}]},
+            "output": ["CONDITIONING", "CONDITIONING", "LATENT"], "category": "conditioning/video_models"},
+        "VideoLinearCFGGuidance": {
+            "required": {"model": ["MODEL"],
+                         "min_cfg": ["FLOAT", {"default": 1.0, "min": 0.0, "max": 100.0, "step": 0.5, "round": 0.01}]},
+            "output": ["MODEL"], "category": "sampling/video_models"},
         "CheckpointLoaderSimple": {
             "required": {"ckpt_name": [list(checkpoints), {"tooltip": "The name of the checkpoint (model) to load."}]},
             "output": ["MODEL", "CLIP", "VAE"], "category": "loaders"},
@@ -132,7 +156,11 @@ class FakeComfyUI:
         self.output_dir.mkdir(parents=True, exist_ok=True)
         self.input_dir.mkdir(parents=True, exist_ok=True)
         self.checkpoints = list(checkpoints if checkpoints is not None
-                                else ["v1-5-pruned-emaonly.safetensors", "sd_xl_base_1.0.safetensors"])
+                                else ["v1-5-pruned-emaonly.safetensors", "sd_xl_base_1.0.safetensors",
+                                      "svd_xt.safetensors"])
+        # models/loras: listed with the static names, recursively, "sub/name" (folder_paths).
+        self.loras_dir = self.root / "models" / "loras"
+        self.loras_dir.mkdir(parents=True, exist_ok=True)
         self.loras = list(loras if loras is not None else ["likeness_profile.safetensors"])
         self.step_s = step_s
         # Failure switches.
@@ -208,7 +236,9 @@ class FakeComfyUI:
 
     # validation (execution.py validate_prompt / validate_inputs) --------------------------------
     def classes(self) -> dict[str, dict[str, Any]]:
-        return node_classes(self.checkpoints, self.loras)
+        found = [p.relative_to(self.loras_dir).as_posix() for p in self.loras_dir.rglob("*.safetensors")]
+        inputs = [p.relative_to(self.input_dir).as_posix() for p in self.input_dir.rglob("*") if p.is_file()]
+        return node_classes(self.checkpoints, sorted({*self.loras, *found}), inputs)
 
     def validate_prompt(self, prompt: dict[str, Any]) -> tuple[bool, Any, list[str], dict[str, Any]]:
         classes = self.classes()
@@ -360,7 +390,7 @@ class FakeComfyUI:
                 if node["class_type"] == "KSampler":
                     self._sample(node, nid, prompt_id, client_id)
                 elif node["class_type"] == "SaveImage":
-                    out = {"images": [self._save(prompt, node)]}
+                    out = {"images": self._save(prompt, node)}
                     ui[nid] = out
                     if client_id is not None:
                         self.send("executed", {"node": nid, "display_node": nid, "output": out, "prompt_id": prompt_id},
@@ -406,7 +436,12 @@ class FakeComfyUI:
                     return found
         return None
 
-    def _save(self, prompt, node) -> dict[str, str]:
+    def _save(self, prompt, node) -> list[dict[str, str]]:
+        """The batch the graph decodes: one text-to-image PNG, or SVD's frames (the LoadImage
+        input drifting and zooming slowly), each ``<prefix>_<counter:05>_.png``."""
+        svd = self._upstream(prompt, node, "SVD_img2vid_Conditioning")
+        if svd is not None:
+            return [self._write(node, rgb) for rgb in self._svd_frames(prompt, svd)]
         latent = self._upstream(prompt, node, "EmptyLatentImage")
         sampler = self._upstream(prompt, node, "KSampler")
         w, h = int(latent["inputs"]["width"]), int(latent["inputs"]["height"])
@@ -418,6 +453,23 @@ class FakeComfyUI:
         ramp = (np.linspace(0.3, 1.0, w, dtype=np.float32)[None, :, None]
                 * np.linspace(0.5, 1.0, h, dtype=np.float32)[:, None, None])
         rgb = np.clip(ramp * colour[None, None, :] + 20, 0, 255).astype(np.uint8)
+        return [self._write(node, rgb)]
+
+    def _svd_frames(self, prompt, svd) -> list[np.ndarray]:
+        load = prompt[str(svd["inputs"]["init_image"][0])]
+        src = Image.open(self.input_dir / str(load["inputs"]["image"])).convert("RGB")
+        w, h = int(svd["inputs"]["width"]), int(svd["inputs"]["height"])
+        base = np.asarray(src.resize((w, h), Image.LANCZOS))
+        frames = []
+        for i in range(int(svd["inputs"]["video_frames"])):
+            zoom = 1.0 + 0.004 * i  # a slow push in, as SVD's camera drifts
+            cw, ch = round(w / zoom), round(h / zoom)
+            x, y = (w - cw) // 2 + i % 3, (h - ch) // 2
+            crop = Image.fromarray(base[y:y + ch, x:x + cw]).resize((w, h), Image.LANCZOS)
+            frames.append(np.asarray(crop))
+        return frames
+
+    def _write(self, node, rgb: np.ndarray) -> dict[str, str]:
         prefix = str(node["inputs"].get("filename_prefix", "ComfyUI"))
         subfolder, _, base = prefix.rpartition("/")
         folder = self.output_dir / subfolder

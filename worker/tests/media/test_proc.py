@@ -1,4 +1,5 @@
 import contextlib
+import hashlib
 import os
 import signal
 import subprocess
@@ -7,6 +8,7 @@ import time
 
 import pytest
 
+from likeness_worker.media import proc
 from likeness_worker.media.errors import Cancelled, ToolFailed, ToolTimeout
 from likeness_worker.media.proc import pipe, run
 
@@ -103,3 +105,51 @@ def test_tool_dies_when_its_parent_is_sigkilled(tmp_path):
         if tool is not None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(tool, signal.SIGKILL)
+
+
+def test_run_feeds_an_input_larger_than_a_pipe_to_a_slow_reader():
+    # communicate() retried after its 0.1 s poll once stopped writing: the tool waited forever.
+    data = bytes(range(256)) * (8 << 12)  # 8 MiB
+    slow = "import sys, time, hashlib; time.sleep(0.5); print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest())"
+    out = proc.run([sys.executable, "-c", slow], timeout=30, input=data)
+    assert out.stdout.decode().strip() == hashlib.sha256(data).hexdigest()
+
+
+def test_stream_hands_each_line_to_the_callback_and_keeps_the_tail():
+    script = ("import sys, time\n"
+              "for i in range(5):\n"
+              "    sys.stderr.write(f'\\rsteps: {i * 25}%|##| {i}/4'); sys.stderr.flush(); time.sleep(0.02)\n"
+              "sys.stderr.write('\\n'); sys.stderr.flush()\n"
+              "print('CUDA out of memory. Tried to allocate 2.00 GiB'); sys.stdout.write('last words')\n"
+              "sys.exit(3)")
+    seen: list[str] = []
+    with pytest.raises(proc.ToolExited) as info:
+        proc.stream([sys.executable, "-c", script], 30, on_line=seen.append)
+    assert seen[:5] == [f"steps: {i * 25}%|##| {i}/4" for i in range(5)]
+    assert seen[-1] == "last words"  # a last line without a newline is a line too
+    assert info.value.returncode == 3 and "out of memory" in info.value.output
+
+
+def test_stream_is_killed_on_cancel_and_on_timeout():
+    t0 = time.monotonic()
+    with pytest.raises(Cancelled):
+        proc.stream([sys.executable, "-c", "import time; time.sleep(30)"], 30, cancelled=lambda: time.monotonic() - t0 > 0.3)
+    assert time.monotonic() - t0 < 5
+    with pytest.raises(ToolTimeout) as info:
+        proc.stream([sys.executable, "-c", "import time; print('started', flush=True); time.sleep(30)"], 0.5)
+    assert "started" in str(info.value)
+
+
+def test_stream_hands_on_a_tqdm_bar_before_its_next_redraw():
+    # tqdm starts each redraw with \r and ends it with nothing: a bar waiting on a slow step is
+    # seen while it waits, once.
+    script = ("import sys, time\n"
+              "sys.stderr.write('\\rsteps:  50%|#    | 1/2 [00:01<00:01,  1.00it/s, avr_loss=0.5]'); sys.stderr.flush()\n"
+              "time.sleep(30)")
+    seen: list[str] = []
+    t0 = time.monotonic()
+    with pytest.raises(Cancelled):
+        proc.stream([sys.executable, "-c", script], 60, cancelled=lambda: bool(seen) or time.monotonic() - t0 > 20,
+                    on_line=seen.append)
+    assert time.monotonic() - t0 < 10
+    assert seen == ["steps:  50%|#    | 1/2 [00:01<00:01,  1.00it/s, avr_loss=0.5]"]

@@ -53,7 +53,7 @@ async function generateVideoCommand(db: Kysely<Database>, job: JobRow): Promise<
   const source = video.source_video_id ? await videos.find(video.source_video_id, job.user_id) : undefined;
   const payload = GenerateVideoPayload.parse({
     profileId: profile.id,
-    profile: ProfileAssets.parse(profile.assets),
+    profile: ProfileAssets.parse({ ...(profile.assets as object), triggerWord: profile.trigger_word }),
     script: video.script,
     pipeline: video.pipeline,
     width: video.width,

@@ -12,7 +12,7 @@ def _voice_profile(ctx: TaskContext) -> dict | None:
     return ctx.storage.get_json_or_none(key) if key else None  # none: the voice as it is
 
 
-def _publish(ctx: TaskContext, out, timings: dict) -> StepOutput:
+def publish_speech(ctx: TaskContext, out, timings: dict) -> StepOutput:
     from ...media.errors import ToolFailed
     from ...media.video import audio_seconds
 
@@ -51,7 +51,7 @@ class PiperTts(Engine):
         out = ctx.path("out/speech.wav")
         res = synthesize_piper(ctx.payload["script"]["narration"], out, _voice_profile(ctx),
                                cancelled=ctx.cancelled)
-        return _publish(ctx, out, res)
+        return publish_speech(ctx, out, res)
 
 
 @engine("tts", "espeak", default=False)
@@ -74,5 +74,5 @@ class EspeakTts(Engine):
         voice, pitch = espeak_voice_for(voice_profile)
         shaping = {"espeakPitch": pitch, "targetF0Hz": (voice_profile or {}).get("median_f0_hz"),
                    "notes": ["espeak-ng picks voice and pitch only: no formant or rate shaping"]}
-        return _publish(ctx, out, {"words": words, "phonemes": phonemes, "voice": voice,
+        return publish_speech(ctx, out, {"words": words, "phonemes": phonemes, "voice": voice,
                                    "shaping": shaping})

@@ -143,6 +143,11 @@ class BuiltinPublish(Engine):
                 "acceptedImages": dataset.outputs["acceptedImages"],
                 "rejectedImages": dataset.outputs["rejectedImages"],
             }
+            lora = ctx.input("lora").outputs if ctx.has_input("lora") else {}
+            if lora.get("trained") and lora.get("loraKey"):
+                result["loraKey"] = lora["loraKey"]
+                if lora.get("baseModel") in ("sd15", "sdxl"):
+                    result["loraBaseModel"] = lora["baseModel"]
             return StepOutput([ctx.upload_json("profile.json", result, "profile")], {"result": result})
         final = ctx.input("video").outputs  # the finished MP4's step (mux) says what it is
         fields = ("videoKey", "subtitlesKey", "durationSec", "width", "height", "fps")

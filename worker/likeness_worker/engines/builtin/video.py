@@ -219,7 +219,9 @@ class LanczosUpscale(Engine):
         out = ctx.path("out/upscaled.mp4")
         upscale_lanczos(src, out, p["width"], p["height"], cancelled=ctx.cancelled)
         ref = ctx.upload("upscaled.mp4", out, "video_upscaled", "video/mp4", {"width": p["width"], "height": p["height"]})
-        return StepOutput([ref], {"videoKey": ref["key"], "skipped": False,
+        # Subtitles burned in upstream are in these frames too: mux must not burn them again.
+        return StepOutput([ref], {"videoKey": ref["key"], "skipped": False, "width": p["width"], "height": p["height"],
+                                  "subtitlesBurned": bool(made.get("subtitlesBurned")),
                                   "reason": f"scaled {size[0]}x{size[1]} to {p['width']}x{p['height']}"})
 
 

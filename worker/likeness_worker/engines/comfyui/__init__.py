@@ -1,4 +1,6 @@
-"""GPU engines that drive a ComfyUI server (COMFYUI_URL) over its HTTP and WebSocket API.
+"""GPU engines that drive a ComfyUI server (COMFYUI_URL) over its HTTP and WebSocket API: the
+scene (image: text to image with the profile's LoRA) and its motion (motion: Stable Video
+Diffusion, image to video).
 
 ``ENGINES`` lists them; load_engines (engines/registry.py) adds them beside the built-in ones,
 never as a default: a request selects one by name (``engines: {image: "comfyui"}``), and until
@@ -6,6 +8,7 @@ COMFYUI_URL names a server that has the workflow's nodes and models, the advert 
 """
 
 from ..base import Engine
-from .engine import ComfyUIImage
+from .image import ComfyUIImage
+from .motion import ComfyUIMotion
 
-ENGINES: tuple[type[Engine], ...] = (ComfyUIImage,)
+ENGINES: tuple[type[Engine], ...] = (ComfyUIImage, ComfyUIMotion)

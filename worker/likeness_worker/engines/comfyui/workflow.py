@@ -19,8 +19,13 @@ from ...config import REPO_ROOT
 from .client import combo_options
 
 SIDECAR = ".likeness.json"
-REQUIRED_BINDINGS = ("prompt", "width", "height")
-KNOWN_BINDINGS = (*REQUIRED_BINDINGS, "negative", "seed", "checkpoint", "lora_name", "lora_strength")
+# What a workflow of each kind must bind (the sidecar's "kind"; txt2img when it says none).
+REQUIRED_BINDINGS = {
+    "txt2img": ("prompt", "width", "height"),  # the image engine
+    "img2vid": ("image", "width", "height", "frames"),  # the motion engine: the scene comes in as `image`
+}
+KNOWN_BINDINGS = ("prompt", "negative", "seed", "width", "height", "checkpoint", "lora_name", "lora_strength",
+                  "image", "frames", "fps", "motion_bucket", "augmentation")
 
 
 def builtin_dir() -> Path:
@@ -43,6 +48,7 @@ class Workflow:
     name: str
     path: Path
     graph: dict[str, Any]
+    kind: str
     bindings: dict[str, list[Target]]
     output: str
     description: str = ""
@@ -50,6 +56,7 @@ class Workflow:
     multiple: int = 8
     defaults: dict[str, Any] = field(default_factory=dict)
     licence: str | None = None
+    family: str | None = None  # the base model family (sd15, sdxl): a LoRA must be of the same
 
     def value(self, name: str) -> Any:
         """The graph's own value of a binding (its first target)."""
@@ -137,23 +144,26 @@ def load_workflow(name: str, user_dir: Path | None = None) -> Workflow:
             isinstance(n, dict) and "class_type" in n and isinstance(n.get("inputs"), dict) for n in graph.values()):
         raise WorkflowError(f"{path.name} is not an API-format workflow (node id -> {{class_type, inputs}}); "
                             "export it with ComfyUI's Export (API)")
+    kind = str(meta.get("kind") or "txt2img")
+    if kind not in REQUIRED_BINDINGS:
+        raise WorkflowError(f"{sidecar.name}: unknown kind {kind!r} (known: {', '.join(REQUIRED_BINDINGS)})")
     raw = meta.get("inputs") or {}
     unknown = sorted(set(raw) - set(KNOWN_BINDINGS))
     if unknown:
         raise WorkflowError(f"{sidecar.name}: unknown binding(s) {', '.join(unknown)} (known: {', '.join(KNOWN_BINDINGS)})")
-    missing = [b for b in REQUIRED_BINDINGS if b not in raw]
+    missing = [b for b in REQUIRED_BINDINGS[kind] if b not in raw]
     if missing:
-        raise WorkflowError(f"{sidecar.name}: missing binding(s) {', '.join(missing)}")
+        raise WorkflowError(f"{sidecar.name}: a {kind} workflow needs the binding(s) {', '.join(missing)}")
     bindings = {k: _targets(k, v, graph, sidecar) for k, v in raw.items()}
     output = str(meta.get("output", ""))
     if output not in graph:
         raise WorkflowError(f"{sidecar.name}: output {output!r} is not a node of the workflow")
     size = meta.get("size") or {}
     return Workflow(
-        name=name, path=path, graph=graph, bindings=bindings, output=output,
+        name=name, path=path, graph=graph, kind=kind, bindings=bindings, output=output,
         description=str(meta.get("description", "")),
         pixels=int(size.get("pixels", 512 * 512)), multiple=int(size.get("multiple", 8)),
-        defaults=dict(meta.get("defaults") or {}), licence=meta.get("licence"),
+        defaults=dict(meta.get("defaults") or {}), licence=meta.get("licence"), family=meta.get("family"),
     )
 
 

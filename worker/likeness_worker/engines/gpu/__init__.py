@@ -2,3 +2,15 @@
 own process group (Wav2Lip, SadTalker, MuseTalk, Real-ESRGAN, kohya) or a server the tool runs
 (GPT-SoVITS). Selectable, never a default: each is advertised unhealthy, with the reason, until
 its settings name a working install."""
+
+from ..base import Engine
+from .f5_tts import F5Tts
+from .gpt_sovits import GptSovitsTts
+from .kohya import KohyaLoraTrainer
+from .musetalk import MuseTalkLipsync
+from .realesrgan import RealESRGANUpscale
+from .sadtalker import SadTalkerTalkingHead
+from .wav2lip import Wav2LipLipsync, Wav2LipTalkingHead
+
+ENGINES: tuple[type[Engine], ...] = (GptSovitsTts, F5Tts, Wav2LipLipsync, Wav2LipTalkingHead, MuseTalkLipsync,
+                                     SadTalkerTalkingHead, KohyaLoraTrainer, RealESRGANUpscale)

@@ -22,7 +22,8 @@ from ...media.proc import ToolExited
 _TQDM = re.compile(r"(?:(?P<desc>[^|\r\n]*?):?\s*)?(?P<pct>\d{1,3})%\|[^|]*\|\s*(?P<n>\d+)/(?P<total>\d+)")
 _POSTFIX = re.compile(r",\s*([A-Za-z_][\w]*)=([-+0-9.eE]+|nan|inf)")
 
-_OOM = re.compile(r"out of memory|OutOfMemoryError|CUBLAS_STATUS_ALLOC_FAILED|cudaErrorMemoryAllocation", re.I)
+_OOM = re.compile(r"out of memory|OutOfMemoryError|CUBLAS_STATUS_ALLOC_FAILED|cudaErrorMemoryAllocation"
+                  r"|vkAllocateMemory failed|VK_ERROR_OUT_OF_DEVICE_MEMORY", re.I)
 _WEIGHTS = re.compile(
     r"(?:No such file or directory|FileNotFoundError|does not exist|not found)[^\n]*"
     r"\.(?:pth|pt|ckpt|safetensors|tar|bin|onnx)\b", re.I)
