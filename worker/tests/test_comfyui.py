@@ -19,7 +19,7 @@ from fakes.comfyui import FakeComfyUI
 from likeness_worker.engines import TaskContext, load_engines
 from likeness_worker.engines.comfyui import ComfyUIImage, ComfyUIMotion
 from likeness_worker.engines.comfyui.client import ComfyClient, ComfyRejected
-from likeness_worker.engines.comfyui.motion import ping_pong
+from likeness_worker.engines.comfyui.motion import handed_on_size, ping_pong
 from likeness_worker.engines.comfyui.workflow import check_against, load_workflow
 from likeness_worker.errors import StepFailure
 from likeness_worker.storage import LocalStorage
@@ -474,6 +474,13 @@ def test_svd_motion_loops_the_clip_to_the_speech_and_hands_it_on_losslessly(tmp_
     assert len(frames) == 50 and np.abs(frames[12] - frames[0]).mean() > 0.5
 
 
+def test_the_motion_engine_is_healthy_before_any_scene_was_uploaded(fake):
+    assert ComfyUIMotion.problem() is None
+    fake.checkpoints.remove("svd_xt.safetensors")
+    ComfyUIMotion.health.clear()
+    assert "svd_xt.safetensors" in (ComfyUIMotion.problem() or "")
+
+
 def test_the_motion_workflow_must_be_an_img2vid_one(tmp_path, fake, monkeypatch):
     monkeypatch.setenv("COMFYUI_MOTION_WORKFLOW", "txt2img_lora_sd15")
     with pytest.raises(StepFailure) as info:
@@ -489,6 +496,15 @@ def test_a_missing_svd_checkpoint_is_refused_before_queueing(tmp_path, fake, mon
     assert info.value.code == "bad_input" and "svd_image_decoder.safetensors" in info.value.message
     assert fake.prompts == []
     assert "svd_image_decoder.safetensors" in (ComfyUIMotion.problem() or "")
+
+
+def test_an_output_larger_than_the_clip_is_left_to_the_upscale_step(tmp_path, fake):
+    ctx = _motion_context(tmp_path, Recorder(), duration=0.4)
+    ctx.command["payload"].update(width=1080, height=1920)
+    out = ComfyUIMotion().animate(ctx)
+    w, h = out.outputs["width"], out.outputs["height"]
+    assert (w, h) == handed_on_size(1080, 1920, 576 * 1024) and w < 1080 and abs(w / h - 1080 / 1920) < 0.01
+    assert w * h <= 576 * 1024 and "upscale step brings it to 1080x1920" in out.outputs["note"]
 
 
 def test_ping_pong_plays_the_clip_forward_then_back_at_its_own_speed():

@@ -21,7 +21,9 @@ import soundfile as sf
 from conftest import TESTS_DIR
 
 from likeness_worker.engines import TaskContext
-from likeness_worker.engines.gpu.sadtalker import BarProgress, SadTalkerTalkingHead
+from likeness_worker.engines.gpu.face_tools import Bars
+from likeness_worker.engines.gpu.sadtalker import SadTalkerTalkingHead
+from likeness_worker.engines.gpu.tooling import parse_tqdm
 from likeness_worker.errors import StepFailure
 from likeness_worker.storage import LocalStorage
 
@@ -312,13 +314,16 @@ def test_unconfigured_or_misconfigured_it_says_what_to_set(tmp_path, media, monk
 
 def test_progress_follows_the_bars_it_knows_and_never_goes_back():
     seen: list[tuple[float, str]] = []
-    bars = BarProgress((("mel", 1), ("Face Renderer", 3)), lambda f, m: seen.append((f, m)), start=0.0, end=1.0)
+    bars = Bars((("mel", 1), ("Face Renderer", 3)), by_name=True)
     for line in ("mel::   0%|          | 0/50 [00:00<?, ?it/s]",
                  "mel:: 100%|██████████| 50/50 [00:00<00:00, 33705.40it/s]",
                  "100%|██████████| 185M/185M [00:02<00:00, 80.0MB/s]",  # a download's bar: not a stage
                  "Face Renderer::  40%|████      | 10/25 [00:00<00:00, 92.10it/s]",
                  "mel:: 100%|██████████| 50/50 [00:00<00:00, 33705.40it/s]",  # again (a redraw): not back
                  "Face Renderer:: 100%|██████████| 25/25 [00:00<00:00, 92.58it/s]"):
-        bars.line(line)
+        bar = parse_tqdm(line)
+        moved = bars.update(bar) if bar is not None else None
+        if moved is not None:
+            seen.append(moved)
     assert [round(f, 3) for f, _ in seen] == [0.25, 0.55, 1.0]
-    assert seen[-1][1] == "SadTalker: Face Renderer 25/25"
+    assert seen[-1][1] == "Face Renderer"

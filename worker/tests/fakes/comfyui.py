@@ -149,7 +149,7 @@ class _WsClient:
 
 class FakeComfyUI:
     def __init__(self, root: Path, *, checkpoints: list[str] | None = None, loras: list[str] | None = None,
-                 step_s: float = 0.005) -> None:
+                 step_s: float = 0.005, subject: Path | None = None) -> None:
         self.root = Path(root)
         self.output_dir = self.root / "output"
         self.input_dir = self.root / "input"
@@ -163,6 +163,9 @@ class FakeComfyUI:
         self.loras_dir.mkdir(parents=True, exist_ok=True)
         self.loras = list(loras if loras is not None else ["likeness_profile.safetensors"])
         self.step_s = step_s
+        # What a LoRA "draws": a photo of its person, put in the middle of the picture when the graph
+        # loads a LoRA (a person LoRA's render has that face), so a lip sync downstream finds a face.
+        self.subject = subject
         # Failure switches.
         self.error_message: str | None = None
         self.error_type = "RuntimeError"
@@ -453,6 +456,12 @@ class FakeComfyUI:
         ramp = (np.linspace(0.3, 1.0, w, dtype=np.float32)[None, :, None]
                 * np.linspace(0.5, 1.0, h, dtype=np.float32)[:, None, None])
         rgb = np.clip(ramp * colour[None, None, :] + 20, 0, 255).astype(np.uint8)
+        if self.subject is not None and self._upstream(prompt, node, "LoraLoader") is not None:
+            person = Image.open(self.subject).convert("RGB")
+            scale = 0.8 * min(w / person.width, h / person.height)
+            pw, ph = max(1, round(person.width * scale)), max(1, round(person.height * scale))
+            x, y = (w - pw) // 2, (h - ph) // 2
+            rgb[y:y + ph, x:x + pw] = np.asarray(person.resize((pw, ph), Image.LANCZOS))
         return [self._write(node, rgb)]
 
     def _svd_frames(self, prompt, svd) -> list[np.ndarray]:

@@ -41,11 +41,7 @@ def fill(wf: Workflow, s: ComfyUISettings, values: dict[str, Any] | None) -> dic
 
 
 def _health_graph(wf: Workflow, s: ComfyUISettings) -> dict[str, Any]:
-    # LoadImage's list holds what was uploaded: the health check cannot name our scene yet.
-    graph = fill(wf, s, None)
-    for t in wf.bindings.get("image", []):
-        graph[t.node]["inputs"].pop(t.input, None)
-    return graph
+    return fill(wf, s, None)
 
 
 def ping_pong(n_clip: int, clip_fps: float, n_out: int, fps: float) -> list[tuple[int, int, float]]:
@@ -62,6 +58,13 @@ def ping_pong(n_clip: int, clip_fps: float, n_out: int, fps: float) -> list[tupl
         b = min(a + 1, n_clip - 1)
         out.append((a, b, pos - a))
     return out
+
+
+def handed_on_size(width: int, height: int, pixels: int) -> tuple[int, int]:
+    """The output's aspect ratio at no more pixels than the model made: frames are not scaled up
+    here (the lip sync works on fewer pixels, the upscale step, Real-ESRGAN, adds the detail)."""
+    scale = min(1.0, math.sqrt(pixels / (width * height)))
+    return max(2, round(width * scale / 2) * 2), max(2, round(height * scale / 2) * 2)
 
 
 def fit(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -89,7 +92,8 @@ class ComfyUIMotion(Engine):
     tools = ("ffmpeg",)
     version = "1"
 
-    health = Health(lambda s: s.comfyui_motion_workflow, _health_graph)
+    # LoadImage's list holds what was uploaded: the scene is not there before the step uploads it.
+    health = Health(lambda s: s.comfyui_motion_workflow, _health_graph, uploads="image")
 
     @classmethod
     def problem(cls) -> str | None:
@@ -133,14 +137,19 @@ class ComfyUIMotion(Engine):
 
         clip_fps = float(graph_value(graph, wf, "fps") or wf.defaults.get("fps") or 6)
         out = ctx.path("out/motion.mkv")
-        frames = self._loop(ctx, paths, clip_fps, duration, width, height, out)
-        meta = {"durationSec": round(duration, 3), "frames": frames, "width": width, "height": height,
+        size = handed_on_size(width, height, gen_w * gen_h)
+        frames = self._loop(ctx, paths, clip_fps, duration, size[0], size[1], out)
+        meta = {"durationSec": round(duration, 3), "frames": frames, "width": size[0], "height": size[1],
                 "encode": LOSSLESS_NOTE, "subtitlesBurned": False, "workflow": wf.name,
                 "clipFrames": len(paths), "clipFps": clip_fps, "generatedSize": [gen_w, gen_h], "loop": "ping-pong"}
         if wf.licence:
             meta["licence"] = wf.licence
         ref = ctx.upload("motion.mkv", out, "video_raw", "video/x-matroska", meta)
-        return StepOutput([ref], {"videoKey": ref["key"], **meta})
+        outputs = {"videoKey": ref["key"], **meta}
+        if size != (width, height):
+            outputs["note"] = (f"handed on at the clip's resolution, {size[0]}x{size[1]}: the upscale step brings it to "
+                               f"{width}x{height}")
+        return StepOutput([ref], outputs)
 
     @staticmethod
     def _loop(ctx: TaskContext, paths: list[Path], clip_fps: float, duration: float, width: int, height: int,

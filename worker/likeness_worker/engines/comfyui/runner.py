@@ -83,9 +83,10 @@ class Health:
     models are there), asked at most every PROBLEM_TTL_S per settings."""
 
     def __init__(self, workflow_name: Callable[[ComfyUISettings], str],
-                 graph: Callable[[Workflow, ComfyUISettings], dict[str, Any]]) -> None:
+                 graph: Callable[[Workflow, ComfyUISettings], dict[str, Any]], *, uploads: str | None = None) -> None:
         self._workflow_name = workflow_name
         self._graph = graph
+        self._uploads = uploads  # the binding whose file the step uploads (motion: "image")
         self._lock = threading.Lock()
         self._cache: tuple[float, ComfyUISettings, str | None] | None = None
 
@@ -116,7 +117,8 @@ class Health:
         try:
             with ComfyClient(s.comfyui_url, timeout_s=min(PROBLEM_TIMEOUT_S, s.comfyui_request_timeout_s)) as client:
                 graph = self._graph(wf, s)
-                problems = check_against(graph, infos(client, wf, graph))
+                uploaded = frozenset((t.node, t.input) for t in wf.bindings.get(self._uploads or "", []))
+                problems = check_against(graph, infos(client, wf, graph), uploaded)
         except ComfyUnreachable:
             return f"ComfyUI at {s.comfyui_url} is unreachable"
         except ComfyError as exc:

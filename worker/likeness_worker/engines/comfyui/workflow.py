@@ -167,10 +167,12 @@ def load_workflow(name: str, user_dir: Path | None = None) -> Workflow:
     )
 
 
-def check_against(graph: dict[str, Any], infos: dict[str, Any]) -> list[str]:
+def check_against(graph: dict[str, Any], infos: dict[str, Any],
+                  uploaded: frozenset[tuple[str, str]] = frozenset()) -> list[str]:
     """What keeps ComfyUI from running ``graph``, judged from its /object_info (class -> info):
     node classes it does not have, combo values (checkpoint, LoRA, sampler...) not in its lists,
-    required inputs left out. Empty: it should validate."""
+    required inputs left out. Empty: it should validate. ``uploaded``: (node, input) pairs whose
+    file is uploaded just before queueing (a LoadImage's image): not in the list yet."""
     problems = []
     for node_id, node in sorted(graph.items()):
         cls = node["class_type"]
@@ -188,7 +190,7 @@ def check_against(graph: dict[str, Any], infos: dict[str, Any]) -> list[str]:
             if isinstance(value, list):
                 continue  # a link
             options = combo_options(required.get(inp) or optional.get(inp))
-            if options is not None and str(value) not in options:
+            if options is not None and str(value) not in options and (node_id, inp) not in uploaded:
                 shown = ", ".join(options[:10]) + (f" … ({len(options)} in all)" if len(options) > 10 else "")
                 problems.append(f"node {node_id} ({cls}): {inp} {value!r} is not on the server "
                                 f"(it has: {shown or 'none'})")

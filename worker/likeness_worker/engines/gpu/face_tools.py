@@ -8,20 +8,24 @@ own Python, one documented script that takes a face and a WAV, draws tqdm bars, 
 1. refuse at once (engine_unavailable, not retryable) when the checkout, the script, the Python,
    ffmpeg or a weight file is missing, naming it (``problem()`` says the same);
 2. fetch the face and the speech into a fresh run folder (``face.<ext>``, ``speech.wav``: short
-   names, no spaces; some tools split paths on dots or pass them through a shell);
+   names, no spaces; some tools split paths on dots or pass them through a shell; a scene is
+   always named as an image: the tools tell a still from a video by its suffix);
 3. run the script with ``media.proc.stream`` (its own process group: a cancel or
-   ``<PREFIX>_TIMEOUT_S`` kills it and its ffmpeg), its tqdm bars turned into step progress;
-4. find its video: the documented path, else the newest MP4 the run made under its result folder;
-   none is a failure read from its output (out of memory, weights missing, the tool's own hint…);
+   ``<PREFIX>_TIMEOUT_S`` kills it and its ffmpeg), its tqdm bars turned into step progress, each
+   bar for its share of the run's time;
+4. find its video: the path it documents or prints, else the newest MP4 the run made under its
+   result folder; none is a failure read from its output (out of memory, weights missing, the
+   tool's own hint…);
 5. probe it (no video stream, or no frames: engine_failed) and return it as the built-in video
    engines do: ``outputs.videoKey`` with width, height, frames, fps, durationSec, ``encode`` (the
    tool's own encode, not our final stream: mux encodes once and burns subtitles when asked),
-   ``subtitlesBurned`` False, ``lipSync`` True.
+   ``subtitlesBurned`` False, ``lipSync`` True, and what the tool adds (``meta``, ``note``).
 
 A tool is one file: a settings group whose fields start with its ``prefix`` (``<prefix>_dir``,
 ``<prefix>_python``, ``<prefix>_timeout_s``, then its own), and a class over ``Lipsync`` or
 ``TalkingHead`` that says its ``script`` (or ``module``), ``argv`` for a ``Run``, where its
-``output`` lands, its ``weights`` and its own failures (``hint``).
+``output`` lands, its ``weights``, its ``bars``, its own failures (``hint``, ``timeout_hint``) and
+what a setting can do about them (``advice``).
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeAlias
 
 from pydantic import BaseModel
 
@@ -44,6 +48,8 @@ from ..base import Engine, StepOutput, TaskContext
 from .tooling import TqdmLine, missing_paths, parse_tqdm, run_failure
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+# A tqdm bar of a run: its label, or its label and its share of the run's time (1 when not said).
+Bar: TypeAlias = str | tuple[str, float]
 
 
 @dataclass(frozen=True)
@@ -63,15 +69,19 @@ class FaceTool(Engine):
 
     device = "gpu"
     version = "1"
-    tools = ("ffmpeg",)
+    tools: ClassVar[tuple[str, ...]] = ("ffmpeg",)
 
     tool: ClassVar[str]  # its name in messages: "Wav2Lip"
     settings_group: ClassVar[type[BaseModel]]  # its settings group (config.load_group): required here
     prefix: ClassVar[str]  # of its settings' fields: "wav2lip" -> WAV2LIP_DIR, WAV2LIP_PYTHON, WAV2LIP_TIMEOUT_S
     script: ClassVar[str]  # relative to the checkout: what problem() looks for, what is run
     module: ClassVar[str | None] = None  # run as ``python -m module`` instead (with ``in_checkout``)
-    in_checkout: ClassVar[bool] = False  # cwd: the checkout (relative model paths), else the run folder
-    bars: ClassVar[tuple[str, ...]] = ("working",)  # the tqdm bars one run draws, in order
+    # cwd: the checkout (relative model paths; ``script`` is run by its relative path), else the run folder
+    in_checkout: ClassVar[bool] = False
+    bars: ClassVar[tuple[Bar, ...]] = ("working",)  # the tqdm bars one run draws, in order
+    # The bars are known by their tqdm description (their label); any other bar (a download's) is
+    # not the run's. Else by their place in ``bars``.
+    bars_by_name: ClassVar[bool] = False
     encode: ClassVar[str]  # outputs.encode: whose encode the frames are
 
     # What each tool says ---------------------------------------------------------------------
@@ -80,21 +90,44 @@ class FaceTool(Engine):
         """What the run loads, by name: each must exist (problem() and make() check)."""
         return {}
 
+    def drawn(self, s: Any) -> tuple[Bar, ...]:
+        """The bars a run with these settings draws (a tool that skips a stage by a setting says so)."""
+        return self.bars
+
     def argv(self, s: Any, run: Run) -> list[str]:
         """The script's arguments; it may write what they name (a task file) into ``run.folder``."""
         raise NotImplementedError
 
-    def output(self, s: Any, run: Run) -> Path:
-        """Where the script writes the video (its documented path for these arguments)."""
-        raise NotImplementedError
+    def output(self, s: Any, run: Run, lines: list[str]) -> Path | None:
+        """Where the script wrote the video: its documented path for these arguments, or the one
+        its last ``lines`` name. None: the newest MP4 the run made under ``results``."""
+        return None
 
     def results(self, s: Any, run: Run) -> Path:
         """Where else to look for a video the run made when ``output`` is not there."""
         return run.folder
 
-    def hint(self, output: str) -> StepFailure | None:
+    def hint(self, s: Any, output: str) -> StepFailure | None:
         """The failures only this tool names, from the tail of what it printed (its face
         detector found no face: the user's input, not a crash). None: the common mapping."""
+        return None
+
+    def timeout_hint(self, s: Any, output: str) -> StepFailure | None:
+        """What a run stopped at ``<PREFIX>_TIMEOUT_S`` was stuck on, from its last lines (a loop
+        waiting for GPU memory is out_of_memory). None: a timeout."""
+        return None
+
+    def advice(self, s: Any, failure: StepFailure) -> StepFailure:
+        """The failure of a run, with what to change when a setting can avoid it (a smaller batch
+        on out of memory). Default: as it is."""
+        return failure
+
+    def meta(self, s: Any) -> dict[str, Any]:
+        """What else the video's metadata says: the settings that shaped it."""
+        return {}
+
+    def note(self, s: Any, ctx: TaskContext, meta: dict[str, Any]) -> str | None:
+        """A word to the next steps on the video (``outputs.note``): frames not at the output's size."""
         return None
 
     # Health ------------------------------------------------------------------------------------
@@ -115,10 +148,9 @@ class FaceTool(Engine):
     def _missing(cls, s: Any) -> list[str]:
         env = cls.prefix.upper()
         checkout: Path | None = cls._setting(s, "dir")
-        if checkout is None:
-            return [f"{env}_DIR is not set (the {cls.tool} checkout)"]
-        if not checkout.is_dir():
-            return [f"{env}_DIR ({checkout}) is not a folder (the {cls.tool} checkout)"]
+        if checkout is None or not checkout.is_dir():
+            where = missing_paths(**{f"{env}_DIR": checkout}) or [f"{env}_DIR ({checkout}) is not a folder"]
+            return [f"{where[0]} (the {cls.tool} checkout)"]
         found = []
         if not (checkout / cls.script).is_file():
             found.append(f"{cls.tool}'s {cls.script} is not in {env}_DIR ({checkout})")
@@ -142,65 +174,79 @@ class FaceTool(Engine):
         problems = self._missing(s)
         if problems:
             raise StepFailure("engine_unavailable", f"{self.name}: " + "; ".join(problems), retryable=False)
-        folder = ctx.work_dir / self.name
+        folder = (ctx.work_dir / self.name).resolve()  # absolute: a tool run in its checkout gets these paths
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
         face_key = str(ctx.input(face_input).key)
-        suffix = Path(face_key).suffix.lower() or (".png" if face_input == "scene" else ".mp4")
-        face = ctx.storage.get_file(face_key, folder / f"face{suffix}")
+        suffix = Path(face_key).suffix.lower()
+        if face_input == "scene" and suffix not in IMAGE_SUFFIXES:
+            suffix = ".png"  # a still: the tools read it as one by its suffix (OpenCV decodes by content)
+        face = ctx.storage.get_file(face_key, folder / f"face{suffix or '.mp4'}")
         audio = ctx.storage.get_file(str(ctx.input("speech").key), folder / "speech.wav")
         run = Run(Path(self._setting(s, "dir")).resolve(), folder, face, audio, still=suffix in IMAGE_SUFFIXES)
         video = self._run(ctx, s, run)
-        return self._hand_back(ctx, video, name)
+        return self._hand_back(ctx, s, video, name)
 
     def _run(self, ctx: TaskContext, s: Any, run: Run) -> Path:
+        try:
+            return self._video(ctx, s, run)
+        except StepFailure as failure:
+            raise self.advice(s, failure) from None
+
+    def _video(self, ctx: TaskContext, s: Any, run: Run) -> Path:
         python, timeout = self._setting(s, "python"), float(self._setting(s, "timeout_s"))
-        head = [python, "-m", self.module] if self.module else [python, str(run.checkout / self.script)]
+        if self.module:
+            head = [python, "-m", self.module]
+        else:
+            head = [python, self.script if self.in_checkout else str(run.checkout / self.script)]
         cmd = [*head, *self.argv(s, run)]
-        bars = _Bars(self.bars)
+        bars = Bars(self.drawn(s), by_name=self.bars_by_name)
 
         def on_line(line: str) -> None:
             bar = parse_tqdm(line)
-            if bar is not None:
-                fraction, label = bars.update(bar)
+            moved = bars.update(bar) if bar is not None else None
+            if bar is not None and moved is not None:
+                fraction, label = moved
                 ctx.progress(0.02 + 0.93 * fraction, f"{self.tool}: {label} {bar.n}/{bar.total}")
 
         ctx.progress(0.01, f"{self.tool}: starting")
         started = time.time()
+        env = self.prefix.upper()
         try:
             lines = stream(cmd, timeout, ctx.cancelled, on_line=on_line,
                            cwd=run.checkout if self.in_checkout else run.folder,
                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        except ToolTimeout:
-            raise StepFailure("timeout", f"{self.name}: {self.tool} ran past {self.prefix.upper()}_TIMEOUT_S "
-                              f"({timeout:g} s) and was stopped") from None
+        except ToolTimeout as exc:
+            raise self.timeout_hint(s, str(exc)) or StepFailure(
+                "timeout", f"{self.name}: {self.tool} ran past {env}_TIMEOUT_S ({timeout:g} s) and was stopped") from None
         except (ToolExited, Cancelled) as exc:
-            raise run_failure(self.name, exc, hint=self.hint) from None
-        except ToolFailed as exc:  # it did not start
-            raise StepFailure("engine_unavailable", f"{self.name}: {exc}", retryable=False) from None
-        video = self._find(s, run, started)
+            raise run_failure(self.name, exc, hint=lambda out: self.hint(s, out)) from None
+        except ToolFailed as exc:  # it did not start: the Python went away since the check
+            raise StepFailure("engine_unavailable", f"{self.name}: {exc} ({env}_PYTHON)", retryable=False) from None
+        documented = self.output(s, run, lines)
+        video = self._find(s, run, documented, started)
         if video is None:
-            raise self._no_video(s, run, lines)
+            raise self._no_video(s, run, documented, lines)
         return video
 
-    def _find(self, s: Any, run: Run, started: float) -> Path | None:
-        documented = self.output(s, run)
-        if documented.is_file() and documented.stat().st_size > 0:
+    def _find(self, s: Any, run: Run, documented: Path | None, started: float) -> Path | None:
+        if documented is not None and documented.is_file() and documented.stat().st_size > 0:
             return documented
         made = [p for p in self.results(s, run).rglob("*.mp4")
                 if p not in (run.face, run.audio) and p.stat().st_size > 0 and p.stat().st_mtime >= started - 1]
         return max(made, key=lambda p: p.stat().st_mtime, default=None)
 
-    def _no_video(self, s: Any, run: Run, lines: list[str]) -> StepFailure:
+    def _no_video(self, s: Any, run: Run, documented: Path | None, lines: list[str]) -> StepFailure:
         """It exited 0 without a video (MuseTalk prints a task's exception and goes on; Wav2Lip
         does not check its ffmpeg): why, from what it printed."""
-        failure = run_failure(self.name, ToolExited("", 0, "\n".join(lines)), hint=self.hint)
+        failure = run_failure(self.name, ToolExited("", 0, "\n".join(lines)), hint=lambda out: self.hint(s, out))
         if failure.code != "engine_failed":
             return failure
+        where = f"({documented.name})" if documented is not None else f"in {self.results(s, run)}"
         return StepFailure("engine_failed", f"{self.name}: {self.tool} exited without an error but made no video "
-                           f"({self.output(s, run).name}); it printed last: " + " | ".join(lines[-4:]))
+                           f"{where}; it printed last: " + " | ".join(lines[-4:]))
 
-    def _hand_back(self, ctx: TaskContext, video: Path, name: str) -> StepOutput:
+    def _hand_back(self, ctx: TaskContext, s: Any, video: Path, name: str) -> StepOutput:
         from ...media.video import probe
 
         info = probe(video)
@@ -213,9 +259,13 @@ class FaceTool(Engine):
         duration = info["video_duration_sec"] or info["duration_sec"] or frames / (info["fps"] or FPS)
         meta = {"width": int(info["width"]), "height": int(info["height"]), "frames": int(frames),
                 "fps": info["fps"], "durationSec": round(float(duration), 3), "encode": self.encode,
-                "subtitlesBurned": False, "lipSync": True}
+                "subtitlesBurned": False, "lipSync": True, **self.meta(s)}
         ref = ctx.upload(name, video, "video", "video/mp4", meta)
-        return StepOutput([ref], {"videoKey": ref["key"], **meta})
+        outputs = {"videoKey": ref["key"], **meta}
+        note = self.note(s, ctx, meta)
+        if note:
+            outputs["note"] = note
+        return StepOutput([ref], outputs)
 
 
 class Lipsync(FaceTool):
@@ -232,29 +282,55 @@ class TalkingHead(FaceTool):
         return self.make(ctx, "scene", "talking_head.mp4")
 
 
-class _Bars:
-    """Step progress from the tqdm bars of one run: ``labels`` names the bars it draws in order.
-    A bar that reaches its total is done; the one moving counts for its fraction (a bar waiting
-    at 0 while another runs, as Wav2Lip's generation bar waits on face detection, takes its turn
-    when it moves). Never backwards."""
+class Bars:
+    """Step progress in [0, 1] from the tqdm bars of one run: ``bars`` names the bars it draws in
+    order, each spanning its share of the run. By name, a bar is known by its description (a bar
+    of another name, a download's, is not the run's); else by its place: a bar that reaches its
+    total is done and the one moving counts for its fraction (a bar waiting at 0 while another
+    runs, as Wav2Lip's generation bar waits on face detection, takes its turn when it moves).
+    Never backwards; a report at most every half per cent, and at each bar's end."""
 
-    def __init__(self, labels: tuple[str, ...]) -> None:
-        self.labels = labels
+    STEP = 0.005
+
+    def __init__(self, bars: tuple[Bar, ...], *, by_name: bool = False) -> None:
+        self.labels = [b if isinstance(b, str) else b[0] for b in bars]
+        shares = [1.0 if isinstance(b, str) else float(b[1]) for b in bars]
+        total = sum(shares) or 1.0
+        self.spans: list[tuple[float, float]] = []  # (start, width) of each bar in [0, 1]
+        at = 0.0
+        for share in shares:
+            self.spans.append((at, share / total))
+            at += share / total
+        self.by_name = by_name
         self.done = 0
         self.key: tuple[str, int] | None = None
         self.finished = False
         self.reached = 0.0
 
-    def update(self, bar: TqdmLine) -> tuple[float, str]:
+    def update(self, bar: TqdmLine) -> tuple[float, str] | None:
+        """How far the run is and the label of the bar that moved; None: nothing new to say."""
+        if self.by_name:
+            name = bar.desc.rstrip(":").strip()
+            if name not in self.labels:
+                return None
+            index, current = self.labels.index(name), bar.fraction
+        else:
+            index, current = self._by_place(bar)
+        start, width = self.spans[index]
+        fraction = min(1.0, start + width * current)
+        if fraction < self.reached + self.STEP and not (bar.n >= bar.total and fraction > self.reached):
+            return None
+        self.reached = fraction
+        return fraction, self.labels[index]
+
+    def _by_place(self, bar: TqdmLine) -> tuple[int, float]:
         key = (bar.desc, bar.total)
         if key != self.key or (self.finished and bar.n < bar.total):  # another bar, or a new one
             self.key, self.finished = key, False
-        label = self.labels[min(self.done, len(self.labels) - 1)]
-        current = 0.0
-        if bar.n >= bar.total and not self.finished:
+        index = min(self.done, len(self.labels) - 1)
+        if self.finished:  # a redraw of the bar just done: the next one's start
+            return index, 0.0
+        if bar.n >= bar.total:
             self.finished = True
             self.done += 1
-        elif not self.finished:
-            current = bar.fraction
-        self.reached = max(self.reached, min(1.0, (self.done + current) / len(self.labels)))
-        return self.reached, label
+        return index, bar.fraction

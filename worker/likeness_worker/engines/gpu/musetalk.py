@@ -103,14 +103,14 @@ class MuseTalkLipsync(Lipsync):
                 "--batch_size", str(s.musetalk_batch_size), "--fps", str(run.fps)]
         return [*args, "--use_float16"] if s.musetalk_float16 else args
 
-    def output(self, s: MuseTalkSettings, run: Run) -> Path:
+    def output(self, s: MuseTalkSettings, run: Run, lines: list[str]) -> Path:
         name = f"{run.face.name.split('.')[0]}_{run.audio.name.split('.')[0]}.mp4"
         return run.folder / "results" / s.musetalk_version / name
 
     def results(self, s: MuseTalkSettings, run: Run) -> Path:
         return run.folder / "results"
 
-    def hint(self, output: str) -> StepFailure | None:
+    def hint(self, s: MuseTalkSettings, output: str) -> StepFailure | None:
         if "Error occurred during processing: division by zero" in output and "Number of frames:" not in output:
             return StepFailure("bad_input", "musetalk found no face in any frame of the video (MuseTalk: \"Error "
                                "occurred during processing: division by zero\" after its face landmarks)",

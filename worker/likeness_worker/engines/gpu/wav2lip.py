@@ -85,10 +85,10 @@ class _Wav2Lip(FaceTool):
             args += ["--static", "True", "--fps", str(run.fps)]
         return args
 
-    def output(self, s: Wav2LipSettings, run: Run) -> Path:
+    def output(self, s: Wav2LipSettings, run: Run, lines: list[str]) -> Path:
         return run.folder / OUTFILE
 
-    def hint(self, output: str) -> StepFailure | None:
+    def hint(self, s: Wav2LipSettings, output: str) -> StepFailure | None:
         if "Face not detected!" in output:
             return StepFailure("bad_input", "wav2lip found no face in a frame of its input (Wav2Lip: \"Face not "
                                "detected! Ensure the video contains a face in all the frames.\"): the face must be "
