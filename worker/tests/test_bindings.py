@@ -25,9 +25,9 @@ EXPECTED = {
         "train_lora": {"dataset": ("prepare",), "dataset_config": ("prepare",)},
         "train_voice": {"voice_reference": ("prepare",)},
         "evaluate": {"dataset": ("prepare",), "voice_reference": ("prepare",), "lora": ("train_lora",),
-                     "voice_profile": ("train_voice",)},
+                     "voice_profile": ("train_voice",), "voice_model": ("train_voice",)},
         "publish": {"portrait": ("prepare",), "dataset": ("prepare",), "voice_reference": ("prepare",),
-                    "lora": ("train_lora",), "voice_profile": ("train_voice",)},
+                    "lora": ("train_lora",), "voice_profile": ("train_voice",), "voice_model": ("train_voice",)},
     },
     "svd_wav2lip": {
         "image": {}, "tts": {},

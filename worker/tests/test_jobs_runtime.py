@@ -99,9 +99,10 @@ def test_generate_video_job_runs_the_dag_in_order(bus, tiny_worker, database_url
         "voice_reference": f"jobs/{tp['jobId']}/prepare/voice_reference.txt",
         "lora": f"jobs/{tp['jobId']}/train_lora/lora.txt",
         "voice_profile": f"jobs/{tp['jobId']}/train_voice/voice_profile.txt",
+        "voice_model": f"jobs/{tp['jobId']}/train_voice/voice_model.txt",
     }
-    assert of_type(events, "job_finished")[0]["result"]["inputs"] == ["dataset", "lora", "portrait", "voice_profile",
-                                                                        "voice_reference"]
+    assert of_type(events, "job_finished")[0]["result"]["inputs"] == ["dataset", "lora", "portrait", "voice_model",
+                                                                        "voice_profile", "voice_reference"]
 
     # Checkpoints live only while an attempt runs (retention), and SIGTERM exits cleanly.
     deadline = time.monotonic() + 5

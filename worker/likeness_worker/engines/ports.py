@@ -62,6 +62,9 @@ PORTS: dict[str, Port] = {
                  "trained loraKey (the .safetensors), baseModel, triggerWord", artifact="lora_report"),
     "voice_profile": Port("the measured voice (voice_profile.json); its step's outputs: voiceProfile",
                           artifact="voice_profile"),
+    "voice_model": Port("the profile's voice model (voice_model.json: {engine, trained, …}, what its tts engines "
+                        "read through ProfileAssets.voiceModelKey); made only by voice trainers that make one",
+                        artifact="voice_model"),
     "evaluation": Port("faces, voice and likeness scores (evaluation.json)", artifact="evaluation"),
     # generate_video
     "scene": Port("the scene image at the output size, framed around the face (PNG); its step's "
@@ -91,8 +94,10 @@ class TaskPorts:
 TASK_PORTS: dict[str, TaskPorts] = {
     "prepare": TaskPorts(outputs=("dataset", "dataset_config", "portrait", "faces", "voice_reference")),
     "lora_trainer": TaskPorts(inputs=("dataset",), optional=("dataset_config",), outputs=("lora",)),
-    "voice_trainer": TaskPorts(inputs=("voice_reference",), outputs=("voice_profile",)),
-    "evaluate": TaskPorts(inputs=("dataset", "voice_reference", "lora", "voice_profile"), outputs=("evaluation",)),
+    # voice_model: only a voice trainer that makes one (a fine-tune, or the reference-audio profile).
+    "voice_trainer": TaskPorts(inputs=("voice_reference",), outputs=("voice_profile", "voice_model")),
+    "evaluate": TaskPorts(inputs=("dataset", "voice_reference", "lora", "voice_profile"), optional=("voice_model",),
+                          outputs=("evaluation",)),
     "image": TaskPorts(outputs=("scene",)),
     "tts": TaskPorts(outputs=("speech", "timings")),
     # timings: only a motion that makes the final frames (burning subtitles in) reads them.
@@ -102,7 +107,8 @@ TASK_PORTS: dict[str, TaskPorts] = {
     "upscale": TaskPorts(inputs=("video",), outputs=("video",)),
     "mux": TaskPorts(inputs=("video", "speech", "timings"), outputs=("video", "subtitles")),
     # One task kind for both job kinds: a profile's assets, or the final video.
-    "publish": TaskPorts(optional=("portrait", "dataset", "voice_reference", "lora", "voice_profile", "video"),
+    "publish": TaskPorts(optional=("portrait", "dataset", "voice_reference", "lora", "voice_profile", "voice_model",
+                                   "video"),
                          outputs=("result",)),
 }
 

@@ -2,7 +2,8 @@
 publish). No LoRA and no voice model are trained on the CPU; the outputs say so by name.
 
 They read their declared inputs (``dataset``, ``portrait``, ``voice_reference``, ``lora``,
-``voice_profile``; publish of a video: ``video``) with ``ctx.input``, never by step."""
+``voice_profile``, ``voice_model`` when a voice trainer made one; publish of a video: ``video``) with
+``ctx.input``, never by step."""
 
 from __future__ import annotations
 
@@ -148,6 +149,8 @@ class BuiltinPublish(Engine):
                 result["loraKey"] = lora["loraKey"]
                 if lora.get("baseModel") in ("sd15", "sdxl"):
                     result["loraBaseModel"] = lora["baseModel"]
+            if ctx.has_input("voice_model"):  # made only by a voice trainer that makes one
+                result["voiceModelKey"] = ctx.input("voice_model").key
             return StepOutput([ctx.upload_json("profile.json", result, "profile")], {"result": result})
         final = ctx.input("video").outputs  # the finished MP4's step (mux) says what it is
         fields = ("videoKey", "subtitlesKey", "durationSec", "width", "height", "fps")

@@ -7,10 +7,13 @@ from ..base import Engine
 from .f5_tts import F5Tts
 from .gpt_sovits import GptSovitsTts
 from .kohya import KohyaLoraTrainer
+from .likeness_eval import LikenessEvaluate
 from .musetalk import MuseTalkLipsync
 from .realesrgan import RealESRGANUpscale
 from .sadtalker import SadTalkerTalkingHead
+from .voice_reference import ReferenceVoiceTrainer
 from .wav2lip import Wav2LipLipsync, Wav2LipTalkingHead
 
 ENGINES: tuple[type[Engine], ...] = (GptSovitsTts, F5Tts, Wav2LipLipsync, Wav2LipTalkingHead, MuseTalkLipsync,
-                                     SadTalkerTalkingHead, KohyaLoraTrainer, RealESRGANUpscale)
+                                     SadTalkerTalkingHead, KohyaLoraTrainer, ReferenceVoiceTrainer, LikenessEvaluate,
+                                     RealESRGANUpscale)
