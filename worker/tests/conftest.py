@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -261,6 +262,28 @@ def read_frames(path) -> list:
         out.append(frame)
     cap.release()
     return out
+
+
+class Recorder:
+    """A TaskContext's progress and cancel for an engine test: what the engine reported, and a
+    cancel a test sets (or that is set by itself when a message containing ``cancel_on`` comes)."""
+
+    def __init__(self, cancel_on: str | None = None) -> None:
+        self.progress: list[tuple[float, str | None]] = []
+        self.cancel = threading.Event()
+        self.cancel_on = cancel_on
+        self.on_progress: Any = None
+
+    def __call__(self, fraction: float, message: str | None = None) -> None:
+        self.progress.append((fraction, message))
+        if self.cancel_on and message and self.cancel_on in message:
+            self.cancel.set()
+        if self.on_progress is not None:
+            self.on_progress(fraction, message)
+
+    def monotonic(self) -> bool:
+        values = [f for f, _ in self.progress]
+        return values == sorted(values) and all(0.0 <= f <= 1.0 for f in values)
 
 
 def free_port() -> int:

@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import ASTRONAUT_FACE, REPO, free_port
+from conftest import ASTRONAUT_FACE, REPO, Recorder, free_port
 from fakes.comfyui import FakeComfyUI
 
 from likeness_worker.engines import TaskContext, load_engines
@@ -50,15 +50,6 @@ def fake(tmp_path, monkeypatch):
     monkeypatch.setenv("COMFYUI_LORA", LORA)
     yield server
     server.stop()
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.progress: list[tuple[float, str | None]] = []
-        self.cancel = threading.Event()
-
-    def __call__(self, fraction: float, message: str | None = None) -> None:
-        self.progress.append((fraction, message))
 
 
 def _context(tmp_path: Path, rec: Recorder, *, trigger: str | None = None, lora_key: str | None = None) -> TaskContext:

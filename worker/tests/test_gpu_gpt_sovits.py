@@ -15,7 +15,7 @@ import httpx
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import free_port
+from conftest import Recorder, free_port
 from fakes.gpt_sovits import REF_RANGE_MESSAGE, FakeGptSovits, espeak_samples
 
 from likeness_worker.engines import TaskContext
@@ -59,15 +59,6 @@ def fake(tmp_path, monkeypatch):
     yield server
     server.stop()
     server._log.close()
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.progress: list[tuple[float, str | None]] = []
-        self.cancel = threading.Event()
-
-    def __call__(self, fraction: float, message: str | None = None) -> None:
-        self.progress.append((fraction, message))
 
 
 def _context(tmp_path: Path, rec: Recorder, voice: Path, *, narration: str = NARRATION,

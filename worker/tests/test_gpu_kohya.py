@@ -13,10 +13,10 @@ import struct
 import subprocess
 import sys
 import tarfile
-import threading
 import time
 from pathlib import Path
 
+import conftest
 import cv2
 import numpy as np
 import pytest
@@ -75,17 +75,7 @@ def with_config_port(monkeypatch):
                         TaskPorts(inputs=("dataset",), optional=("dataset_config",), outputs=("lora",)))
 
 
-class Recorder:
-    def __init__(self, cancel_at: str | None = None) -> None:
-        self.progress: list[tuple[float, str | None]] = []
-        self.cancel = threading.Event()
-        self.cancel_at = cancel_at
-
-    def __call__(self, fraction: float, message: str | None = None) -> None:
-        self.progress.append((fraction, message))
-        if self.cancel_at and message and self.cancel_at in message:
-            self.cancel.set()
-
+class Recorder(conftest.Recorder):  # with the step lines of kohya's bar
     def steps(self) -> list[tuple[float, str]]:
         return [(f, m) for f, m in self.progress if m and m.startswith("kohya: step ")]
 
@@ -280,7 +270,7 @@ def test_a_cancelled_training_is_killed_and_the_next_attempt_resumes(fake, monke
     storage, inputs = _setup(fake)
     monkeypatch.setenv("FAKE_KOHYA_FAIL", "hang")
     monkeypatch.setenv("FAKE_KOHYA_FAIL_AT_STEP", "25")
-    rec = Recorder(cancel_at="step 24/30")
+    rec = Recorder(cancel_on="step 24/30")
     failure = _fails(fake, inputs, rec)
     assert failure.code == "cancelled" and "step 24/30" in failure.message and "state of step 20" in failure.message
     assert _gone(int((fake / "fake.pid").read_text()))

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 import pytest
 import soundfile as sf
+from conftest import Recorder
 from fakes.comfyui import FakeComfyUI
 
 from likeness_worker.engines import TaskContext
@@ -93,19 +94,6 @@ def fake(tmp_path, monkeypatch):
     monkeypatch.setenv("COMFYUI_LORAS_DIR", str(server.loras_dir))
     yield server
     server.stop()
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.progress: list[tuple[float, str | None]] = []
-        self.cancel = threading.Event()
-
-    def __call__(self, fraction: float, message: str | None = None) -> None:
-        self.progress.append((fraction, message))
-
-    def monotonic(self) -> bool:
-        values = [f for f, _ in self.progress]
-        return values == sorted(values) and all(0.0 <= f <= 1.0 for f in values)
 
 
 def _speech_wav(seconds: float = 3.0, sr: int = 24000) -> bytes:

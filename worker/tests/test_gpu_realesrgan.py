@@ -15,6 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import Recorder
 from fakes.realesrgan import install_checkout, install_ncnn
 
 from likeness_worker.engines import TaskContext
@@ -79,15 +80,6 @@ def mode(request) -> str:
 
 def _fail_var(mode: str) -> str:
     return "FAKE_REALESRGAN_FAIL" if mode == "python" else "FAKE_REALESRGAN_NCNN_FAIL"
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.progress: list[tuple[float, str | None]] = []
-        self.cancel = threading.Event()
-
-    def __call__(self, fraction: float, message: str | None = None) -> None:
-        self.progress.append((fraction, message))
 
 
 def _context(tmp_path: Path, src: Path, rec: Recorder | None = None, *, size=(W, H),

@@ -7,13 +7,12 @@ from __future__ import annotations
 import math
 import os
 import shutil
-import threading
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
 import soundfile as sf
+from conftest import Recorder  # re-exported: the lip-sync tests take it from here
 
 from likeness_worker.engines import TaskContext
 from likeness_worker.storage import LocalStorage
@@ -66,18 +65,6 @@ def write_speech(path: Path) -> Path:
 def speech_level(frame: int, fps: float = 25.0) -> float:
     """Whether the speech is voiced at this frame's time (1) or in a pause (0)."""
     return float(((frame / fps) // 0.2) % 2 == 0)
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.progress: list[tuple[float, str | None]] = []
-        self.cancel = threading.Event()
-        self.on_progress: Any = None
-
-    def __call__(self, fraction: float, message: str | None = None) -> None:
-        self.progress.append((fraction, message))
-        if self.on_progress is not None:
-            self.on_progress(fraction, message)
 
 
 def context(tmp_path: Path, rec: Recorder, task_kind: str, engine: str, face: Path) -> TaskContext:
