@@ -62,6 +62,7 @@ from ...errors import StepFailure
 from ...media.errors import BadInput, Cancelled, ToolFailed
 from ..base import Engine, StepOutput, TaskContext, engine
 from ..builtin.speech import publish_speech
+from .tooling import step_settings
 
 NAME = "gpt_sovits"
 CHUNK_CHARS = 250  # characters per /tts request: a sentence or a few (about 15 s of speech)
@@ -104,13 +105,6 @@ class GptSovitsSettings(BaseModel):
     @property
     def server_dir(self) -> str:
         return (self.gpt_sovits_server_dir or str(self.gpt_sovits_shared_dir or "")).rstrip("/")
-
-
-def _settings() -> GptSovitsSettings:
-    try:
-        return load_group(GptSovitsSettings)
-    except ConfigError as exc:
-        raise StepFailure("bad_input", str(exc)) from None
 
 
 def _missing_setting(s: GptSovitsSettings) -> str | None:
@@ -406,7 +400,7 @@ class GptSovitsTts(Engine):
     def synthesize(self, ctx: TaskContext) -> StepOutput:
         from ...media import align
 
-        s = _settings()
+        s = step_settings(GptSovitsSettings)
         unset = _missing_setting(s)
         if unset:
             raise StepFailure("engine_unavailable", f"the {NAME} engine cannot run: {unset}", retryable=False)

@@ -81,7 +81,7 @@ from ...media.proc import ToolExited, stream
 from ...storage.base import ObjectMissing
 from ..base import Engine, StepOutput, TaskContext, engine, file_sha256
 from ..ports import TASK_PORTS
-from .tooling import parse_tqdm, run_failure
+from .tooling import parse_tqdm, run_failure, step_settings
 
 log = logging.getLogger(__name__)
 
@@ -150,13 +150,6 @@ class KohyaSettings(BaseModel):
             raise ValueError(f"{', '.join(taken)}: set by the kohya engine itself (or a prefix of such a flag); "
                              "use the KOHYA_* settings instead")
         return v
-
-
-def _settings() -> KohyaSettings:
-    try:
-        return load_group(KohyaSettings)
-    except ConfigError as exc:
-        raise StepFailure("bad_input", str(exc)) from None
 
 
 def _base_model(s: KohyaSettings) -> Path | None:
@@ -709,7 +702,7 @@ class KohyaLoraTrainer(Engine):
                                          s.kohya_mixed_precision, s.kohya_extra_args))
 
     def train(self, ctx: TaskContext) -> StepOutput:
-        s = _settings()
+        s = step_settings(KohyaSettings)
         problems = _missing(s)
         if problems:
             raise StepFailure("engine_unavailable", "kohya: " + "; ".join(problems), retryable=False)

@@ -59,6 +59,7 @@ from ...config import ConfigError, load_group
 from ...errors import StepFailure
 from ..base import Engine, StepOutput, TaskContext, engine
 from ..builtin.train import BuiltinEvaluate
+from .tooling import step_settings
 
 NAME = "likeness"
 METHOD = "mediapipe-face-mesh-geometry"
@@ -111,13 +112,6 @@ class LikenessEvalSettings(BaseModel):
     likeness_eval_sentence: str = Field(
         "The weather was calm this morning, so we walked down to the harbour and watched the boats come in.",
         min_length=1, max_length=300)
-
-
-def _settings() -> LikenessEvalSettings:
-    try:
-        return load_group(LikenessEvalSettings)
-    except ConfigError as exc:
-        raise StepFailure("bad_input", str(exc)) from None
 
 
 # The face descriptor ----------------------------------------------------------------------------
@@ -236,7 +230,7 @@ class LikenessEvaluate(Engine):
         return f"{s.likeness_eval_samples}|{s.likeness_eval_tts}|{s.likeness_eval_sentence}|{ComfyUIImage.settings_key()}"
 
     def evaluate(self, ctx: TaskContext) -> StepOutput:
-        s = _settings()
+        s = step_settings(LikenessEvalSettings)
         doc = BuiltinEvaluate().evaluate(ctx).outputs["evaluation"]  # faces, voice: the common part
         artifacts: list[dict[str, Any]] = []
         lora = ctx.input("lora").outputs

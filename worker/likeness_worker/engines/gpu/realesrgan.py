@@ -77,7 +77,7 @@ from ...media.encode import LOSSLESS
 from ...media.errors import Cancelled, ToolFailed, ToolTimeout
 from ...media.proc import ToolExited
 from ..base import Engine, StepOutput, TaskContext, engine
-from .tooling import missing_paths, parse_tqdm, run_failure
+from .tooling import missing_paths, parse_tqdm, run_failure, step_settings
 
 ENGINE = "realesrgan"
 SCRIPT = "inference_realesrgan_video.py"
@@ -157,13 +157,6 @@ class Install:
 
 class NotReady(Exception):
     """The settings do not name a working install; the message says what is missing."""
-
-
-def _settings() -> RealESRGANSettings:
-    try:
-        return load_group(RealESRGANSettings)
-    except ConfigError as exc:
-        raise StepFailure("bad_input", str(exc), retryable=False) from None
 
 
 def tool_model(s: RealESRGANSettings) -> str:
@@ -306,7 +299,7 @@ class RealESRGANUpscale(Engine):
         return None
 
     def upscale(self, ctx: TaskContext) -> StepOutput:
-        s = _settings()
+        s = step_settings(RealESRGANSettings)
         p = ctx.payload
         target = (int(p["width"]), int(p["height"]))
         video = ctx.input("video")

@@ -13,7 +13,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
+from pydantic import BaseModel
+
+from ...config import ConfigError, load_group
 from ...errors import StepFailure
 from ...media.errors import Cancelled, ToolTimeout
 from ...media.proc import ToolExited
@@ -28,6 +32,18 @@ _WEIGHTS = re.compile(
     r"(?:No such file or directory|FileNotFoundError|does not exist|not found)[^\n]*"
     r"\.(?:pth|pt|ckpt|safetensors|tar|bin|onnx)\b", re.I)
 _ENV = re.compile(r"ModuleNotFoundError|ImportError|No module named|command not found")
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def step_settings(group: type[M]) -> M:
+    """An engine's settings group read for a step (engines are built without Settings): a bad value
+    fails the step as bad_input naming the variable (the worker refuses to start with one anyway)."""
+    try:
+        return load_group(group)
+    except ConfigError as exc:
+        raise StepFailure("bad_input", str(exc)) from None
 
 
 class TqdmLine:
