@@ -115,10 +115,18 @@ export class EnginesService {
   /**
    * The engines of `job`'s task kinds whose licence forbids commercial use: the chosen one of each
    * kind, else the one the live workers run by default. Read from the adverts `resolve` has just
-   * checked (no extra Redis read).
+   * checked (no extra Redis read while they are fresh).
    */
   async licenceNotices(job: { kind: JobKind; pipeline?: Pipeline }, engines: EngineMap): Promise<LicenceNotice[]> {
-    const list = await this.load(false);
+    let list: EngineList;
+    try {
+      list = await this.load(false);
+    } catch {
+      // Redis is down: the job is still accepted (it waits the outage out like any other); the
+      // last adverts seen say what they can, and each step records its licence when it runs.
+      if (!this.cached) return [];
+      list = this.cached.list;
+    }
     const notices: LicenceNotice[] = [];
     for (const kind of jobTaskKinds(job.kind, job.pipeline)) {
       const name = engines[kind];
