@@ -5,6 +5,7 @@ its settings name a working install."""
 
 from ..base import Engine
 from .f5_tts import F5Tts
+from .f5_tts_train import F5TtsFinetune
 from .gpt_sovits import GptSovitsTts
 from .kohya import KohyaLoraTrainer
 from .likeness_eval import LikenessEvaluate
@@ -15,5 +16,6 @@ from .voice_reference import ReferenceVoiceTrainer
 from .wav2lip import Wav2LipLipsync, Wav2LipTalkingHead
 
 ENGINES: tuple[type[Engine], ...] = (GptSovitsTts, F5Tts, Wav2LipLipsync, Wav2LipTalkingHead, MuseTalkLipsync,
-                                     SadTalkerTalkingHead, KohyaLoraTrainer, ReferenceVoiceTrainer, LikenessEvaluate,
+                                     SadTalkerTalkingHead, KohyaLoraTrainer, ReferenceVoiceTrainer, F5TtsFinetune,
+                                     LikenessEvaluate,
                                      RealESRGANUpscale)
