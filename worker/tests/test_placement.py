@@ -306,6 +306,9 @@ def test_the_last_engine_releases_what_it_holds():
     assert _Resident.released == 1
     make_room("tts/resident", _Resident, "tts", "resident", comfyui_url=None, ollama_url=None)  # the same engine
     assert _Resident.released == 1
+    # The same tool under another task kind (Wav2Lip's lipsync and talking_head share one process).
+    make_room("lipsync/resident", _Resident, "talking_head", "resident", comfyui_url=None, ollama_url=None)
+    assert _Resident.released == 1
     assert make_room("image/sd", _Sd, "tts", "resident", comfyui_url=None, ollama_url=None) == []  # nothing to release
 
 

@@ -11,7 +11,7 @@ reference clipped to 12 s, and transcribes it with Whisper when ``ref_text`` is 
 
 The resident process: ``f5_tts_host.py`` (beside this file), run with the tool's Python
 (F5_TTS_PYTHON, the environment F5-TTS is installed in), started on the first step of this worker
-process and kept: the model loads once. It speaks JSON lines on stdin/stdout (see the host). A
+process and kept: the model loads once (engines/gpu/resident.py; its JSON lines: see the host). A
 host that died is started again by the next request; a cancel or the time limit (F5_TTS_TIMEOUT_S,
 the whole step) kills it (its process group), and the next request starts a fresh one; so does an
 out-of-memory (a fresh process gets its VRAM back whole). ``release()`` (another engine needs the
@@ -38,19 +38,14 @@ Emilia (non-commercial): the engine is advertised as non-commercial.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import json
 import os
-import queue
-import signal
 import subprocess
 import tempfile
 import threading
 import time
-from collections import deque
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 import soundfile as sf
@@ -62,6 +57,7 @@ from ...media.errors import Cancelled, ToolFailed, ToolTimeout
 from ...media.proc import ToolExited
 from ..base import Engine, StepOutput, TaskContext, engine
 from ..builtin.speech import publish_speech
+from .resident import Host, HostDied, HostError, Resident
 from .tooling import run_failure
 
 NAME = "f5_tts"
@@ -70,9 +66,7 @@ CHARS_PER_S = 14.0  # English narration, F5-TTS at speed 1
 CHUNK_S = 25.0
 CHUNK_CHARS = int(CHARS_PER_S * CHUNK_S)
 PAUSE_S = 0.3
-POLL_S = 0.1
 PROBLEM_TTL_S = 30.0
-STDERR_LINES = 200
 _HUB_MISSING = "cannot find the requested files in the local cache"
 
 
@@ -118,126 +112,6 @@ def seed_for(*parts: object) -> int:
     return int.from_bytes(hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest()[:4], "big") & 0x7FFFFFFF
 
 
-class HostDied(ToolExited):
-    """The host exited; ``output`` is what it printed (stderr) and its last error, for run_failure."""
-
-
-class HostError(Exception):
-    """One request failed inside the host (it is still up): the exception F5-TTS raised."""
-
-    def __init__(self, msg: dict[str, Any]) -> None:
-        self.type = str(msg.get("type") or "Exception")
-        self.message = str(msg.get("message") or "")
-        self.traceback = str(msg.get("traceback") or "")
-        super().__init__(f"{self.type}: {self.message}")
-
-
-class Host:
-    """One running f5_tts_host.py: its process (its own group), its protocol lines, its stderr tail."""
-
-    def __init__(self, cmd: list[str], key: tuple[Any, ...]) -> None:
-        self.key = key
-        self.cmd = cmd
-        self.sample_rate = 0
-        self.errors: deque[str] = deque(maxlen=STDERR_LINES)
-        self.messages: queue.Queue[dict[str, Any] | None] = queue.Queue()
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        self._ids = 0
-        threading.Thread(target=self._read_out, name="f5-host-out", daemon=True).start()
-        threading.Thread(target=self._read_err, name="f5-host-err", daemon=True).start()
-
-    def _read_out(self) -> None:
-        out: IO[bytes] = self.proc.stdout  # type: ignore[assignment]
-        for raw in out:
-            line = raw.decode("utf-8", "replace").strip()
-            if not line:
-                continue
-            try:
-                msg = json.loads(line)
-            except ValueError:
-                self.errors.append(line)  # not ours: keep it for the diagnosis
-                continue
-            if isinstance(msg, dict):
-                self.messages.put(msg)
-        self.messages.put(None)  # the end: the host exited
-
-    def _read_err(self) -> None:
-        err: IO[bytes] = self.proc.stderr  # type: ignore[assignment]
-        for raw in err:
-            for part in raw.decode("utf-8", "replace").replace("\r", "\n").split("\n"):
-                if part.strip():
-                    self.errors.append(part.rstrip())
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.wait(timeout=5)
-        for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
-            with contextlib.suppress(OSError):
-                if stream is not None:
-                    stream.close()
-
-    def died(self, last: dict[str, Any] | None = None) -> HostDied:
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.wait(timeout=5)
-        time.sleep(0.05)  # the stderr reader's last lines
-        output = "\n".join(self.errors)
-        if last is not None:
-            output += f"\n{last.get('traceback') or ''}\n{last.get('type')}: {last.get('message')}"
-        code = self.proc.returncode if self.proc.returncode is not None else -1
-        return HostDied(f"the F5-TTS host exited (status {code})", code, output)
-
-    def next_message(self, deadline: float, cancelled, doing: str) -> dict[str, Any] | None:
-        """The next protocol line, None when the host exited; kills it on cancel or deadline."""
-        while True:
-            if cancelled():
-                self.kill()
-                raise Cancelled(f"cancelled while {doing}; the F5-TTS host was stopped")
-            if time.monotonic() > deadline:
-                self.kill()
-                raise ToolTimeout(f"F5-TTS ran past its time limit (F5_TTS_TIMEOUT_S) while {doing}; "
-                                  "the host was stopped")
-            try:
-                return self.messages.get(timeout=POLL_S)
-            except queue.Empty:
-                continue
-
-    def wait_ready(self, deadline: float, cancelled) -> None:
-        msg = self.next_message(deadline, cancelled, "loading the F5-TTS model")
-        if msg is None or msg.get("event") != "ready":
-            self.kill()
-            raise self.died(msg)
-        self.sample_rate = int(msg.get("sampleRate") or 24000)
-
-    def infer(self, request: dict[str, Any], deadline: float, cancelled, on_progress, doing: str) -> dict[str, Any]:
-        self._ids += 1
-        req_id = f"r{self._ids}"
-        try:
-            stdin: IO[bytes] = self.proc.stdin  # type: ignore[assignment]
-            stdin.write((json.dumps({**request, "id": req_id}) + "\n").encode())
-            stdin.flush()
-        except (BrokenPipeError, OSError):
-            raise self.died() from None
-        while True:
-            msg = self.next_message(deadline, cancelled, doing)
-            if msg is None:
-                raise self.died()
-            if msg.get("id") != req_id:
-                continue
-            if msg.get("event") == "progress":
-                on_progress(int(msg.get("n") or 0), int(msg.get("total") or 1))
-            elif msg.get("event") == "done":
-                return msg
-            elif msg.get("event") == "error":
-                raise HostError(msg)
-
-
 def _hint(output: str) -> StepFailure | None:
     if _HUB_MISSING in output or "LocalEntryNotFoundError" in output:
         return StepFailure("engine_unavailable", f"{NAME}: weights missing: F5-TTS's checkpoint or vocoder is not in "
@@ -262,8 +136,8 @@ class F5Tts(Engine):
     settings_group = F5TtsSettings
     tools = ("ffmpeg",)
 
-    _lock = threading.RLock()
-    _host: Host | None = None
+    _resident = Resident("F5-TTS", "F5_TTS_TIMEOUT_S")  # its host: one per worker process
+    _problem_lock = threading.Lock()  # not the host's: a health check does not wait for a step
     _problem_cache: tuple[float, tuple[Any, ...], str | None] | None = None
 
     @classmethod
@@ -292,7 +166,7 @@ class F5Tts(Engine):
             return answer
         assert s.f5_tts_python
         key = (s.f5_tts_python,)
-        with cls._lock:
+        with cls._problem_lock:
             cached = cls._problem_cache
             if cached is not None and cached[1] == key and time.monotonic() - cached[0] < PROBLEM_TTL_S:
                 return cached[2]
@@ -318,10 +192,7 @@ class F5Tts(Engine):
     @classmethod
     def release(cls) -> None:
         """Stop the host: its model leaves the card."""
-        with cls._lock:
-            if cls._host is not None:
-                cls._host.kill()
-                cls._host = None
+        cls._resident.release()
 
     # The host ---------------------------------------------------------------------------------
     @classmethod
@@ -334,20 +205,7 @@ class F5Tts(Engine):
                             ("--device", s.f5_tts_device)):
             if value:
                 cmd += [flag, str(value)]
-        key = tuple(cmd)
-        host = cls._host
-        if host is not None and (host.key != key or not host.alive()):
-            host.kill()
-            cls._host = host = None
-        if host is None:
-            host = Host(cmd, key)
-            try:
-                host.wait_ready(deadline, cancelled)
-            except BaseException:
-                host.kill()
-                raise
-            cls._host = host
-        return host
+        return cls._resident.ensure(cmd, deadline, cancelled)
 
     # Synthesize -------------------------------------------------------------------------------
     def synthesize(self, ctx: TaskContext) -> StepOutput:
@@ -381,9 +239,10 @@ class F5Tts(Engine):
 
         parts: list[np.ndarray] = []
         cls = type(self)
-        with cls._lock:
-            report(0.0, "F5-TTS: starting" if cls._host is None or not cls._host.alive() else "F5-TTS: ready")
+        with cls._resident.turn(deadline, ctx.cancelled):
+            report(0.0, "F5-TTS: ready" if cls._resident.warm() else "F5-TTS: starting")
             host = cls._ensure_host(s, ckpt, deadline, ctx.cancelled)
+            sample_rate = int(host.ready.get("sampleRate") or 24000)
             for i, text in enumerate(chunks):
                 report(0.05 + 0.75 * i / len(chunks), f"F5-TTS: sentence {i + 1}/{len(chunks)}")
                 wav = ctx.path(f"out/chunks/{i:03d}.wav")
@@ -396,16 +255,16 @@ class F5Tts(Engine):
                            "genText": text, "fileWave": str(wav), "seed": seed_for(narration, i),
                            "nfeStep": s.f5_tts_nfe_step, "speed": 1.0}
                 try:
-                    done = host.infer(request, deadline, ctx.cancelled, on_progress,
-                                      f"speaking sentence {i + 1}/{len(chunks)}")
+                    done = host.request(request, deadline, ctx.cancelled, f"speaking sentence {i + 1}/{len(chunks)}",
+                                        on_progress=on_progress)
                 except HostError as exc:
-                    raise self._request_failure(exc, host, f"on sentence {i + 1}/{len(chunks)}") from None
+                    raise self._request_failure(exc, f"on sentence {i + 1}/{len(chunks)}") from None
                 x, sr = sf.read(done["fileWave"], dtype="float32", always_2d=True)
                 mono = x.mean(axis=1)
-                if sr != host.sample_rate:
-                    mono = align.resample(mono, sr, host.sample_rate, cancelled=ctx.cancelled)
+                if sr != sample_rate:
+                    mono = align.resample(mono, sr, sample_rate, cancelled=ctx.cancelled)
                 parts.append(mono)
-            sr = host.sample_rate
+            sr = sample_rate
         report(0.8, f"F5-TTS: {len(chunks)} sentences spoken")
 
         try:
@@ -464,12 +323,11 @@ class F5Tts(Engine):
         return dest
 
     @classmethod
-    def _request_failure(cls, exc: HostError, host: Host, what: str) -> StepFailure:
+    def _request_failure(cls, exc: HostError, what: str) -> StepFailure:
         text = f"{exc.type}: {exc.message}\n{exc.traceback}"
         failure = run_failure(NAME, HostDied(str(exc), 1, text), hint=_hint)
         if failure.code == "out_of_memory":
-            host.kill()  # a fresh process gets its VRAM back whole
-            cls._host = None
+            cls._resident.drop()  # a fresh process gets its VRAM back whole
             return StepFailure("out_of_memory", f"{NAME} ran out of GPU memory {what}: {exc.message[:300]} "
                                "(the host was restarted)", retryable=True)
         if failure.code == "engine_failed":

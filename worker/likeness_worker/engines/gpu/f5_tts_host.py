@@ -16,6 +16,8 @@ freely, from Python and C) goes to stderr.
   ``{"id", "event": "progress", "n", "total"}`` as its batches finish, then ``{"id", "event":
   "done", "fileWave", "sampleRate", "samples", "seed"}`` or ``{"id", "event": "error", "type",
   "message", "traceback"}`` (the host stays up; after an out-of-memory the engine restarts it);
+- after each request, the line ``\x1elikeness-end <id>`` on stderr (engines/gpu/resident.py:
+  what F5-TTS printed for it has all been written);
 - ``{"quit": true}`` or the end of stdin: exit. The host also exits when its parent dies.
 """
 
@@ -32,6 +34,7 @@ from typing import TextIO
 
 _OUT: TextIO = sys.stdout  # the protocol stream: the real stdout (kept apart at start)
 _OUT_LOCK = threading.Lock()
+END_MARK = "\x1elikeness-end"  # resident.END_MARK
 
 
 def send(msg: dict) -> None:
@@ -45,6 +48,12 @@ def _keep_stdout_for_the_protocol() -> None:
     _OUT = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
     os.dup2(2, 1)  # fd 1 is stderr from now on: C libraries and print() write there
     sys.stdout = sys.stderr
+
+
+def _end(req_id: str) -> None:
+    """After a request: what was printed for it is out, then the end mark (on stderr)."""
+    sys.stderr.flush()
+    os.write(2, f"{END_MARK} {req_id}\n".encode())
 
 
 def _watch_parent() -> None:
@@ -140,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         except BaseException as exc:  # noqa: BLE001 - reported; the engine decides what follows
             send(_error(exc, req_id))
             _free_cuda()
+        _end(req_id)
     return 0
 
 

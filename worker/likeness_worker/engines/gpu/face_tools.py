@@ -21,6 +21,15 @@ own Python, one documented script that takes a face and a WAV, draws tqdm bars, 
    tool's own encode, not our final stream: mux encodes once and burns subtitles when asked),
    ``subtitlesBurned`` False, ``lipSync`` True, and what the tool adds (``meta``, ``note``).
 
+A tool with a resident host (``host_script``, ``resident``: engines/gpu/resident.py) runs its
+script's code in a process kept between steps instead, when its ``<PREFIX>_RESIDENT`` setting is
+on: the host, started with the tool's Python in its checkout on the first step, loads the model
+once and keeps what it may reuse (a face found in a source before); each step sends it the same
+arguments (``argv``) and its run folder, and gets the same lines (its tqdm bars, its prints), so
+the steps above are the same. A cancel or the time limit kills the host (the next step starts a
+fresh one); a run that failed for another reason than the user's input (a CUDA error leaves the
+process unwell) stops it too; ``release()`` stops it for another engine.
+
 A tool is one file: a settings group whose fields start with its ``prefix`` (``<prefix>_dir``,
 ``<prefix>_python``, ``<prefix>_timeout_s``, then its own), and a class over ``Lipsync`` or
 ``TalkingHead`` that says its ``script`` (or ``module``), ``argv`` for a ``Run``, where its
@@ -33,6 +42,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, TypeAlias
@@ -43,8 +53,9 @@ from ...config import ConfigError, load_group
 from ...errors import StepFailure
 from ...media.encode import FPS
 from ...media.errors import Cancelled, ToolFailed, ToolTimeout
-from ...media.proc import ToolExited, stream
+from ...media.proc import STREAM_TAIL_LINES, ToolExited, stream
 from ..base import Engine, StepOutput, TaskContext
+from .resident import HostError, Resident
 from .tooling import TqdmLine, missing_paths, parse_tqdm, run_failure
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -83,6 +94,10 @@ class FaceTool(Engine):
     # not the run's. Else by their place in ``bars``.
     bars_by_name: ClassVar[bool] = False
     encode: ClassVar[str]  # outputs.encode: whose encode the frames are
+    # A resident host (beside this file) run instead of the script when ``<prefix>_resident`` is on,
+    # and its holder, shared by the engines over the tool. None: the script runs once per step.
+    host_script: ClassVar[Path | None] = None
+    resident: ClassVar[Resident | None] = None
 
     # What each tool says ---------------------------------------------------------------------
     @classmethod
@@ -97,6 +112,10 @@ class FaceTool(Engine):
     def argv(self, s: Any, run: Run) -> list[str]:
         """The script's arguments; it may write what they name (a task file) into ``run.folder``."""
         raise NotImplementedError
+
+    def host_argv(self, s: Any, checkout: Path) -> list[str]:
+        """The host's own arguments (what it loads once): a change starts a fresh host."""
+        return []
 
     def output(self, s: Any, run: Run, lines: list[str]) -> Path | None:
         """Where the script wrote the video: its documented path for these arguments, or the one
@@ -131,6 +150,12 @@ class FaceTool(Engine):
         return None
 
     # Health ------------------------------------------------------------------------------------
+    @classmethod
+    def release(cls) -> None:
+        """Stop the tool's resident host, if it has one: its model leaves the card."""
+        if cls.resident is not None:
+            cls.resident.release()
+
     @classmethod
     def problem(cls) -> str | None:
         try:
@@ -194,12 +219,7 @@ class FaceTool(Engine):
             raise self.advice(s, failure) from None
 
     def _video(self, ctx: TaskContext, s: Any, run: Run) -> Path:
-        python, timeout = self._setting(s, "python"), float(self._setting(s, "timeout_s"))
-        if self.module:
-            head = [python, "-m", self.module]
-        else:
-            head = [python, self.script if self.in_checkout else str(run.checkout / self.script)]
-        cmd = [*head, *self.argv(s, run)]
+        timeout = float(self._setting(s, "timeout_s"))
         bars = Bars(self.drawn(s), by_name=self.bars_by_name)
 
         def on_line(line: str) -> None:
@@ -209,13 +229,16 @@ class FaceTool(Engine):
                 fraction, label = moved
                 ctx.progress(0.02 + 0.93 * fraction, f"{self.tool}: {label} {bar.n}/{bar.total}")
 
-        ctx.progress(0.01, f"{self.tool}: starting")
         started = time.time()
         env = self.prefix.upper()
         try:
-            lines = stream(cmd, timeout, ctx.cancelled, on_line=on_line,
-                           cwd=run.checkout if self.in_checkout else run.folder,
-                           env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            if self._resident_on(s):
+                lines = self._on_host(ctx, s, run, time.monotonic() + timeout, on_line)
+            else:
+                ctx.progress(0.01, f"{self.tool}: starting")
+                lines = stream(self._command(s, run), timeout, ctx.cancelled, on_line=on_line,
+                               cwd=run.checkout if self.in_checkout else run.folder,
+                               env={**os.environ, "PYTHONUNBUFFERED": "1"})
         except ToolTimeout as exc:
             raise self.timeout_hint(s, str(exc)) or StepFailure(
                 "timeout", f"{self.name}: {self.tool} ran past {env}_TIMEOUT_S ({timeout:g} s) and was stopped") from None
@@ -228,6 +251,46 @@ class FaceTool(Engine):
         if video is None:
             raise self._no_video(s, run, documented, lines)
         return video
+
+    def _command(self, s: Any, run: Run) -> list[str]:
+        python = self._setting(s, "python")
+        if self.module:
+            head = [python, "-m", self.module]
+        else:
+            head = [python, self.script if self.in_checkout else str(run.checkout / self.script)]
+        return [*head, *self.argv(s, run)]
+
+    def _resident_on(self, s: Any) -> bool:
+        return self.resident is not None and self.host_script is not None and bool(
+            getattr(s, f"{self.prefix}_resident", False))
+
+    def _on_host(self, ctx: TaskContext, s: Any, run: Run, deadline: float, on_line) -> list[str]:
+        """The run by the tool's resident host (started when none is up); the lines it printed."""
+        resident, script = self.resident, self.host_script
+        assert resident is not None and script is not None
+        lines: deque[str] = deque(maxlen=STREAM_TAIL_LINES)
+
+        def keep(line: str) -> None:
+            lines.append(line)
+            on_line(line)
+
+        with resident.turn(deadline, ctx.cancelled):
+            warm = resident.warm()
+            ctx.progress(0.01, f"{self.tool}: " + ("ready (resident)" if warm else "starting its resident host"))
+            cmd = [self._setting(s, "python"), str(script), *self.host_argv(s, run.checkout)]
+            host = resident.ensure(cmd, deadline, ctx.cancelled, cwd=run.checkout, on_line=lines.append)
+            request = {"cwd": str(run.folder), "argv": self.argv(s, run)}
+            try:
+                host.request(request, deadline, ctx.cancelled, f"running {self.script}", on_line=keep)
+            except HostError as exc:  # it raised: as a script that died of it would read
+                failure = run_failure(self.name, ToolExited(str(exc), 1, exc.output), hint=lambda out: self.hint(s, out))
+                if failure.code != "bad_input":  # a CUDA error is sticky; out of memory leaves fragments
+                    resident.drop()
+                raise failure from None
+            except (ToolFailed, Cancelled):  # it died, or was killed (cancel, time limit): gone
+                resident.drop()
+                raise
+        return list(lines)
 
     def _find(self, s: Any, run: Run, documented: Path | None, started: float) -> Path | None:
         if documented is not None and documented.is_file() and documented.stat().st_size > 0:

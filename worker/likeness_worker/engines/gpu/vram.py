@@ -62,7 +62,8 @@ def make_room(
                 done.append("comfyui: /free")
             except ComfyError as exc:
                 log.warning("could not free ComfyUI's VRAM before %s: %s", current, exc)
-        if previous_cls is not None and _overrides_release(previous_cls):
+        # One name is one tool: Wav2Lip's lipsync and talking_head engines share their resident process.
+        if previous_cls is not None and previous_name != name and _overrides_release(previous_cls):
             try:
                 previous_cls.release()
                 done.append(f"{previous}: released")

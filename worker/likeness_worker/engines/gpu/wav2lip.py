@@ -17,6 +17,13 @@ So it runs in the run folder (a fresh ``temp/`` and ``results/`` there: two runs
 absolute path; its own modules come from the script's folder (sys.path[0]), the S3FD weights from
 ``face_detection/detection/sfd/s3fd.pth`` beside them (without that file it would download it).
 
+Resident (WAV2LIP_RESIDENT, on by default): ``wav2lip_host.py`` runs inference.py's own code in a
+process kept between steps (engines/gpu/resident.py), with the same arguments and the same run
+folder: the checkpoint is loaded once per worker process, and the face boxes found in a source
+(by its SHA-256 and the settings that shape them) are reused when the same scene or video comes
+again (a retry, another job on the same still). WAV2LIP_RESIDENT=false runs inference.py once per
+step, as a script.
+
 Failures: "Face not detected! Ensure the video contains a face in all the frames." (a ValueError)
 → bad_input, not retried; "Image too big to run face detection on GPU" → out_of_memory; "Mel
 contains nan!" → bad_input; torch's CUDA out of memory → out_of_memory; the checkpoint's
@@ -32,6 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ...errors import StepFailure
 from ..base import engine
 from .face_tools import FaceTool, Lipsync, Run, TalkingHead
+from .resident import Resident
 
 OUTFILE = "results/result_voice.mp4"  # inference.py's default, under the run folder
 
@@ -49,6 +57,7 @@ class Wav2LipSettings(BaseModel):
     wav2lip_batch_size: int = Field(128, ge=1)  # --wav2lip_batch_size
     wav2lip_face_det_batch_size: int = Field(16, ge=1)  # --face_det_batch_size (it halves it on OOM itself)
     wav2lip_pads: str = Field("0 10 0 0", pattern=r"^-?\d+ -?\d+ -?\d+ -?\d+$")  # --pads top bottom left right
+    wav2lip_resident: bool = True  # keep Wav2Lip loaded between steps (wav2lip_host.py); false: one process a step
 
 
 def checkpoint(s: Wav2LipSettings, checkout: Path) -> Path:
@@ -67,6 +76,8 @@ class _Wav2Lip(FaceTool):
     script = "inference.py"
     bars = ("detecting the face", "lip sync")
     encode = "wav2lip output (re-encoded by mux)"
+    host_script = Path(__file__).with_name("wav2lip_host.py")
+    resident = Resident("Wav2Lip", "WAV2LIP_TIMEOUT_S")  # one host for both engines: one model on the card
 
     @classmethod
     def weights(cls, s: Wav2LipSettings, checkout: Path) -> dict[str, Path]:
@@ -84,6 +95,9 @@ class _Wav2Lip(FaceTool):
         if run.still:
             args += ["--static", "True", "--fps", str(run.fps)]
         return args
+
+    def host_argv(self, s: Wav2LipSettings, checkout: Path) -> list[str]:
+        return ["--checkpoint_path", str(checkpoint(s, checkout).resolve())]
 
     def output(self, s: Wav2LipSettings, run: Run, lines: list[str]) -> Path:
         return run.folder / OUTFILE

@@ -14,9 +14,16 @@ Instead of the model, each 96x96 face crop gets a dark mouth opened by the speec
 the mel window of its frame, and is pasted back into the frame as the real one pastes its output.
 The checkpoint is opened for real (its FileNotFoundError when it is missing) and read for nothing.
 
+The module is shaped as inference.py is (its ``args`` parsed at import, ``load_model``,
+``face_detect``, ``datagen``, ``main`` reading the global ``args``), so that the resident host
+(engines/gpu/wav2lip_host.py) drives it as it drives the real one. When FAKE_WAV2LIP_CALLS names a
+file, each ``load_model`` and each ``face_detect`` call appends a line to it (``load_model <path>``,
+``face_detect <n images>``): what a test counts to see a model loaded once, a face detected once.
+
 Failures, switched by FAKE_WAV2LIP_FAIL: ``oom`` (torch's CUDA out of memory in the first batch),
 ``weights`` (the checkpoint's FileNotFoundError, as torch.load raises it), ``crash`` (a CUDA
-RuntimeError), ``hang`` (stops in the first batch until killed).
+RuntimeError), ``segfault`` (the process dies of SIGSEGV in the first batch, as a CUDA extension
+may), ``hang`` (stops in the first batch until killed).
 """
 
 # ruff: noqa: B904, B905, E501, SIM108, UP032 - the tool's own code, kept as it is written there
@@ -24,6 +31,7 @@ RuntimeError), ``hang`` (stops in the first batch until killed).
 import argparse
 import os
 import platform
+import signal
 import subprocess
 import sys
 import time
@@ -86,6 +94,14 @@ FAIL = os.environ.get('FAKE_WAV2LIP_FAIL', '')
 HOP = 200  # hparams.hop_size at 16 kHz: 80 mel frames a second
 
 
+def _count(call):
+    """One line per load_model / face_detect call, in FAKE_WAV2LIP_CALLS (the tests count them)."""
+    path = os.environ.get('FAKE_WAV2LIP_CALLS')
+    if path:
+        with open(path, 'a') as f:
+            f.write(call + '\n')
+
+
 class tqdm:  # noqa: N801 - tqdm's own name and default format, on stderr
     def __init__(self, iterable, total=None):
         self.iterable, self.n, self.t0 = iterable, 0, time.time()
@@ -143,6 +159,7 @@ class HaarDetector:
 
 
 def face_detect(images):
+    _count('face_detect {}'.format(len(images)))
     detector = HaarDetector()
     batch_size = args.face_det_batch_size
 
@@ -245,6 +262,7 @@ class FakeWav2Lip:
 
 
 def load_model(path):
+    _count('load_model {}'.format(path))
     print('Load checkpoint from: {}'.format(path))
     _load(path)
     return FakeWav2Lip()
@@ -342,6 +360,8 @@ def main():
             raise RuntimeError('CUDA error: an illegal memory access was encountered\nCUDA kernel errors might be '
                                'asynchronously reported at some other API call, so the stacktrace below might be '
                                'incorrect.\nFor debugging consider passing CUDA_LAUNCH_BLOCKING=1.')
+        if FAIL == 'segfault':
+            os.kill(os.getpid(), signal.SIGSEGV)
         if FAIL == 'hang':
             time.sleep(3600)
 
