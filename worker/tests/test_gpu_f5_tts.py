@@ -56,10 +56,10 @@ def _env(monkeypatch, tools, tool_python):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("F5_TTS_PYTHON", str(tool_python))
     F5Tts.release()
-    F5Tts._problem_cache = None
+    F5Tts.problems.clear()
     yield
     F5Tts.release()
-    F5Tts._problem_cache = None
+    F5Tts.problems.clear()
 
 
 class Recorder:

@@ -83,9 +83,9 @@ def _env(monkeypatch, tools, tool_python, pretrain, tmp_path):
     monkeypatch.setenv("F5_TTS_FINETUNE_SAVE_PER_UPDATES", "4")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # an empty Hugging Face cache
     monkeypatch.setattr(f5_tts_train, "KEEP_POLL_S", 0.05)
-    F5TtsFinetune._problem_cache = None
+    F5TtsFinetune.problems.clear()
     yield
-    F5TtsFinetune._problem_cache = None
+    F5TtsFinetune.problems.clear()
 
 
 class Recorder:
@@ -317,7 +317,7 @@ def test_health_and_configuration(tmp_path, voice_wav, monkeypatch, checkout):
     wheel = tmp_path / "wheel"
     shutil.copytree(checkout / "src", wheel / "src", ignore=shutil.ignore_patterns("__pycache__"))
     monkeypatch.setenv("F5_TTS_PYTHON", str(_tool_python(tmp_path, wheel)))
-    F5TtsFinetune._problem_cache = None
+    F5TtsFinetune.problems.clear()
     assert "not installed from its checkout" in (F5TtsFinetune.problem() or "")
     failure = _fails(tmp_path, voice_wav)
     assert failure.code == "engine_unavailable" and "pip install -e" in failure.message

@@ -35,9 +35,9 @@ ENV = ("GPT_SOVITS_URL", "GPT_SOVITS_SHARED_DIR", "GPT_SOVITS_SERVER_DIR", "GPT_
 def _clean_env(monkeypatch, tools):
     for name in ENV:
         monkeypatch.delenv(name, raising=False)
-    GptSovitsTts._problem_cache = None
+    GptSovitsTts.problems.clear()
     yield
-    GptSovitsTts._problem_cache = None
+    GptSovitsTts.problems.clear()
 
 
 @pytest.fixture(scope="module")
@@ -189,7 +189,7 @@ def test_not_configured_is_unavailable_and_names_the_variable(tmp_path, voice_wa
     err = _fails(tmp_path, voice_wav)
     assert err.code == "engine_unavailable" and not err.retryable and "GPT_SOVITS_URL" in err.message
     monkeypatch.setenv("GPT_SOVITS_URL", "http://127.0.0.1:9")
-    GptSovitsTts._problem_cache = None
+    GptSovitsTts.problems.clear()
     assert "GPT_SOVITS_SHARED_DIR is not set" in GptSovitsTts.problem()
     monkeypatch.setenv("GPT_SOVITS_URL", "ftp://x")
     err = _fails(tmp_path, voice_wav)
@@ -200,7 +200,7 @@ def test_health_asks_the_server_and_caches_the_answer(tmp_path, fake, monkeypatc
     assert GptSovitsTts.problem() is None
     assert fake.requests == [("GET", "/control")]
     assert GptSovitsTts.problem() is None and len(fake.requests) == 1  # cached
-    GptSovitsTts._problem_cache = None
+    GptSovitsTts.problems.clear()
     monkeypatch.setenv("GPT_SOVITS_URL", f"http://127.0.0.1:{free_port()}")
     assert "unreachable" in GptSovitsTts.problem()
 

@@ -15,7 +15,6 @@ queue (POST /queue) before the step fails as cancelled.
 from __future__ import annotations
 
 import hashlib
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -25,11 +24,10 @@ from typing import Any
 from ...config import ComfyUISettings, ConfigError, load_comfyui_settings
 from ...errors import StepFailure
 from ..base import TaskContext
+from ..health import ProblemCache
 from .client import ComfyClient, ComfyError, ComfyHttpError, ComfyRejected, ComfyUnreachable
 from .workflow import Workflow, WorkflowError, check_against, load_workflow
 
-# problem() runs at every advert heartbeat (a few seconds): its answer is kept this long.
-PROBLEM_TTL_S = 30.0
 PROBLEM_TIMEOUT_S = 3.0
 # Without any message for this long, /history is read in case the end was missed.
 POLL_HISTORY_S = 5.0
@@ -87,11 +85,10 @@ class Health:
         self._workflow_name = workflow_name
         self._graph = graph
         self._uploads = uploads  # the binding whose file the step uploads (motion: "image")
-        self._lock = threading.Lock()
-        self._cache: tuple[float, ComfyUISettings, str | None] | None = None
+        self._answers = ProblemCache()
 
     def clear(self) -> None:
-        self._cache = None
+        self._answers.clear()
 
     def problem(self) -> str | None:
         try:
@@ -100,13 +97,7 @@ class Health:
             return str(exc)
         if not s.comfyui_url:
             return "COMFYUI_URL is not set"
-        with self._lock:
-            cached = self._cache
-            if cached is not None and cached[1] == s and time.monotonic() - cached[0] < PROBLEM_TTL_S:
-                return cached[2]
-            answer = self._check(s)
-            self._cache = (time.monotonic(), s, answer)
-            return answer
+        return self._answers.get(s, lambda: self._check(s))
 
     def _check(self, s: ComfyUISettings) -> str | None:
         assert s.comfyui_url

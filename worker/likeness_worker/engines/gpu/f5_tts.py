@@ -42,7 +42,6 @@ import hashlib
 import os
 import subprocess
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -57,6 +56,7 @@ from ...media.errors import Cancelled, ToolFailed, ToolTimeout
 from ...media.proc import ToolExited
 from ..base import Engine, StepOutput, TaskContext, engine
 from ..builtin.speech import publish_speech
+from ..health import ProblemCache
 from .resident import Host, HostDied, HostError, Resident
 from .tooling import run_failure
 
@@ -66,7 +66,6 @@ CHARS_PER_S = 14.0  # English narration, F5-TTS at speed 1
 CHUNK_S = 25.0
 CHUNK_CHARS = int(CHARS_PER_S * CHUNK_S)
 PAUSE_S = 0.3
-PROBLEM_TTL_S = 30.0
 _HUB_MISSING = "cannot find the requested files in the local cache"
 
 
@@ -137,8 +136,7 @@ class F5Tts(Engine):
     tools = ("ffmpeg",)
 
     _resident = Resident("F5-TTS", "F5_TTS_TIMEOUT_S")  # its host: one per worker process
-    _problem_lock = threading.Lock()  # not the host's: a health check does not wait for a step
-    _problem_cache: tuple[float, tuple[Any, ...], str | None] | None = None
+    problems = ProblemCache()
 
     @classmethod
     def settings_key(cls) -> str:
@@ -165,14 +163,8 @@ class F5Tts(Engine):
         if answer:
             return answer
         assert s.f5_tts_python
-        key = (s.f5_tts_python,)
-        with cls._problem_lock:
-            cached = cls._problem_cache
-            if cached is not None and cached[1] == key and time.monotonic() - cached[0] < PROBLEM_TTL_S:
-                return cached[2]
-            answer = cls._check_python(s.f5_tts_python)
-            cls._problem_cache = (time.monotonic(), key, answer)
-            return answer
+        python = s.f5_tts_python
+        return cls.problems.get(python, lambda: cls._check_python(python))
 
     @staticmethod
     def _check_python(python: str) -> str | None:

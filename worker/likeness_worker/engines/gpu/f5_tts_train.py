@@ -84,6 +84,7 @@ from ...media.proc import ToolExited, stream
 from ...storage.base import ObjectMissing
 from ..base import Engine, StepOutput, TaskContext, engine, file_sha256
 from ..builtin.train import DatasetVoiceTrainer
+from ..health import ProblemCache
 from .tooling import parse_tqdm, run_failure, step_settings
 
 log = logging.getLogger(__name__)
@@ -98,7 +99,6 @@ STATE_DOC = "ckpt/state.json"  # under the step's prefix: the newest uploaded ch
 SAVED_RE = re.compile(r"Saved last checkpoint at update (\d+)")
 EPOCH_RE = re.compile(r"^Epoch (\d+)/(\d+)$")
 TRANSCRIPT_MARK = "LIKENESS_TRANSCRIPT "
-PROBLEM_TTL_S = 30.0
 KEEP_POLL_S = 1.0
 
 # The tool's layout as its own code computes it (files("f5_tts")/../../…), for one dataset name.
@@ -420,8 +420,7 @@ class F5TtsFinetune(Engine):
     version = "1"
     settings_group = F5TtsFinetuneSettings
 
-    _problem_cache: tuple[float, str, str | None] | None = None
-    _problem_lock = threading.Lock()
+    problems = ProblemCache()
 
     @classmethod
     def problem(cls) -> str | None:
@@ -432,14 +431,9 @@ class F5TtsFinetune(Engine):
         found = _missing(s)
         if found:
             return "; ".join(found)
-        assert s.f5_tts_python
-        with cls._problem_lock:
-            cached = cls._problem_cache
-            if cached is not None and cached[1] == s.f5_tts_python and time.monotonic() - cached[0] < PROBLEM_TTL_S:
-                return cached[2]
-            _, answer = _layout(s.f5_tts_python, "likeness_probe")
-            cls._problem_cache = (time.monotonic(), s.f5_tts_python, answer)
-            return answer
+        python = s.f5_tts_python
+        assert python
+        return cls.problems.get(python, lambda: _layout(python, "likeness_probe")[1])
 
     @classmethod
     def settings_key(cls) -> str:

@@ -62,6 +62,7 @@ from ...errors import StepFailure
 from ...media.errors import BadInput, Cancelled, ToolFailed
 from ..base import Engine, StepOutput, TaskContext, engine
 from ..builtin.speech import publish_speech
+from ..health import ProblemCache
 from .tooling import step_settings
 
 NAME = "gpt_sovits"
@@ -69,7 +70,6 @@ CHUNK_CHARS = 250  # characters per /tts request: a sentence or a few (about 15 
 PAUSE_S = 0.3  # between chunks (GPT-SoVITS's own fragment_interval between the fragments of one)
 REF_MAX_S = 9.5  # GPT-SoVITS refuses references outside 3-10 s (measured at 16 kHz)
 REF_MIN_S = 3.0
-PROBLEM_TTL_S = 30.0
 PROBLEM_TIMEOUT_S = 3.0
 POLL_S = 0.1
 _OOM = re.compile(r"out of memory|OutOfMemoryError|CUBLAS_STATUS_ALLOC_FAILED", re.I)
@@ -350,8 +350,7 @@ class GptSovitsTts(Engine):
     settings_group = GptSovitsSettings
     tools = ("ffmpeg",)
 
-    _problem_lock = threading.Lock()
-    _problem_cache: tuple[float, tuple[Any, ...], str | None] | None = None
+    problems = ProblemCache()
 
     @classmethod
     def settings_key(cls) -> str:
@@ -375,14 +374,7 @@ class GptSovitsTts(Engine):
         unset = _missing_setting(s)
         if unset:
             return unset
-        key = (s.gpt_sovits_url, str(s.gpt_sovits_shared_dir))
-        with cls._problem_lock:
-            cached = cls._problem_cache
-            if cached is not None and cached[1] == key and time.monotonic() - cached[0] < PROBLEM_TTL_S:
-                return cached[2]
-            answer = cls._check(s)
-            cls._problem_cache = (time.monotonic(), key, answer)
-            return answer
+        return cls.problems.get((s.gpt_sovits_url, str(s.gpt_sovits_shared_dir)), lambda: cls._check(s))
 
     @classmethod
     def _check(cls, s: GptSovitsSettings) -> str | None:
