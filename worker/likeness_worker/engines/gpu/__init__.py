@@ -7,6 +7,7 @@ from ..base import Engine
 from .f5_tts import F5Tts
 from .f5_tts_train import F5TtsFinetune
 from .gpt_sovits import GptSovitsTts
+from .gpt_sovits_train import GptSovitsVoiceTrainer
 from .kohya import KohyaLoraTrainer
 from .likeness_eval import LikenessEvaluate
 from .musetalk import MuseTalkLipsync
@@ -15,7 +16,12 @@ from .sadtalker import SadTalkerTalkingHead
 from .voice_reference import ReferenceVoiceTrainer
 from .wav2lip import Wav2LipLipsync, Wav2LipTalkingHead
 
-ENGINES: tuple[type[Engine], ...] = (GptSovitsTts, F5Tts, Wav2LipLipsync, Wav2LipTalkingHead, MuseTalkLipsync,
-                                     SadTalkerTalkingHead, KohyaLoraTrainer, ReferenceVoiceTrainer, F5TtsFinetune,
-                                     LikenessEvaluate,
-                                     RealESRGANUpscale)
+ENGINES: tuple[type[Engine], ...] = (
+    GptSovitsTts, F5Tts,  # tts
+    Wav2LipLipsync, MuseTalkLipsync,  # lipsync
+    Wav2LipTalkingHead, SadTalkerTalkingHead,  # talking_head
+    RealESRGANUpscale,  # upscale
+    KohyaLoraTrainer,  # lora_trainer
+    ReferenceVoiceTrainer, GptSovitsVoiceTrainer, F5TtsFinetune,  # voice_trainer
+    LikenessEvaluate,  # evaluate
+)
