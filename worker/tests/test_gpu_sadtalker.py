@@ -2,7 +2,10 @@
 SadTalker's inference.py command line and run, its checkpoint layout, bars, output naming and
 failures; real frames and a real MP4, no model). The engine runs through a TaskContext on a local
 storage folder, as the runtime would run it; the checkout is copied per test, so that its
-gfpgan/weights, checkpoints and ffmpeg's temporary files stay in the test's folder."""
+gfpgan/weights, checkpoints and ffmpeg's temporary files stay in the test's folder. The run and
+its failures are tested both ways: inference.py in the resident host (sadtalker_host.py, the
+default) and as a script once per step (SADTALKER_RESIDENT=false); the host's own tests are at
+the end."""
 
 from __future__ import annotations
 
@@ -11,7 +14,9 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
+import time
 from pathlib import Path
 
 import cv2
@@ -19,6 +24,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 from conftest import TESTS_DIR
+from fakes.face_media import processes_mentioning
 
 from likeness_worker.engines import TaskContext
 from likeness_worker.engines.gpu.face_tools import Bars
@@ -44,6 +50,9 @@ def _clean_env(monkeypatch, tools):
     for name in list(os.environ):
         if name.startswith(("SADTALKER_", "FAKE_SADTALKER_")):
             monkeypatch.delenv(name)
+    SadTalkerTalkingHead.release()
+    yield
+    SadTalkerTalkingHead.release()  # no host outlives its test (its checkout is the test's)
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +82,25 @@ def checkout(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("SADTALKER_PYTHON", sys.executable)
     monkeypatch.setenv("FAKE_SADTALKER_PIDFILE", str(tmp_path / "sadtalker.pid"))
     monkeypatch.setenv("FAKE_SADTALKER_ARGV", str(tmp_path / "sadtalker.argv.json"))
+    monkeypatch.setenv("SADTALKER_RESIDENT", "false")  # inference.py a process a step: ``either``, ``resident``
+    monkeypatch.setenv("FAKE_SADTALKER_STEP_S", "0")  # the renderer's steps: no time of their own
     return root
+
+
+@pytest.fixture(params=["resident", "per-step"])
+def either(request, checkout, monkeypatch) -> str:
+    """Both ways: the resident host, and inference.py as a script once per step."""
+    monkeypatch.setenv("SADTALKER_RESIDENT", "true" if request.param == "resident" else "false")
+    monkeypatch.setenv("FAKE_SADTALKER_CALLS", str(checkout.parent / "calls.txt"))
+    return request.param
+
+
+@pytest.fixture
+def resident(checkout, monkeypatch) -> Path:
+    """The checkout run by the resident host; FAKE_SADTALKER_CALLS: the fake's builds and extractions."""
+    monkeypatch.setenv("SADTALKER_RESIDENT", "true")
+    monkeypatch.setenv("FAKE_SADTALKER_CALLS", str(checkout.parent / "calls.txt"))
+    return checkout
 
 
 class Recorder:
@@ -116,6 +143,39 @@ def _ffprobe(path: Path) -> dict:
     return json.loads(out)
 
 
+def _animate(tmp_path: Path, media, rec: Recorder | None = None):
+    return SadTalkerTalkingHead().animate(_context(tmp_path, rec or Recorder(), media))
+
+
+def _calls(tmp_path: Path) -> list[str]:
+    path = tmp_path / "calls.txt"
+    return path.read_text().splitlines() if path.exists() else []
+
+
+BUILDS = ["build CropAndExtract", "build Audio2Coeff", "build AnimateFromCoeff"]
+EXTRACT = "generate face.png full 256 True"  # CropAndExtract.generate(face.png, …, 'full', True, 256)
+
+
+def _host_pid() -> int:
+    resident = SadTalkerTalkingHead.resident
+    assert resident is not None and resident.host is not None
+    return resident.host.proc.pid
+
+
+def _host_gone(pid: int, timeout: float = 5.0) -> bool:
+    """The process has ended (a zombie not yet reaped counts as ended)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (FileNotFoundError, ProcessLookupError):
+            return True
+        if state in ("Z", "X"):
+            return True
+        time.sleep(0.02)
+    return False
+
+
 def _gone(pid_file: Path) -> bool:
     pid = int(pid_file.read_text())
     try:
@@ -128,17 +188,24 @@ def _gone(pid_file: Path) -> bool:
 # --- a run ---------------------------------------------------------------------------------------
 
 
-def test_the_scene_speaks_at_its_own_size_for_as_long_as_the_speech(tmp_path, checkout, media):
+def test_the_scene_speaks_at_its_own_size_for_as_long_as_the_speech(tmp_path, checkout, either, media):
     rec = Recorder()
     out = SadTalkerTalkingHead().animate(_context(tmp_path, rec, media))
 
     # SadTalker was run in its checkout with the defaults: the face pasted back on the whole scene.
-    ran = json.loads((tmp_path / "sadtalker.argv.json").read_text())
-    assert Path(ran["cwd"]) == checkout.resolve() and ran["argv"][0] == "inference.py"
-    args = ran["argv"][1:]
-    assert args[args.index("--preprocess") + 1] == "full" and "--still" in args and "--enhancer" not in args
-    assert args[args.index("--size") + 1] == "256" and args[args.index("--batch_size") + 1] == "2"
-    assert Path(args[args.index("--checkpoint_dir") + 1]) == checkout.resolve() / "checkpoints"
+    assert _calls(tmp_path) == [*BUILDS, EXTRACT]
+    if either == "per-step":
+        ran = json.loads((tmp_path / "sadtalker.argv.json").read_text())
+        assert Path(ran["cwd"]) == checkout.resolve() and ran["argv"][0] == "inference.py"
+        args = ran["argv"][1:]
+        assert args[args.index("--preprocess") + 1] == "full" and "--still" in args and "--enhancer" not in args
+        assert args[args.index("--size") + 1] == "256" and args[args.index("--batch_size") + 1] == "2"
+        assert Path(args[args.index("--checkpoint_dir") + 1]) == checkout.resolve() / "checkpoints"
+    else:  # the same main(args), in a host that built the models for these settings before it said ready
+        assert rec.progress[0][1] == "SadTalker: starting its resident host"
+        cmd = SadTalkerTalkingHead.resident.host.cmd  # type: ignore[union-attr]
+        assert cmd[cmd.index("--checkpoint_dir") + 1] == str(checkout.resolve() / "checkpoints")
+        assert cmd[-4:] == ["--size", "256", "--preprocess", "full"]
 
     [ref] = out.artifacts
     assert ref["kind"] == "video" and ref["key"] == "jobs/job/talking_head/talking_head.mp4"
@@ -247,14 +314,16 @@ def test_past_its_time_limit_sadtalker_is_killed(tmp_path, checkout, media, monk
     assert _gone(tmp_path / "sadtalker.pid")
 
 
-def test_face_detection_waiting_for_memory_until_the_time_limit_is_out_of_memory(tmp_path, checkout, media,
+def test_face_detection_waiting_for_memory_until_the_time_limit_is_out_of_memory(tmp_path, checkout, either, media,
                                                                                 monkeypatch):
     monkeypatch.setenv("FAKE_SADTALKER_FAIL", "oomwait")
     monkeypatch.setenv("SADTALKER_TIMEOUT_S", "2.5")
     failure = _fails(tmp_path, media)
     assert failure.code == "out_of_memory" and failure.retryable
     assert "Warning: out of memory, sleep for 1s" in failure.message and "SADTALKER_TIMEOUT_S" in failure.message
-    assert _gone(tmp_path / "sadtalker.pid")
+    if either == "per-step":
+        assert _gone(tmp_path / "sadtalker.pid")
+    assert processes_mentioning(str(tmp_path)) == []  # the host too
 
 
 # --- failures -------------------------------------------------------------------------------------
@@ -268,7 +337,7 @@ def test_face_detection_waiting_for_memory_until_the_time_limit_is_out_of_memory
     ("download", "engine_unavailable", False, "alignment_WFLW_4HG.pth (SadTalker tried to download"),
     ("crash", "engine_failed", True, "an illegal memory access was encountered"),
 ])
-def test_each_failure_of_sadtalker_ends_the_step_as_it_should(tmp_path, checkout, media, monkeypatch,
+def test_each_failure_of_sadtalker_ends_the_step_as_it_should(tmp_path, checkout, either, media, monkeypatch,
                                                               mode, code, retryable, says):
     monkeypatch.setenv("FAKE_SADTALKER_FAIL", mode)
     failure = _fails(tmp_path, media)
@@ -327,3 +396,138 @@ def test_progress_follows_the_bars_it_knows_and_never_goes_back():
             seen.append(moved)
     assert [round(f, 3) for f, _ in seen] == [0.25, 0.55, 1.0]
     assert seen[-1][1] == "Face Renderer"
+
+
+# --- the resident host ------------------------------------------------------------------------------
+
+
+def _scene(tmp_path: Path, media, name: str, image: np.ndarray) -> tuple[Path, Path]:
+    path = tmp_path / name
+    cv2.imwrite(str(path), image)
+    return path, media[1]
+
+
+def _frames(path: Path) -> np.ndarray:
+    cap = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        frames.append(frame.astype(np.float32))
+    return np.array(frames)
+
+
+def test_the_host_builds_the_models_once_and_extracts_each_scene_once(tmp_path, resident, media):
+    first, again = Recorder(), Recorder()
+    one = _animate(tmp_path / "a", media, first)
+    pid = _host_pid()
+    two = _animate(tmp_path / "b", media, again)
+    assert _host_pid() == pid
+    assert _calls(tmp_path) == [*BUILDS, EXTRACT]  # the second step: no build, no crop or 3DMM extraction
+    assert first.progress[0][1] == "SadTalker: starting its resident host"
+    assert again.progress[0][1] == "SadTalker: ready (resident)"
+    messages = [m or "" for _, m in again.progress]
+    assert not any("landmark Det" in m or "3DMM" in m for m in messages)  # skipped: kept from the first step
+    assert "SadTalker: Face Renderer 25/25" in messages
+    fractions = [f for f, _ in again.progress]
+    assert fractions == sorted(fractions) and fractions[-1] >= 0.95
+
+    # the crop and coefficients kept make the same video
+    videos = [LocalStorage(tmp_path / d / "objects").get_file(out.outputs["videoKey"], tmp_path / f"{d}.mp4")
+              for d, out in (("a", one), ("b", two))]
+    a, b = (_frames(v) for v in videos)
+    assert a.shape == b.shape == (int(SECONDS * 25), H, W, 3) and np.abs(a - b).mean() < 1.0
+    [left] = (tmp_path / "b" / "work" / "sadtalker" / "results").iterdir()  # main removed its folder
+    assert left.suffix == ".mp4"
+
+    # another scene: extracted, by the same models
+    mirrored = _scene(tmp_path, media, "mirrored.png", cv2.flip(cv2.imread(str(media[0])), 1))
+    _animate(tmp_path / "c", mirrored)
+    assert _host_pid() == pid and _calls(tmp_path) == [*BUILDS, EXTRACT, EXTRACT]
+
+    SadTalkerTalkingHead.release()  # another engine needs the card
+    assert SadTalkerTalkingHead.resident is not None and SadTalkerTalkingHead.resident.host is None
+    assert _host_gone(pid)  # (the next step starts a fresh one: the tests below)
+
+
+def test_a_scene_without_a_face_is_not_kept_and_the_host_stays(tmp_path, resident, media):
+    flat = _scene(tmp_path, media, "wall.png", np.full((H, W, 3), 128, np.uint8))
+    failure = _fails(tmp_path / "a", flat)
+    assert failure.code == "bad_input" and "found no face in the scene" in failure.message
+    pid = _host_pid()  # the user's input: the host is fine
+    _fails(tmp_path / "b", flat)  # not kept: looked for again
+    _animate(tmp_path / "c", media)
+    assert _host_pid() == pid and _calls(tmp_path) == [*BUILDS, EXTRACT, EXTRACT, EXTRACT]
+
+
+def test_a_failure_in_the_host_stops_it_and_the_next_step_starts_a_fresh_one(tmp_path, resident, media, monkeypatch):
+    for mode, code, says in (
+        ("crash", "engine_failed", "sadtalker crashed (exit 1): RuntimeError: CUDA error: an illegal memory access"),
+        ("oom", "out_of_memory", "CUDA out of memory. Tried to allocate"),
+    ):
+        monkeypatch.setenv("FAKE_SADTALKER_FAIL", mode)  # read by the fake as its host starts
+        failure = _fails(tmp_path / mode, media)
+        assert failure.code == code and says in failure.message and failure.retryable
+        assert SadTalkerTalkingHead.resident is not None and SadTalkerTalkingHead.resident.host is None
+        assert processes_mentioning(str(tmp_path)) == []
+    monkeypatch.delenv("FAKE_SADTALKER_FAIL")
+    assert _animate(tmp_path / "b", media).outputs["frames"] == int(SECONDS * 25)
+    assert _calls(tmp_path).count("build CropAndExtract") == 3  # a fresh host each time
+
+
+def test_cancel_and_the_time_limit_kill_the_host_and_the_next_step_starts_a_fresh_one(tmp_path, resident, media,
+                                                                                     monkeypatch):
+    monkeypatch.setenv("FAKE_SADTALKER_FAIL", "hang")  # stuck in the Face Renderer
+    monkeypatch.setenv("SADTALKER_TIMEOUT_S", "20")
+    failure = _fails(tmp_path / "a", media, Recorder(cancel_on="audio2exp"))
+    assert failure.code == "cancelled" and "the SadTalker host was stopped" in failure.message
+    assert processes_mentioning(str(tmp_path)) == []
+
+    monkeypatch.setenv("SADTALKER_TIMEOUT_S", "2")  # a fresh host: the hang again
+    t0 = time.monotonic()
+    failure = _fails(tmp_path / "b", media)
+    assert failure.code == "timeout" and "SADTALKER_TIMEOUT_S (2 s)" in failure.message and time.monotonic() - t0 < 6
+    assert processes_mentioning(str(tmp_path)) == []
+
+    monkeypatch.delenv("FAKE_SADTALKER_FAIL")
+    monkeypatch.setenv("SADTALKER_TIMEOUT_S", "60")
+    assert _animate(tmp_path / "c", media).outputs["frames"] == int(SECONDS * 25)
+    assert _calls(tmp_path).count("build CropAndExtract") == 3  # a fresh host each time
+
+
+def test_the_host_runs_inference_main_and_keeps_stdout_for_json_lines(tmp_path, resident, media):
+    scene, speech = media
+    shutil.copy(scene, tmp_path / "other.png")  # the same scene under another name
+    base = ["--driven_audio", str(speech), "--checkpoint_dir", str(resident / "checkpoints"), "--preprocess", "full",
+            "--still", "--verbose"]
+    requests = [{"id": "a", "cwd": str(resident), "argv": [*base, "--source_image", str(scene), "--result_dir",
+                                                           str(tmp_path / "r1")]},
+                {"id": "b", "cwd": str(resident), "argv": [*base, "--source_image", str(tmp_path / "other.png"),
+                                                           "--result_dir", str(tmp_path / "r2")]},
+                {"id": "c", "cwd": str(resident), "argv": [*base, "--quality", "hd"]}]
+    host = SadTalkerTalkingHead.host_script
+    assert host is not None
+    proc = subprocess.Popen([sys.executable, str(host), "--checkpoint_dir", str(resident / "checkpoints"),
+                             "--size", "256", "--preprocess", "full"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=resident, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    out, err = proc.communicate("".join(json.dumps(r) + "\n" for r in requests), timeout=60)
+    assert proc.returncode == 0, err
+    lines = [json.loads(line) for line in out.splitlines()]  # every line is JSON: SadTalker's prints went to stderr
+    assert [m["event"] for m in lines] == ["ready", "done", "done", "error"]
+    assert lines[0]["device"] == "cuda" and lines[1]["faceCached"] is False and lines[2]["faceCached"] is True
+    assert lines[3]["type"] == "SystemExit"  # inference.py's own argparse refuses the unknown flag
+    assert "usage: inference.py" in err and "error: unrecognized arguments: --quality hd" in err
+    assert "3DMM Extraction (cached)" in err and "\x1elikeness-end b" in err
+    assert _calls(tmp_path) == [*BUILDS, "generate scene.png full 256 True"]
+
+    # each run's first_frame_dir has the crop and the coefficients, under its own source's name
+    [first] = (d for d in (tmp_path / "r1").iterdir() if d.is_dir())
+    [second] = (d for d in (tmp_path / "r2").iterdir() if d.is_dir())
+    assert sorted(p.name for p in (first / "first_frame_dir").iterdir()) == [
+        "scene.mat", "scene.png", "scene_landmarks.txt"]
+    assert sorted(p.name for p in (second / "first_frame_dir").iterdir()) == [
+        "other.mat", "other.png", "other_landmarks.txt"]
+    assert (second / "other##speech.mat").is_file() and list((tmp_path / "r2").glob("*.mp4"))
+    # its crops went with it (sadtalker_host.CACHE_PREFIX: the host is a script, not imported here)
+    assert not [p for p in Path(tempfile.gettempdir()).glob(f"likeness-sadtalker-host-{proc.pid}-*")]

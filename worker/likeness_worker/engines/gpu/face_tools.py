@@ -25,7 +25,8 @@ A tool with a resident host (``host_script``, ``resident``: engines/gpu/resident
 script's code in a process kept between steps instead, when its ``<PREFIX>_RESIDENT`` setting is
 on: the host, started with the tool's Python in its checkout on the first step, loads the model
 once and keeps what it may reuse (a face found in a source before); each step sends it the same
-arguments (``argv``) and its run folder, and gets the same lines (its tqdm bars, its prints), so
+arguments (``argv``) and the same working folder (the run folder, or the checkout with
+``in_checkout``), and gets the same lines (its tqdm bars, its prints), so
 the steps above are the same. A cancel or the time limit kills the host (the next step starts a
 fresh one); a run that failed for another reason than the user's input (a CUDA error leaves the
 process unwell) stops it too; ``release()`` stops it for another engine.
@@ -279,7 +280,8 @@ class FaceTool(Engine):
             ctx.progress(0.01, f"{self.tool}: " + ("ready (resident)" if warm else "starting its resident host"))
             cmd = [self._setting(s, "python"), str(script), *self.host_argv(s, run.checkout)]
             host = resident.ensure(cmd, deadline, ctx.cancelled, cwd=run.checkout, on_line=lines.append)
-            request = {"cwd": str(run.folder), "argv": self.argv(s, run)}
+            # in the folder the script would run in (the checkout for a tool run there)
+            request = {"cwd": str(run.checkout if self.in_checkout else run.folder), "argv": self.argv(s, run)}
             try:
                 host.request(request, deadline, ctx.cancelled, f"running {self.script}", on_line=keep)
             except HostError as exc:  # it raised: as a script that died of it would read

@@ -130,10 +130,12 @@ class Host:
 
         def take(raw: bytes, *, partial: bool = False) -> None:
             text = raw.decode("utf-8", "replace").rstrip()
-            if not text:
+            if END_MARK in text:  # at a line's start, or after a bar a failure left unfinished
+                text, _, req_id = text.partition(END_MARK)
+                take(text.encode())
+                self.items.put(("end", req_id.strip()))
                 return
-            if text.startswith(END_MARK):
-                self.items.put(("end", text[len(END_MARK):].strip()))
+            if not text:
                 return
             if not partial:
                 self.errors.append(text)

@@ -35,6 +35,16 @@ SADTALKER_TIMEOUT_S → timeout (out_of_memory when its face detection was loopi
 memory, sleep for 1s"); anything else → engine_failed. The weights are checked before the
 run too, so that a missing file fails at once, not after the models load.
 
+Resident (SADTALKER_RESIDENT, on by default): ``sadtalker_host.py`` runs inference.py's own
+``main(args)`` in a process kept between steps (engines/gpu/resident.py), in the checkout, with the
+same arguments: its three models (CropAndExtract, Audio2Coeff, AnimateFromCoeff) are built once per
+worker process (again when SADTALKER_CHECKPOINT_DIR, _SIZE or _PREPROCESS change: a fresh host),
+and the crop and 3DMM coefficients of a scene (by its SHA-256, --preprocess, --size) are reused
+when the same scene comes again (a retry, another job on the same still): its face detection and
+3DMM bars are then skipped. A failure other than the user's input (no face, the face at the edge)
+stops the host; a cancel or the time limit kills it. SADTALKER_RESIDENT=false runs inference.py
+once per step, as a script.
+
 The fetch, the run (process group, time limit, cancel), progress, the search for its video, the
 probe and the upload are face_tools.FaceTool's; here is what is SadTalker's.
 """
@@ -51,6 +61,7 @@ from ...config import ConfigError, load_group
 from ...errors import StepFailure
 from ..base import Engine, TaskContext, engine
 from .face_tools import Bar, Run, TalkingHead
+from .resident import Resident
 
 ENHANCERS = {"none": None, "gfpgan": "gfpgan", "restoreformer": "RestoreFormer"}
 # The bars of one run, in order, with the share of the run's time each stands for.
@@ -77,6 +88,7 @@ class SadTalkerSettings(BaseModel):
     sadtalker_expression_scale: float = Field(1.0, gt=0, le=3)  # --expression_scale
     sadtalker_batch_size: int = Field(2, ge=1, le=64)  # --batch_size of the face renderer (VRAM)
     sadtalker_timeout_s: float = Field(1800.0, gt=0)  # one run, start to the muxed MP4
+    sadtalker_resident: bool = True  # keep SadTalker loaded between steps (sadtalker_host.py); false: one process a step
 
     @field_validator("sadtalker_size")
     @classmethod
@@ -144,6 +156,8 @@ class SadTalkerTalkingHead(TalkingHead):
     encode = "sadtalker output (re-encoded by mux)"
     # SadTalker muxes through os.system("ffmpeg …") and does not look at how that went.
     tools = ("ffmpeg", "ffprobe")
+    host_script = Path(__file__).with_name("sadtalker_host.py")
+    resident = Resident("SadTalker", "SADTALKER_TIMEOUT_S")
 
     @classmethod
     def settings_key(cls) -> str:
@@ -200,6 +214,11 @@ class SadTalkerTalkingHead(TalkingHead):
         if s.enhancer is not None:
             args += ["--enhancer", s.enhancer]
         return args
+
+    def host_argv(self, s: SadTalkerSettings, checkout: Path) -> list[str]:
+        """What the host builds its models for before it says ready (what init_path reads)."""
+        return ["--checkpoint_dir", str(checkpoint_dir(s, checkout).resolve()), "--size", str(s.sadtalker_size),
+                "--preprocess", s.sadtalker_preprocess]
 
     def output(self, s: SadTalkerSettings, run: Run, lines: list[str]) -> Path | None:
         """The path its last print names; else the newest MP4 in the result folder (a fresh folder

@@ -42,64 +42,12 @@ from __future__ import annotations
 import argparse
 import collections
 import hashlib
-import json
 import os
 import sys
-import threading
-import time
-import traceback
 
-END_MARK = "\x1elikeness-end"  # resident.END_MARK
+import host_io  # beside this script: the protocol (engines/gpu/host_io.py)
+
 FACE_CACHE_ENTRIES = 64  # sources whose boxes are kept (a few numbers a frame)
-
-_OUT = sys.stdout  # the protocol stream: the real stdout (kept apart at start)
-_OUT_LOCK = threading.Lock()
-
-
-def send(msg: dict) -> None:
-    with _OUT_LOCK:
-        _OUT.write(json.dumps(msg) + "\n")
-        _OUT.flush()
-
-
-def _end(req_id: str) -> None:
-    sys.stderr.flush()
-    os.write(2, f"{END_MARK} {req_id}\n".encode())
-
-
-def _keep_stdout_for_the_protocol() -> None:
-    global _OUT
-    _OUT = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
-    os.dup2(2, 1)  # fd 1 is stderr from now on: print(), C libraries and the ffmpeg it runs write there
-    sys.stdout = sys.stderr
-
-
-def _watch_parent() -> None:
-    """Exit when the worker that started us is gone (it cannot kill us then: we hold the GPU)."""
-    parent = os.getppid()
-    while True:
-        time.sleep(1.0)
-        if os.getppid() != parent:
-            os._exit(3)
-
-
-def _error(exc: BaseException, req_id: str | None = None) -> dict:
-    msg = {"event": "error", "type": type(exc).__name__, "message": str(exc)[:2000],
-           "traceback": traceback.format_exc()[-6000:]}
-    if req_id is not None:
-        msg["id"] = req_id
-    return msg
-
-
-def _free_cuda() -> None:
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-    except Exception:  # noqa: BLE001 - best effort
-        pass
-
 
 def file_sha256(path: str) -> str:
     h = hashlib.sha256()
@@ -130,7 +78,7 @@ class Wav2LipHost:
         key = (os.path.realpath(path), st.st_size, st.st_mtime_ns)
         if key != self.model_key:
             self.model = self.model_key = None  # one model on the card at a time
-            _free_cuda()
+            host_io.free_cuda()
             self.model = self._load_model(path)
             self.model_key = key
         return self.model
@@ -180,13 +128,12 @@ def main(argv: list | None = None) -> int:
     parser = argparse.ArgumentParser(description="Wav2Lip resident host (JSON lines on stdin/stdout)")
     parser.add_argument("--checkpoint_path", required=True)
     opts = parser.parse_args(argv)
-    _keep_stdout_for_the_protocol()
+    host_io.start()
     # Wav2Lip's modules (inference, audio, models, face_detection, hparams) from its checkout, the
     # cwd; not from this script's folder (Python put it first on sys.path).
     here = os.path.dirname(os.path.abspath(__file__))
     checkout = os.getcwd()
     sys.path[:] = [checkout] + [p for p in sys.path if os.path.abspath(p or os.curdir) not in (here, checkout)]
-    threading.Thread(target=_watch_parent, name="watch-parent", daemon=True).start()
 
     try:
         # inference.py parses sys.argv when imported: a valid command line (the run's come later)
@@ -197,29 +144,11 @@ def main(argv: list | None = None) -> int:
         host = Wav2LipHost(inference)
         host.load_model(opts.checkpoint_path)
     except BaseException as exc:  # noqa: BLE001 - reported, then exit
-        send(_error(exc))
+        host_io.send(host_io.error(exc))
         return 1
-    send({"event": "ready", "checkpoint": opts.checkpoint_path, "device": str(getattr(inference, "device", ""))})
+    host_io.send({"event": "ready", "checkpoint": opts.checkpoint_path, "device": str(getattr(inference, "device", ""))})
 
-    for line in sys.stdin:
-        line = line.strip()
-        if not line:
-            continue
-        try:
-            req = json.loads(line)
-        except ValueError as exc:
-            send(_error(exc))
-            continue
-        if req.get("quit"):
-            break
-        req_id = str(req.get("id", ""))
-        try:
-            done = host.run(str(req["cwd"]), list(req["argv"]))
-            send({"id": req_id, "event": "done", **done})
-        except BaseException as exc:  # noqa: BLE001 - reported (argparse's SystemExit too); the engine decides
-            send(_error(exc, req_id))
-            _free_cuda()
-        _end(req_id)
+    host_io.serve(lambda req: host.run(str(req["cwd"]), list(req["argv"])))
     return 0
 
 

@@ -15,7 +15,10 @@ Failures (FAKE_SADTALKER_FAIL): noface, edge, oom, oomwait, crash, hang, weights
 missing), download (facexlib's alignment weights missing, on a box without internet); a file
 really missing under checkpoints/ or gfpgan/weights fails the same way. FAKE_SADTALKER_PIDFILE:
 a file to write the process id to (for the tests of cancel and time limit); FAKE_SADTALKER_ARGV:
-a JSON file to write its command line and working directory to."""
+a JSON file to write its command line and working directory to (a run of the script);
+FAKE_SADTALKER_CALLS: a file for a line per model built and per crop and 3DMM extraction (the
+resident host's tests). Its classes are SadTalker's importable ones (CropAndExtract, Audio2Coeff,
+AnimateFromCoeff) and main(args) runs over them, as sadtalker_host.py uses them."""
 
 import json
 import os
@@ -28,6 +31,7 @@ from src.facerender.animate import AnimateFromCoeff
 from src.generate_batch import get_data
 from src.generate_facerender_batch import get_facerender_data
 from src.test_audio2coeff import Audio2Coeff
+from src.utils.fake_io import torch  # SadTalker: import torch
 from src.utils.init_path import init_path
 from src.utils.preprocess import CropAndExtract
 
@@ -162,7 +166,9 @@ if __name__ == '__main__':
         with open(os.environ['FAKE_SADTALKER_ARGV'], 'w') as f:
             json.dump({'argv': sys.argv, 'cwd': os.getcwd()}, f)
 
-    # SadTalker: "cuda" when torch.cuda.is_available() and not --cpu; nothing runs on it here.
-    args.device = "cpu" if args.cpu else "cuda"
+    if torch.cuda.is_available() and not args.cpu:
+        args.device = "cuda"
+    else:
+        args.device = "cpu"
 
     main(args)

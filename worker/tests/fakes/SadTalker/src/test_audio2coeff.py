@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 from scipy.io import savemat
-from src.utils.fake_io import load_checkpoint
+from src.utils.fake_io import load_checkpoint, record
 from src.utils.fake_tqdm import tqdm
 
 
@@ -28,6 +28,7 @@ class Audio2Coeff:
         except:  # noqa: E722
             raise Exception("Failed in loading audio2exp_checkpoint")  # noqa: B904
         self.device = device
+        record('build', 'Audio2Coeff')
 
     def generate(self, batch, coeff_save_dir, pose_style, ref_pose_coeff_path=None):
         T = batch['num_frames']

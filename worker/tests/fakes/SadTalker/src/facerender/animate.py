@@ -16,7 +16,7 @@ import time
 import cv2
 import numpy as np
 from src.utils.face_enhancer import enhancer_generator_with_len, enhancer_list
-from src.utils.fake_io import export_audio_16k, fail, load_checkpoint, mimsave
+from src.utils.fake_io import export_audio_16k, fail, load_checkpoint, mimsave, record
 from src.utils.fake_tqdm import tqdm
 from src.utils.paste_pic import paste_pic
 from src.utils.videoio import save_video_with_watermark
@@ -74,6 +74,7 @@ class AnimateFromCoeff:
             load_checkpoint(sadtalker_path['free_view_checkpoint'])
         load_checkpoint(sadtalker_path['mappingnet_checkpoint'], pretend_missing=fail("weights"))
         self.device = device
+        record('build', 'AnimateFromCoeff')
 
     def generate(self, x, video_save_dir, pic_path, crop_info, enhancer=None, background_enhancer=None,
                  preprocess='crop', img_size=256):

@@ -1,6 +1,6 @@
 """SadTalker's src/utils/croper.py: the face box of the source image, and the crop and quad that
 --preprocess crop/full use. The detector here is a stand-in: the face is taken to be the middle
-of the image. FAKE_SADTALKER_FAIL=noface finds none, and fails where and as SadTalker does (it
+of the image (none in a flat image). FAKE_SADTALKER_FAIL=noface finds none, and fails where and as SadTalker does (it
 raises a str, which Python 3 turns into "TypeError: exceptions must derive from BaseException",
 the traceback showing the line with the message); =edge puts the face across the right edge,
 so that the paste back of --preprocess full fails in seamlessClone as it does for such photos."""
@@ -17,7 +17,7 @@ class Preprocesser:
 
     def get_landmark(self, img_np):
         """The face box (x0, y0, x1, y1) in place of the 68 landmarks; None when no face."""
-        if fail('noface'):
+        if fail('noface') or img_np.std() < 2:  # a flat image has no face
             return None
         h, w = img_np.shape[:2]
         side = 0.5 * min(w, h)

@@ -18,6 +18,26 @@ def fail(mode):
     return mode == FAIL
 
 
+def record(*words):
+    """FAKE_SADTALKER_CALLS: a file that gets one line per model built and per crop and 3DMM
+    extraction (``build CropAndExtract``, ``generate face.png full 256 True``), for the tests of
+    the resident host."""
+    path = os.environ.get("FAKE_SADTALKER_CALLS")
+    if path:
+        with open(path, "a") as f:
+            f.write(" ".join(str(w) for w in words) + "\n")
+
+
+class _Cuda:
+    @staticmethod
+    def is_available():
+        return True  # nothing runs on it here
+
+
+class torch:  # noqa: N801 - the module inference.py imports: its torch.cuda.is_available()
+    cuda = _Cuda
+
+
 def load_checkpoint(path, pretend_missing=False):
     """safetensors.torch.load_file / torch.load of a checkpoint: only its presence is checked,
     and a missing one fails with the library's own error."""

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 from scipy.io import savemat
 from src.utils.croper import Preprocesser
-from src.utils.fake_io import load_checkpoint
+from src.utils.fake_io import load_checkpoint, record
 from src.utils.fake_tqdm import tqdm
 
 
@@ -31,9 +31,11 @@ class CropAndExtract:
         else:
             load_checkpoint(sadtalker_path['path_of_net_recon_model'])
         self.device = device
+        record('build', 'CropAndExtract')
 
     def generate(self, input_path, save_dir, crop_or_resize='crop', source_image_flag=False, pic_size=256):
 
+        record('generate', os.path.basename(input_path), crop_or_resize, pic_size, source_image_flag)
         pic_name = os.path.splitext(os.path.split(input_path)[-1])[0]
 
         landmarks_path =  os.path.join(save_dir, pic_name+'_landmarks.txt')
