@@ -1,4 +1,5 @@
-// The choices of the Generate form, in a person's words, and what an edit will reuse.
+// The choices of the Generate form (and of a profile's training), in a person's words, and what an
+// edit will reuse.
 import { GENERATE_VIDEO_STEPS, STEP_TASK, type Pipeline, type StepName, type SubtitleMode, type TaskKind } from "@likeness/contracts";
 
 export const PIPELINES: { value: Pipeline; label: string; hint: string }[] = [
@@ -26,7 +27,13 @@ export const TASK_LABELS: Partial<Record<TaskKind, string>> = {
   motion: "Motion",
   lipsync: "Lip sync",
   upscale: "Upscale",
+  lora_trainer: "LoRA training",
+  voice_trainer: "Voice model",
+  evaluate: "Evaluation",
 };
+
+/** The task kinds of a profile's training that may have a choice of engine. */
+export const TRAINING_TASK_KINDS: TaskKind[] = ["lora_trainer", "voice_trainer", "evaluate"];
 
 /** The task kinds a pipeline runs (the script's llm only matters for a topic). */
 export function taskKindsOf(pipeline: Pipeline, topic: boolean): TaskKind[] {

@@ -190,6 +190,25 @@ describe.skipIf(!studio)("the studio in a browser", () => {
     await screen(page, "home");
   });
 
+  test("a profile trained with a chosen engine: the voice model by `reference`, as its job shows", async () => {
+    const page = owner;
+    await page.goto("/profiles/new");
+    await page.getByLabel("Name").fill("Reference voice");
+    await page.getByLabel("Choose photos").setInputFiles([files.portrait]);
+    await page.getByLabel("Upload a recording").setInputFiles(files.voice);
+    await page.getByRole("img", { name: /^Waveform of/ }).waitFor();
+    // Two healthy voice trainers with the built-in workers: `dataset` (the default) and `reference`.
+    const engine = page.getByLabel("Voice model engine");
+    expect(await engine.locator("option").first().innerText()).toBe("Default (dataset)");
+    await engine.selectOption("reference");
+    await page.getByRole("button", { name: "Create profile and start training" }).click();
+    await page.waitForURL(/\/profiles\/[0-9a-f-]{36}$/);
+    const step = page.getByTestId("job-view").locator('[data-step="train_voice"]');
+    await expect.poll(() => step.getAttribute("data-state"), { timeout: 120_000 }).toBe("succeeded");
+    expect(await step.innerText()).toContain("engine: reference");
+    await page.getByRole("link", { name: "Make a video" }).waitFor({ timeout: 120_000 });
+  });
+
   test("a photo the studio cannot use shows its reason beside it, and nothing is uploaded until it is removed", async () => {
     const page = await newPage(browser);
     await signUp(page, `photos-${Date.now()}@example.com`);

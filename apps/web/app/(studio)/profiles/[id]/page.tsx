@@ -1,15 +1,17 @@
 "use client";
-// A profile: its training, live; then the photos that were used and those that were not, with
+// A profile: its training, live (or, before it starts, the engines to train with); then the photos that were used and those that were not, with
 // the reasons; the voice sample; the way to make a video.
 import Link from "next/link";
 import { useParams, useRouter } from "next/navigation";
 import { useState } from "react";
 import type { Job, Profile } from "@likeness/contracts";
-import { api, errorText } from "@/lib/api";
+import { api, errorText, fieldErrors } from "@/lib/api";
 import { duration } from "@/lib/format";
 import { useJob } from "@/lib/use-job";
 import { useResource } from "@/lib/use-resource";
 import { useTitle } from "@/lib/use-title";
+import { TRAINING_TASK_KINDS } from "@/lib/video-options";
+import { EngineChoices, chosenEngines, type ChosenEngines } from "@/components/engine-choices";
 import { JobView } from "@/components/job-view";
 import { PendingPage } from "@/components/pending-page";
 import { StateBadge } from "@/components/state-badge";
@@ -22,6 +24,8 @@ export default function ProfilePage() {
   const profile = useResource(id, () => api().getProfile(id));
   const live = useJob(profile.data?.trainJobId, () => void profile.reload());
   const [problem, setProblem] = useState<string>();
+  const [chosen, setChosen] = useState<ChosenEngines>({});
+  const [errors, setErrors] = useState<Record<string, string>>({});
   useTitle(profile.data?.name ?? "Profile");
 
   if (!profile.data) return <PendingPage error={profile.error} what="the profile" />;
@@ -29,11 +33,14 @@ export default function ProfilePage() {
 
   const train = async () => {
     setProblem(undefined);
+    setErrors({});
     try {
-      live.follow(await api().trainProfile(p.id));
+      live.follow(await api().trainProfile(p.id, chosenEngines(chosen, TRAINING_TASK_KINDS)));
       await profile.reload();
     } catch (err) {
-      setProblem(errorText(err));
+      const byEngine = Object.fromEntries(Object.entries(fieldErrors(err)).filter(([f]) => f.startsWith("engines.")));
+      setErrors(byEngine);
+      if (!Object.keys(byEngine).length) setProblem(errorText(err));
     }
   };
   const remove = async () => {
@@ -60,11 +67,6 @@ export default function ProfilePage() {
               Make a video
             </Link>
           )}
-          {p.state === "draft" && (
-            <button type="button" className="button primary" onClick={() => void train()}>
-              Start training
-            </button>
-          )}
         </div>
       </div>
       {problem && (
@@ -74,8 +76,16 @@ export default function ProfilePage() {
       )}
 
       {p.trainJobId && <JobView live={live} title={p.state === "trained" ? "Training (done)" : "Training"} />}
-      {p.state === "draft" && !p.trainJobId && (
-        <p className="notice">Training has not started. Start it when you are ready: it takes a few minutes on this machine.</p>
+      {p.state === "draft" && (
+        <div className="card form">
+          {!p.trainJobId && <p className="notice">Training has not started. Start it when you are ready: it takes a few minutes on this machine.</p>}
+          <EngineChoices kinds={TRAINING_TASK_KINDS} chosen={chosen} onChange={setChosen} errors={errors} />
+          <div className="actions">
+            <button type="button" className="button primary" onClick={() => void train()}>
+              Start training
+            </button>
+          </div>
+        </div>
       )}
 
       <Inputs profile={p} job={live.job} />

@@ -1,12 +1,16 @@
 "use client";
-// New profile: a name, photos and a voice sample, checked here as the server would; then the
-// upload, and training starts at once. A refused upload shows each file's reason beside it.
+// New profile: a name, photos and a voice sample, checked here as the server would, and where
+// there is a choice the training's engines; then the upload, and training starts at once. A refused
+// upload shows each file's reason beside it; a refused engine, its reason beside its select.
 import { useRouter } from "next/navigation";
 import { useState, type FormEvent } from "react";
 import { UPLOAD_LIMITS } from "@likeness/contracts";
 import { api, errorText, fieldErrors } from "@/lib/api";
 import { totalTooLarge } from "@/lib/upload-checks";
 import { bytes } from "@/lib/format";
+import { focusFirstInvalid } from "@/lib/focus-invalid";
+import { TRAINING_TASK_KINDS } from "@/lib/video-options";
+import { EngineChoices, chosenEngines, type ChosenEngines } from "@/components/engine-choices";
 import { PhotoDrop, type PhotoItem } from "@/components/photo-drop";
 import { TextField } from "@/components/text-field";
 import { useTitle } from "@/lib/use-title";
@@ -17,6 +21,9 @@ export default function NewProfilePage() {
   const [name, setName] = useState("");
   const [photos, setPhotos] = useState<PhotoItem[]>([]);
   const [voice, setVoice] = useState<VoiceSample>();
+  const [chosen, setChosen] = useState<ChosenEngines>({});
+  // The profile uploaded when its training was refused for an engine: a new submit only trains it.
+  const [created, setCreated] = useState<string>();
   const [errors, setErrors] = useState<Record<string, string>>({});
   const [problem, setProblem] = useState<string>();
   const [busy, setBusy] = useState<string>();
@@ -34,9 +41,14 @@ export default function NewProfilePage() {
     totalTooLarge(photos.reduce((n, p) => n + p.file.size, voice?.file.size ?? 0)),
   ].filter((b): b is string => !!b);
 
-  const submit = async (e: FormEvent) => {
+  const submit = async (e: FormEvent<HTMLFormElement>) => {
     e.preventDefault();
+    const formEl = e.currentTarget;
     setProblem(undefined);
+    if (created) {
+      await train(created, formEl);
+      return;
+    }
     if (blockers.length || !voice) {
       setProblem(`Before creating the profile: ${blockers.join("; ")}.`);
       return;
@@ -62,11 +74,25 @@ export default function NewProfilePage() {
       setBusy(undefined);
       return;
     }
+    await train(profileId, formEl);
+  };
+
+  const train = async (profileId: string, formEl: HTMLFormElement) => {
     setBusy("Starting training…");
+    setErrors({});
     try {
-      await api().trainProfile(profileId);
-    } catch {
-      // The profile exists; its page offers to start training again.
+      await api().trainProfile(profileId, chosenEngines(chosen, TRAINING_TASK_KINDS));
+    } catch (err) {
+      const byEngine = Object.fromEntries(Object.entries(fieldErrors(err)).filter(([f]) => f.startsWith("engines.")));
+      if (Object.keys(byEngine).length) {
+        setErrors(byEngine);
+        setCreated(profileId);
+        setProblem("The profile is saved, but its training could not start: see the reason by the engine, choose another and start it again.");
+        setBusy(undefined);
+        focusFirstInvalid(formEl);
+        return;
+      }
+      // Any other reason: the profile exists, and its page offers to start training again.
     }
     router.push(`/profiles/${profileId}`);
   };
@@ -88,13 +114,14 @@ export default function NewProfilePage() {
         />
         <PhotoDrop photos={photos} onChange={setPhotos} />
         <VoiceInput voice={voice} onChange={setVoice} />
+        <EngineChoices kinds={TRAINING_TASK_KINDS} chosen={chosen} onChange={setChosen} errors={errors} />
         {problem && (
           <p role="alert" className="error-note">
             {problem}
           </p>
         )}
         <button type="submit" className="button primary wide" disabled={!!busy}>
-          {busy ?? "Create profile and start training"}
+          {busy ?? (created ? "Start training" : "Create profile and start training")}
         </button>
       </form>
     </main>

@@ -4,14 +4,15 @@
 import Link from "next/link";
 import { useRouter, useSearchParams } from "next/navigation";
 import { Suspense, useState, type FormEvent } from "react";
-import { VIDEO_DEFAULTS, type EngineInfo, type Pipeline, type SubtitleMode, type TaskKind } from "@likeness/contracts";
+import { VIDEO_DEFAULTS, type Pipeline, type SubtitleMode } from "@likeness/contracts";
 import { api, errorText, fieldErrors } from "@/lib/api";
 import { useResource } from "@/lib/use-resource";
 import { ChoiceGroup } from "@/components/choice-group";
+import { EngineChoices, chosenEngines, type ChosenEngines } from "@/components/engine-choices";
 import { TextField } from "@/components/text-field";
 import { useTitle } from "@/lib/use-title";
 import { focusFirstInvalid } from "@/lib/focus-invalid";
-import { PIPELINES, SIZES, SUBTITLES, TASK_LABELS, taskKindsOf } from "@/lib/video-options";
+import { PIPELINES, SIZES, SUBTITLES, taskKindsOf } from "@/lib/video-options";
 
 export default function NewVideoPage() {
   return (
@@ -39,7 +40,7 @@ function NewVideoForm() {
   const [pipeline, setPipeline] = useState<Pipeline>(VIDEO_DEFAULTS.pipeline);
   const [size, setSize] = useState("1:1");
   const [subtitles, setSubtitles] = useState<SubtitleMode>(VIDEO_DEFAULTS.subtitles);
-  const [chosen, setChosen] = useState<Partial<Record<TaskKind, string>>>({});
+  const [chosen, setChosen] = useState<ChosenEngines>({});
   const [errors, setErrors] = useState<Record<string, string>>({});
   const [problem, setProblem] = useState<string>();
   const [busy, setBusy] = useState(false);
@@ -47,7 +48,7 @@ function NewVideoForm() {
 
   const selected = profileId ?? trained.find((p) => p.id === wanted)?.id ?? trained[0]?.id;
   const imageEngine = engines.data?.engines.find((e) => e.taskKind === "image" && e.default)?.name;
-  const choices = engineChoices(engines.data?.engines ?? [], taskKindsOf(pipeline, source === "topic"));
+  const kinds = taskKindsOf(pipeline, source === "topic");
   const words = narration.trim() ? narration.trim().split(/\s+/).length : 0;
 
   const submit = async (e: FormEvent<HTMLFormElement>) => {
@@ -64,7 +65,7 @@ function NewVideoForm() {
       return;
     }
     const { width, height } = SIZES.find((s) => s.id === size)!;
-    const picked = Object.fromEntries(Object.entries(chosen).filter(([k, v]) => v && choices.some((c) => c.kind === k)));
+    const picked = chosenEngines(chosen, kinds);
     setBusy(true);
     try {
       const { video } = await api().createVideo({
@@ -74,7 +75,7 @@ function NewVideoForm() {
         width,
         height,
         subtitles,
-        ...(Object.keys(picked).length ? { engines: picked } : {}),
+        ...(picked ? { engines: picked } : {}),
       });
       router.push(`/videos/${video.id}`);
     } catch (err) {
@@ -194,32 +195,7 @@ function NewVideoForm() {
         <ChoiceGroup legend="Size" name="size" value={size} onChange={setSize} options={SIZES.map((s) => ({ value: s.id, label: s.label, hint: `${s.width}×${s.height}` }))} />
         <ChoiceGroup legend="Subtitles" name="subtitles" value={subtitles} onChange={setSubtitles} options={SUBTITLES} />
 
-        {choices.length > 0 && (
-          <fieldset className="field">
-            <legend>Engines</legend>
-            <p className="hint">Where this studio has more than one engine for a step. The default is what the workers use unless told otherwise.</p>
-            <div className="engine-grid">
-              {choices.map(({ kind, engines: list }) => {
-                const id = `engine-${kind}`;
-                return (
-                  <div className="field" key={kind}>
-                    <label htmlFor={id}>{TASK_LABELS[kind] ?? kind} engine</label>
-                    <select id={id} value={chosen[kind] ?? ""} onChange={(e) => setChosen((c) => ({ ...c, [kind]: e.target.value }))} aria-invalid={!!errors[`engines.${kind}`]}>
-                      <option value="">Default ({list.find((e) => e.default)?.name ?? "the workers' choice"})</option>
-                      {list.map((e) => (
-                        <option key={e.name} value={e.name}>
-                          {e.name} ({e.device.toUpperCase()}){e.name === "none" ? ": leaves this step out" : ""}
-                          {e.nonCommercial ? `: non-commercial licence (${e.licence})` : ""}
-                        </option>
-                      ))}
-                    </select>
-                    {errors[`engines.${kind}`] && <p className="field-error">{errors[`engines.${kind}`]}</p>}
-                  </div>
-                );
-              })}
-            </div>
-          </fieldset>
-        )}
+        <EngineChoices kinds={kinds} chosen={chosen} onChange={setChosen} errors={errors} />
 
         {problem && (
           <p role="alert" className="error-note">
@@ -232,12 +208,4 @@ function NewVideoForm() {
       </form>
     </main>
   );
-}
-
-/** The task kinds with more than one engine that can run now. */
-function engineChoices(all: EngineInfo[], kinds: TaskKind[]): { kind: TaskKind; engines: EngineInfo[] }[] {
-  return kinds
-    // The script writer "none" speaks a given narration: it cannot write about a topic.
-    .map((kind) => ({ kind, engines: all.filter((e) => e.taskKind === kind && e.healthy && !(kind === "llm" && e.name === "none")) }))
-    .filter((c) => c.engines.length > 1);
 }
