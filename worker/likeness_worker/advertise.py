@@ -78,12 +78,13 @@ class Advertiser:
             problem = self._problems.get((kind, name)) or cls.problem()
             if problem is None and not consumes(cls.device, self.queues):
                 problem = f"this worker does not consume the {home_queue(cls.device)} queue"
+            licence, non_commercial = cls.licence_terms()
             entry: dict[str, Any] = {
                 "taskKind": kind,
                 "name": name,
                 "device": cls.device,
-                "licence": cls.licence,
-                "nonCommercial": cls.non_commercial,
+                "licence": licence,
+                "nonCommercial": non_commercial,
                 "healthy": problem is None,
                 "default": default,
             }

@@ -1,12 +1,17 @@
 """The training side's GPU engines (issue 14): the ``reference`` voice trainer (the reference-audio
 voice model, carried by publish as voiceModelKey) and the ``likeness`` evaluate engine, whose
 renders come from the protocol-faithful fake ComfyUI (tests/fakes/comfyui.py) drawing a real face
-(skimage's astronaut), through a TaskContext on local storage as the runtime runs them."""
+(skimage's astronaut), through a TaskContext on local storage as the runtime runs them. Its ArcFace
+path runs face_embed_host.py over the fake insightface (tests/fakes/insightface: the real API, a
+Haar-cascade grey-crop vector in place of the models)."""
 
 from __future__ import annotations
 
 import io
 import json
+import os
+import subprocess
+import sys
 import tarfile
 import threading
 import time
@@ -25,7 +30,7 @@ from likeness_worker.engines.base import StepOutput
 from likeness_worker.engines.builtin.train import BuiltinPublish, DatasetVoiceTrainer
 from likeness_worker.engines.comfyui import ComfyUIImage
 from likeness_worker.engines.gpu import likeness_eval
-from likeness_worker.engines.gpu.likeness_eval import METHOD, LikenessEvaluate, face_descriptor
+from likeness_worker.engines.gpu.likeness_eval import ARCFACE_METHOD, FACE_HOST, METHOD, LikenessEvaluate, face_descriptor
 from likeness_worker.engines.gpu.voice_reference import ReferenceVoiceTrainer
 from likeness_worker.engines.ports import TASK_PORTS
 from likeness_worker.errors import StepFailure
@@ -79,7 +84,8 @@ class FaceComfyUI(FakeComfyUI):
 def _clean_env(monkeypatch):
     for name in ("COMFYUI_URL", "COMFYUI_WORKFLOW", "COMFYUI_WORKFLOWS_DIR", "COMFYUI_CHECKPOINT", "COMFYUI_LORA",
                  "COMFYUI_LORAS_DIR", "COMFYUI_TIMEOUT_S", "COMFYUI_REQUEST_TIMEOUT_S", "LIKENESS_COMFYUI_WORKFLOWS_DIR",
-                 "LIKENESS_EVAL_SAMPLES", "LIKENESS_EVAL_TTS", "LIKENESS_EVAL_SENTENCE"):
+                 "LIKENESS_EVAL_SAMPLES", "LIKENESS_EVAL_TTS", "LIKENESS_EVAL_SENTENCE", "LIKENESS_EVAL_FACE_PYTHON",
+                 "LIKENESS_EVAL_FACE_MODELS_DIR", "LIKENESS_EVAL_FACE_TIMEOUT_S"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("LIKENESS_EVAL_SAMPLES", "2")
     ComfyUIImage.health.clear()
@@ -235,6 +241,8 @@ def test_likeness_renders_portraits_with_the_lora_and_scores_them_against_the_ph
     assert doc["faces"] == {"accepted": 2, "rejected": 0} and doc["voice"]["medianF0Hz"] == 120.0
     like = doc["likeness"]
     assert like["method"] == METHOD and "not an ArcFace" in like["methodNote"]
+    assert like["arcface"]["used"] is False  # not configured: the stand-in, and why
+    assert like["arcface"]["reason"].startswith("not configured: LIKENESS_EVAL_FACE_PYTHON is not set")
     assert like["reason"] is None and like["photosMeasured"] == 2 and like["photoBaseline"] > 0.8
     assert like["score"] > 0.9, like
     assert [s["faceFound"] for s in like["samples"]] == [True, True]
@@ -280,7 +288,8 @@ def test_renders_without_a_face_score_null_with_the_reason(tmp_path, fake):
 def test_without_a_trained_lora_nothing_is_rendered_and_comfyui_is_not_needed(tmp_path):
     out, _ = _evaluate(tmp_path, trained=False)
     like = out.outputs["evaluation"]["likeness"]
-    assert like == {"score": None, "reason": "no LoRA was trained, so there is nothing to compare", "method": METHOD}
+    assert like["score"] is None and like["reason"] == "no LoRA was trained, so there is nothing to compare"
+    assert like["method"] == METHOD and like["methodNote"].startswith("face shape") and not like["arcface"]["used"]
     assert [a["kind"] for a in out.artifacts] == ["evaluation"]
 
 
@@ -318,6 +327,108 @@ def test_bad_settings_are_bad_input(tmp_path, monkeypatch):
     failure = _fails(tmp_path)
     assert failure.code == "bad_input" and "LIKENESS_EVAL_SAMPLES" in failure.message
     assert "LIKENESS_EVAL_SAMPLES" in (LikenessEvaluate.problem() or "")
+
+
+# --- ArcFace (insightface buffalo_l), through the fake insightface ---------------------------------
+
+FAKES = Path(__file__).parent / "fakes"
+
+
+def _other_person() -> np.ndarray:
+    """Another person's face: the first of skimage's LFW faces (25 px, grey), enlarged."""
+    from skimage import data
+
+    grey = (data.lfw_subset()[0] * 255).astype(np.uint8)
+    return cv2.cvtColor(cv2.resize(grey, (240, 240), interpolation=cv2.INTER_CUBIC), cv2.COLOR_GRAY2RGB)
+
+
+@pytest.fixture
+def face_python(tmp_path: Path) -> Path:
+    """The Python of an "insightface environment": this one, with the fake insightface importable."""
+    wrapper = tmp_path / "face-env" / "python"
+    wrapper.parent.mkdir()
+    wrapper.write_text(f'#!/bin/sh\nPYTHONPATH="{FAKES}" exec "{sys.executable}" "$@"\n')
+    wrapper.chmod(0o755)
+    return wrapper
+
+
+def _models_root(tmp_path: Path, files: tuple[str, ...] = ("det_10g.onnx", "w600k_r50.onnx", "genderage.onnx")) -> Path:
+    pack = tmp_path / "insightface" / "models" / "buffalo_l"
+    pack.mkdir(parents=True)
+    for name in files:
+        (pack / name).write_bytes(b"")  # the fake knows a model by its file name
+    return pack.parent.parent
+
+
+@pytest.fixture
+def arcface(tmp_path, monkeypatch, face_python) -> Path:
+    root = _models_root(tmp_path)
+    monkeypatch.setenv("LIKENESS_EVAL_FACE_PYTHON", str(face_python))
+    monkeypatch.setenv("LIKENESS_EVAL_FACE_MODELS_DIR", str(root))
+    return root
+
+
+def test_arcface_scores_the_same_face_above_another_persons(tmp_path, fake, arcface):
+    rec = Recorder()
+    like = _evaluate(tmp_path / "same", rec)[0].outputs["evaluation"]["likeness"]
+    assert like["method"] == ARCFACE_METHOD and "buffalo_l" in like["methodNote"]
+    assert "non-commercial" in like["methodNote"]
+    assert like["arcface"] == {"used": True, "reason": None, "modelPack": "buffalo_l",
+                               "modelsDir": str(arcface / "models" / "buffalo_l")}
+    assert like["reason"] is None and like["photosMeasured"] == 2 and like["photoBaseline"] > 0.8
+    assert [s["faceFound"] for s in like["samples"]] == [True, True] and like["score"] > 0.9, like
+    assert rec.monotonic() and any("ArcFace embeddings 4/4" in (m or "") for _, m in rec.progress)
+
+    fake.face = _other_person()
+    other = _evaluate(tmp_path / "other")[0].outputs["evaluation"]["likeness"]
+    assert other["method"] == ARCFACE_METHOD and all(s["faceFound"] for s in other["samples"])
+    assert other["score"] < like["score"] - 0.3, (like["score"], other["score"])
+
+
+def test_arcface_configured_without_its_models_is_engine_unavailable_before_rendering(tmp_path, fake, face_python,
+                                                                                       monkeypatch):
+    monkeypatch.setenv("LIKENESS_EVAL_FACE_PYTHON", str(face_python))
+    monkeypatch.setenv("LIKENESS_EVAL_FACE_MODELS_DIR", str(tmp_path / "nowhere"))
+    failure = _fails(tmp_path)
+    assert failure.code == "engine_unavailable" and not failure.retryable
+    assert "det_10g.onnx" in failure.message and "LIKENESS_EVAL_FACE_MODELS_DIR" in failure.message
+    assert not fake.prompts  # nothing rendered, and no fall back to the stand-in
+    assert "ArcFace is configured" in (LikenessEvaluate.problem() or "")
+
+
+def test_arcface_configured_with_a_python_without_insightface_is_engine_unavailable(tmp_path, fake, monkeypatch):
+    monkeypatch.setenv("LIKENESS_EVAL_FACE_PYTHON", sys.executable)  # no insightface here
+    monkeypatch.setenv("LIKENESS_EVAL_FACE_MODELS_DIR", str(_models_root(tmp_path)))
+    failure = _fails(tmp_path)
+    assert failure.code == "engine_unavailable" and not failure.retryable
+    assert "No module named 'insightface'" in failure.message and "LIKENESS_EVAL_FACE_PYTHON" in failure.message
+
+
+def test_the_host_refuses_a_missing_pack_and_the_fake_fails_like_insightface(tmp_path, face_python):
+    from fakes.insightface.app import FaceAnalysis
+    from fakes.insightface.utils import ConnectionError as DownloadError
+
+    # The host never lets insightface download: a missing model file is named.
+    run = subprocess.run([str(face_python), str(FACE_HOST), "--root", str(tmp_path / "none"), "x.png"],
+                         capture_output=True, text=True, timeout=30, env={**os.environ})
+    assert run.returncode == 1 and "FileNotFoundError: [Errno 2] No such file or directory" in run.stderr
+    assert "models/buffalo_l/det_10g.onnx" in run.stderr
+
+    # The fake, like insightface: a pack folder not there is downloaded (no network: requests fails)…
+    with pytest.raises(DownloadError) as info:
+        FaceAnalysis(name="buffalo_l", root=str(tmp_path / "none"), providers=["CPUExecutionProvider"])
+    assert "buffalo_l.zip" in str(info.value) and type(info.value).__module__ == "requests.exceptions"
+    # …and a pack without a detector fails its assert.
+    with pytest.raises(AssertionError):
+        FaceAnalysis(name="buffalo_l", root=str(_models_root(tmp_path, ("w600k_r50.onnx",))))
+    # With the pack: the real API's attributes.
+    app = FaceAnalysis(name="buffalo_l", root=str(_models_root(tmp_path / "ok")), providers=["CPUExecutionProvider"],
+                       allowed_modules=["detection", "recognition"])
+    app.prepare(ctx_id=0, det_size=(640, 640))
+    [face] = app.get(cv2.cvtColor(ASTRONAUT, cv2.COLOR_RGB2BGR))
+    assert face.bbox.shape == (4,) and 0.5 <= face.det_score <= 1
+    assert abs(float(np.linalg.norm(face.normed_embedding)) - 1) < 1e-5
+    assert app.get(np.full((200, 200, 3), 90, np.uint8)) == []
 
 
 # --- voice similarity ---------------------------------------------------------------------------
@@ -385,3 +496,11 @@ def test_voice_similarity_is_null_when_the_engine_or_resemblyzer_is_missing(tmp_
     voice = _evaluate(tmp_path / "b", trained=False)[0].outputs["evaluation"]["voiceSimilarity"]
     assert voice["score"] is None and "resemblyzer" in voice["reason"]
     json.dumps(voice)
+
+
+def test_arcface_makes_the_engine_non_commercial(monkeypatch):
+    # insightface's buffalo_l models are for non-commercial research: advertised and recorded so.
+    assert LikenessEvaluate.licence_terms() == (LikenessEvaluate.licence, False)
+    monkeypatch.setenv("LIKENESS_EVAL_FACE_PYTHON", "python3")
+    licence, non_commercial = LikenessEvaluate.licence_terms()
+    assert non_commercial is True and "InsightFace" in licence and licence.startswith(LikenessEvaluate.licence)

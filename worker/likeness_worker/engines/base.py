@@ -165,6 +165,13 @@ class Engine:
         return f"not installed: {', '.join(missing)}" if missing else None
 
     @classmethod
+    def licence_terms(cls) -> tuple[str, bool]:
+        """(licence, non-commercial) of what this engine runs as configured now: advertised, and
+        recorded on each step it starts. Most engines: their class's; one whose settings bring in
+        other models (an optional face-recognition model) says so here."""
+        return cls.licence, cls.non_commercial
+
+    @classmethod
     def settings_key(cls) -> str:
         """What of this worker's settings changes the engine's output (a workflow, a model file),
         as a short string; part of every step's input hash beside ``version``, so that an edit

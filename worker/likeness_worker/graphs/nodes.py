@@ -84,8 +84,9 @@ class StepNode:
             if marker is not None:
                 return self._reuse(cmd, fence, marker, source_job)
 
-        ev.emit(job_id, attempt, "step_started", step=self.step, engine=engine, licence=cls.licence,
-                nonCommercial=cls.non_commercial)
+        licence, non_commercial = cls.licence_terms()
+        ev.emit(job_id, attempt, "step_started", step=self.step, engine=engine, licence=licence,
+                nonCommercial=non_commercial)
         started = time.monotonic()
         request = {
             "jobId": job_id,

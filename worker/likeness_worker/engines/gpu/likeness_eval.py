@@ -11,11 +11,26 @@ where ComfyUI reads it with ``place_lora``; ``comfyui.runner.run_graph``: checke
 /object_info, queued, followed over /ws, interrupted on cancel or COMFYUI_TIMEOUT_S), one seed per
 sample. Each render and each photo of the dataset (the accepted face crops in dataset.tar) is
 measured, and the score is the mean over the renders of the cosine similarity between the render's
-face descriptor and the photos' mean descriptor.
+face vector and the photos' mean vector. ``photoBaseline`` says what the photos score against each
+other (leave one out): a render near it is as alike as the person's own photos are. The output's
+``method`` and ``methodNote`` say which measurement made the score, and ``arcface`` whether ArcFace
+was used and, when not, why.
 
-The face descriptor is NOT an identity embedding (no ArcFace/FaceNet model can be downloaded on
-this box and none ships in the worker's environment). It is a real, documented measurement of face
-*shape*, named ``mediapipe-face-mesh-geometry`` in the output: the face is found with MediaPipe's
+*ArcFace* (``method`` ``arcface-buffalo_l``), when LIKENESS_EVAL_FACE_PYTHON names the Python of
+an environment with insightface and onnxruntime (installed by the operator on the GPU box): the
+script ``face_embed_host.py`` beside this file runs with that Python (``media.proc.stream``: killed
+on cancel or LIKENESS_EVAL_FACE_TIMEOUT_S) on all the photos and renders at once, and prints for
+each the L2-normalised 512-d ArcFace embedding of its largest face (insightface's ``FaceAnalysis``
+with the model pack buffalo_l, read from ``<LIKENESS_EVAL_FACE_MODELS_DIR>/models/buffalo_l/``,
+by default ~/.insightface/models/buffalo_l/: det_10g.onnx, w600k_r50.onnx). An identity embedding:
+the same person scores high across pose and light, another person low. Configured but broken (the
+Python, the script or a model file missing, insightface not importable) is engine_unavailable,
+checked before anything is rendered: never a silent fall back to the stand-in. buffalo_l's models
+are licensed by insightface for non-commercial research only (the output's ``methodNote`` says so).
+
+*The stand-in* (``method`` ``mediapipe-face-mesh-geometry``), when LIKENESS_EVAL_FACE_PYTHON is
+not set (``arcface.reason`` says so). It is NOT an identity embedding but a real, documented
+measurement of face *shape*: the face is found with MediaPipe's
 detector (``media.faces.detect_faces``), MediaPipe Face Mesh places its 468 3D landmarks (model in
 the mediapipe wheel), and of ``LANDMARKS`` (30 stable points: brow, eye corners, nose, mouth
 corners, lips, jaw, chin, forehead, cheeks) every pairwise 3D distance is taken, divided by their
@@ -24,8 +39,6 @@ mediapipe/modules/face_geometry/data/canonical_face_model.obj, Apache-2.0) is su
 remains is how this face's proportions differ from the average face. It ignores skin, hair, eyes'
 colour and texture, and moves with pose and expression. On skimage's astronaut it gives 0.97-0.99
 for the same face re-framed, rotated or blurred, and 0.64-0.93 for the face stretched by 15-30 %.
-``photoBaseline`` says what the photos score against each other (leave one out): a render near
-it is as alike as the person's own photos are.
 
 **voiceSimilarity**, when a tts engine is available: a sentence (LIKENESS_EVAL_SENTENCE) is spoken
 in the profile's voice by the GPU tts engine the voice model names (its manifest's ``engine``:
@@ -38,8 +51,10 @@ configured but fails fails the step with its own failure.
 
 Failures: COMFYUI_URL not set while a LoRA needs rendering → engine_unavailable (not retried); the
 LoRA's family differs from the workflow's → engine_unavailable; ComfyUI's failures as the image
-engine's (out_of_memory, engine_failed, bad_input, timeout, cancelled: runner.py); the dataset
-unreadable → bad_input. No face found in any render or in any photo is not a failure: the score is
+engine's (out_of_memory, engine_failed, bad_input, timeout, cancelled: runner.py); ArcFace
+configured but broken → engine_unavailable (not retried) naming what is missing, its script's
+crash → engine_failed, its time limit → timeout, a cancel → cancelled; the dataset unreadable →
+bad_input. No face found in any render or in any photo is not a failure: the score is
 ``null`` and the reason says so.
 """
 
@@ -47,6 +62,9 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import json
+import os
+import shutil
 import tarfile
 import threading
 from pathlib import Path
@@ -57,15 +75,25 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ...config import ConfigError, load_group
 from ...errors import StepFailure
+from ...media.errors import Cancelled, ToolFailed, ToolTimeout
+from ...media.proc import stream
 from ..base import Engine, StepOutput, TaskContext, engine
 from ..builtin.train import BuiltinEvaluate
-from .tooling import step_settings
+from .tooling import missing_paths, run_failure, step_settings
 
 NAME = "likeness"
 METHOD = "mediapipe-face-mesh-geometry"
 METHOD_NOTE = ("face shape, not identity: log-normalised 3D distances between 30 MediaPipe Face Mesh landmarks, "
                "minus those of MediaPipe's canonical face, compared by cosine similarity; not an ArcFace/FaceNet "
-               "embedding (none is available here): blind to skin, hair and texture, sensitive to pose and expression")
+               "embedding (LIKENESS_EVAL_FACE_PYTHON is not set): blind to skin, hair and texture, sensitive to pose "
+               "and expression")
+ARCFACE_METHOD = "arcface-buffalo_l"
+ARCFACE_NOTE = ("identity: cosine similarity of insightface ArcFace embeddings (model pack buffalo_l: SCRFD det_10g "
+                "detector, ArcFace ResNet-50 w600k_r50, 512-d, L2-normalised) of the largest face of each render to "
+                "the photos' mean embedding; buffalo_l's models are licensed for non-commercial research only")
+FACE_PACK = "buffalo_l"
+FACE_PACK_FILES = ("det_10g.onnx", "w600k_r50.onnx")  # the detector and the recogniser the host loads
+FACE_HOST = Path(__file__).with_name("face_embed_host.py")
 VOICE_METHOD = "resemblyzer-d-vector-cosine"
 PORTRAIT_STAGE = "a close-up portrait photo of a person looking at the camera, plain background, soft light"
 MAX_PHOTOS = 24
@@ -112,6 +140,45 @@ class LikenessEvalSettings(BaseModel):
     likeness_eval_sentence: str = Field(
         "The weather was calm this morning, so we walked down to the harbour and watched the boats come in.",
         min_length=1, max_length=300)
+    # ArcFace: the Python of an environment with insightface + onnxruntime ("": the geometry stand-in),
+    # insightface's root holding models/buffalo_l/ ("": ~/.insightface), and the run's time limit.
+    likeness_eval_face_python: str = ""
+    likeness_eval_face_models_dir: str = ""
+    likeness_eval_face_timeout_s: int = Field(600, ge=10, le=7200)
+
+
+def face_models_root(s: LikenessEvalSettings) -> Path:
+    """insightface's ``root=``: the folder whose models/buffalo_l/ holds the pack."""
+    return Path(os.path.expanduser(s.likeness_eval_face_models_dir or "~/.insightface"))
+
+
+def arcface_missing(s: LikenessEvalSettings) -> list[str]:
+    """What a configured ArcFace lacks (cheap: stat only); empty when it can run."""
+    pack = face_models_root(s) / "models" / FACE_PACK
+    python = shutil.which(s.likeness_eval_face_python) or s.likeness_eval_face_python  # a path, or a name on PATH
+    missing = missing_paths(LIKENESS_EVAL_FACE_PYTHON=Path(python),
+                            **{"the host script": FACE_HOST},
+                            **{f"{FACE_PACK} model {f}": pack / f for f in FACE_PACK_FILES})
+    if any(FACE_PACK in m for m in missing):
+        missing.append(f"put insightface's {FACE_PACK} pack in {pack} or set LIKENESS_EVAL_FACE_MODELS_DIR "
+                       "to the folder that holds models/buffalo_l/")
+    return missing
+
+
+def face_method(s: LikenessEvalSettings) -> dict[str, Any]:
+    """The output's ``method``, ``methodNote`` and ``arcface`` (used, and why not); a configured but
+    broken ArcFace fails (engine_unavailable), never falls back."""
+    if not s.likeness_eval_face_python:
+        return {"method": METHOD, "methodNote": METHOD_NOTE,
+                "arcface": {"used": False, "reason": "not configured: LIKENESS_EVAL_FACE_PYTHON is not set (the Python "
+                            "of an environment with insightface and onnxruntime and the buffalo_l models)"}}
+    missing = arcface_missing(s)
+    if missing:
+        raise StepFailure("engine_unavailable", f"{NAME}: ArcFace is configured (LIKENESS_EVAL_FACE_PYTHON) but cannot "
+                          f"run: {'; '.join(missing)}", retryable=False)
+    return {"method": ARCFACE_METHOD, "methodNote": ARCFACE_NOTE,
+            "arcface": {"used": True, "reason": None, "modelPack": FACE_PACK,
+                        "modelsDir": str(face_models_root(s) / "models" / FACE_PACK)}}
 
 
 # The face descriptor ----------------------------------------------------------------------------
@@ -162,6 +229,51 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.dot(a, b) / max(float(np.linalg.norm(a) * np.linalg.norm(b)), 1e-12))
 
 
+def geometry_vectors(paths: list[Path]) -> list[np.ndarray | None]:
+    """The stand-in's face-shape descriptor of each image (None: unreadable or no face)."""
+    out: list[np.ndarray | None] = []
+    for path in paths:
+        rgb = _read_rgb(path)
+        out.append(face_descriptor(rgb) if rgb is not None else None)
+    return out
+
+
+def arcface_vectors(ctx: TaskContext, s: LikenessEvalSettings, paths: list[Path],
+                    lo: float = 0.85, hi: float = 0.95) -> list[np.ndarray | None]:
+    """The ArcFace embedding of each image's largest face (None: unreadable or no face), from one
+    run of face_embed_host.py with LIKENESS_EVAL_FACE_PYTHON; its progress maps onto lo..hi."""
+    if not paths:
+        return []
+    found: dict[str, list[float] | None] = {}
+
+    def on_line(line: str) -> None:
+        if not line.startswith('{"image"'):
+            return  # insightface's own prints
+        row = json.loads(line)
+        found[row["image"]] = row["embedding"]
+        ctx.progress(lo + (hi - lo) * len(found) / len(paths), f"likeness: ArcFace embeddings {len(found)}/{len(paths)}")
+
+    cmd = [s.likeness_eval_face_python, str(FACE_HOST), "--root", str(face_models_root(s)), "--name", FACE_PACK,
+           *map(str, paths)]
+    ctx.progress(lo, f"likeness: ArcFace ({FACE_PACK}) on {len(paths)} images")
+    try:
+        stream(cmd, s.likeness_eval_face_timeout_s, ctx.cancelled, on_line=on_line)
+    except (ToolFailed, ToolTimeout, Cancelled, ValueError) as exc:
+        failure = run_failure(f"{NAME} (insightface ArcFace)", exc)
+        if failure.code == "timeout":
+            failure = StepFailure("timeout", f"{failure.message} (LIKENESS_EVAL_FACE_TIMEOUT_S)", retryable=True)
+        elif failure.code == "engine_unavailable":
+            failure = StepFailure("engine_unavailable", f"{failure.message}: LIKENESS_EVAL_FACE_PYTHON must be the Python "
+                                  f"of an environment with insightface and onnxruntime, and the {FACE_PACK} pack in "
+                                  f"{face_models_root(s) / 'models' / FACE_PACK}", retryable=False)
+        raise failure from None
+    out: list[np.ndarray | None] = []
+    for path in paths:
+        emb = found.get(str(path))
+        out.append(np.asarray(emb, np.float64) if emb else None)
+    return out
+
+
 def _read_rgb(path: Path) -> np.ndarray | None:
     import cv2
 
@@ -202,20 +314,34 @@ class LikenessEvaluate(Engine):
     the reference (speaker-embedding similarity), beside the built-in evaluation."""
 
     # ComfyUI: GPL-3.0 (the renders; the default SD 1.5 checkpoint: CreativeML OpenRAIL-M); MediaPipe
-    # (face detection, Face Mesh, the canonical face): Apache-2.0; resemblyzer: Apache-2.0.
+    # (face detection, Face Mesh, the canonical face): Apache-2.0; resemblyzer: Apache-2.0. insightface's
+    # code is MIT, but its buffalo_l models (used only when LIKENESS_EVAL_FACE_PYTHON is set, installed by
+    # the operator) are for non-commercial research only: licence_terms() says so then.
     licence = "GPL-3.0-only AND Apache-2.0 AND CreativeML-OpenRAIL-M"
     device = "gpu"
     version = "1"
     settings_group = LikenessEvalSettings
 
     @classmethod
+    def licence_terms(cls) -> tuple[str, bool]:
+        try:
+            arcface = bool(load_group(LikenessEvalSettings).likeness_eval_face_python)
+        except ConfigError:
+            arcface = False
+        if arcface:
+            return f"{cls.licence} AND MIT AND LicenseRef-InsightFace-buffalo_l-NonCommercial", True
+        return cls.licence, cls.non_commercial
+
+    @classmethod
     def problem(cls) -> str | None:
         from ..comfyui.image import ComfyUIImage
 
         try:
-            load_group(LikenessEvalSettings)
+            s = load_group(LikenessEvalSettings)
         except ConfigError as exc:
             return str(exc)
+        if s.likeness_eval_face_python and (missing := arcface_missing(s)):
+            return f"ArcFace is configured (LIKENESS_EVAL_FACE_PYTHON) but cannot run: {'; '.join(missing)}"
         found = ComfyUIImage.problem()  # cached 30 s: the image workflow on the ComfyUI server
         return f"the renders need ComfyUI: {found}" if found else None
 
@@ -227,7 +353,9 @@ class LikenessEvaluate(Engine):
             s = load_group(LikenessEvalSettings)
         except ConfigError:
             return ""
-        return f"{s.likeness_eval_samples}|{s.likeness_eval_tts}|{s.likeness_eval_sentence}|{ComfyUIImage.settings_key()}"
+        face = f"{s.likeness_eval_face_python}|{face_models_root(s)}" if s.likeness_eval_face_python else ""
+        return (f"{s.likeness_eval_samples}|{s.likeness_eval_tts}|{s.likeness_eval_sentence}|{face}|"
+                f"{ComfyUIImage.settings_key()}")
 
     def evaluate(self, ctx: TaskContext) -> StepOutput:
         s = step_settings(LikenessEvalSettings)
@@ -238,7 +366,7 @@ class LikenessEvaluate(Engine):
             likeness, renders = self._likeness(_scaled(ctx, 0.0, 0.8), s, lora)
             artifacts += renders
         else:
-            likeness = {**doc["likeness"], "method": METHOD}
+            likeness = {**doc["likeness"], **face_method(s)}
         doc["likeness"] = likeness
         voice, sample = self._voice(_scaled(ctx, 0.8, 0.98), s)
         doc["voiceSimilarity"] = voice
@@ -263,6 +391,7 @@ class LikenessEvaluate(Engine):
         if family and wf.family and family != wf.family:
             raise StepFailure("engine_unavailable", f"{NAME}: the LoRA was trained on {family}, but workflow {wf.name} "
                               f"is {wf.family}: set COMFYUI_WORKFLOW to a {family} workflow", retryable=False)
+        method = face_method(s)  # a configured but broken ArcFace fails here, before anything is rendered
         trigger = lora.get("triggerWord") or ctx.payload.get("triggerWord")
         prompt = build_prompt(PORTRAIT_STAGE, trigger)
         gen_w, gen_h = wf.generation_size(512, 512)
@@ -284,12 +413,11 @@ class LikenessEvaluate(Engine):
                 renders.append((png, seed))
         ctx.progress(0.85, f"likeness: {n} portraits rendered; measuring the faces")
 
-        photos = [d for d in (face_descriptor(rgb) for rgb in map(_read_rgb, _dataset_photos(ctx)) if rgb is not None)
-                  if d is not None]
+        images = _dataset_photos(ctx) + [png for png, _ in renders]
+        vectors = arcface_vectors(ctx, s, images) if method["arcface"]["used"] else geometry_vectors(images)
+        photos = [v for v in vectors[:len(images) - len(renders)] if v is not None]
         samples = []
-        for i, (png, seed) in enumerate(renders):
-            rgb = _read_rgb(png)
-            desc = face_descriptor(rgb) if rgb is not None else None
+        for i, ((png, seed), desc) in enumerate(zip(renders, vectors[len(images) - len(renders):], strict=True)):
             score = round(cosine(desc, np.mean(photos, axis=0)), 4) if desc is not None and photos else None
             meta = {"seed": seed, "faceFound": desc is not None, "score": score, "prompt": prompt, "workflow": wf.name}
             ref = ctx.upload(f"likeness-{i:02d}.png", png, "likeness_sample", "image/png", meta)
@@ -306,7 +434,7 @@ class LikenessEvaluate(Engine):
         elif not scores:
             reason = f"no face found in any of the {n} portraits rendered with the LoRA"
         result = {"score": round(float(np.mean(scores)), 4) if scores else None, "reason": reason,
-                  "method": METHOD, "methodNote": METHOD_NOTE, "photoBaseline": baseline,
+                  **method, "photoBaseline": baseline,
                   "photosMeasured": len(photos), "samples": samples, "loraKey": lora["loraKey"],
                   "triggerWord": trigger, "workflow": wf.name}
         return result, artifacts

@@ -1,0 +1,1 @@
+from .face_analysis import *  # noqa: F403
