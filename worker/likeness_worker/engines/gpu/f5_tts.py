@@ -150,11 +150,9 @@ class F5Tts(Engine):
     # Health -----------------------------------------------------------------------------------
     @classmethod
     def problem(cls) -> str | None:
-        import shutil
-
-        missing = [t for t in cls.tools if shutil.which(t) is None]
-        if missing:
-            return f"not installed: {', '.join(missing)}"
+        tool_missing = super().problem()
+        if tool_missing:
+            return tool_missing
         try:
             s = load_group(F5TtsSettings)
         except ConfigError as exc:

@@ -43,7 +43,6 @@ import http.client
 import io
 import json
 import re
-import shutil
 import socket
 import threading
 import time
@@ -364,9 +363,9 @@ class GptSovitsTts(Engine):
     # Health -----------------------------------------------------------------------------------
     @classmethod
     def problem(cls) -> str | None:
-        missing = [t for t in cls.tools if shutil.which(t) is None]
-        if missing:
-            return f"not installed: {', '.join(missing)}"
+        tool_missing = super().problem()
+        if tool_missing:
+            return tool_missing
         try:
             s = load_group(GptSovitsSettings)
         except ConfigError as exc:

@@ -15,6 +15,7 @@ script's folder first on ``sys.path``).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sys
@@ -72,6 +73,15 @@ def serve(run: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
             free_cuda()
         sys.stderr.flush()
         os.write(2, f"{END_MARK} {req_id}\n".encode())
+
+
+def file_sha256(path: str) -> str:
+    """What a host keeps its caches by (the same source under any name)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def _watch_parent() -> None:

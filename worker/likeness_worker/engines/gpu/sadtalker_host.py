@@ -52,7 +52,6 @@ import argparse
 import ast
 import collections
 import copy
-import hashlib
 import os
 import shutil
 import sys
@@ -62,13 +61,6 @@ import host_io  # beside this script: the protocol (engines/gpu/host_io.py)
 
 CROP_CACHE_ENTRIES = 64  # sources whose crop and coefficients are kept (a few hundred KB each)
 CACHE_PREFIX = "likeness-sadtalker-host-"  # <tempdir>/<prefix><pid>: this host's crops
-
-def file_sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def inference_parser(script: str, namespace: dict) -> argparse.ArgumentParser:
@@ -155,7 +147,7 @@ class SadTalkerHost:
                 return generate(input_path, save_dir, crop_or_resize, source_image_flag=source_image_flag,
                                 pic_size=pic_size)
             pic_name = os.path.splitext(os.path.split(input_path)[-1])[0]
-            key = (model_key, file_sha256(input_path), os.path.splitext(input_path)[1].lower(), str(crop_or_resize),
+            key = (model_key, host_io.file_sha256(input_path), os.path.splitext(input_path)[1].lower(), str(crop_or_resize),
                    int(pic_size), bool(source_image_flag))
             entry = self.crops.get(key)
             if entry is None:

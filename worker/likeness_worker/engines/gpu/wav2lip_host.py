@@ -41,20 +41,12 @@ from __future__ import annotations
 
 import argparse
 import collections
-import hashlib
 import os
 import sys
 
 import host_io  # beside this script: the protocol (engines/gpu/host_io.py)
 
 FACE_CACHE_ENTRIES = 64  # sources whose boxes are kept (a few numbers a frame)
-
-def file_sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 class Wav2LipHost:
@@ -116,7 +108,7 @@ class Wav2LipHost:
             if os.path.isfile(args.face) and args.face.split('.')[1] in ['jpg', 'png', 'jpeg']:
                 args.static = True
             inference.args = args
-            self.source = file_sha256(args.face) if os.path.isfile(args.face) else ""
+            self.source = host_io.file_sha256(args.face) if os.path.isfile(args.face) else ""
             self.face_cached = False
             inference.main()
             return {"outfile": os.path.abspath(args.outfile), "faceCached": self.face_cached}
