@@ -381,6 +381,7 @@ def test_the_profiles_trained_lora_is_copied_where_comfyui_reads_loras_and_used(
     name = f"likeness/{placed.name}"
     assert fake.prompts[0]["prompt"]["10"]["inputs"]["lora_name"] == name  # not COMFYUI_LORA
     assert out.outputs["lora"] == "the profile's" and out.artifacts[0]["meta"]["lora"] == name
+    assert [p.name for p in fake.loras_dir.rglob("*")] == ["likeness", placed.name]  # no temp file left
     # A second render finds it there (named by its content): not copied again.
     mtime = placed.stat().st_mtime_ns
     ComfyUIImage().render(_context(tmp_path, Recorder(), lora_key="jobs/train/train_lora/lkperson.safetensors"))

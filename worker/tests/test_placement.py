@@ -283,6 +283,17 @@ def test_after_comfyui_another_engine_frees_comfyuis_vram(comfy, ollama):
     assert make_room("image/comfyui", None, "motion", "comfyui", comfyui_url=comfy.url, ollama_url=None) == []
     assert make_room(None, None, "tts", "resident", comfyui_url=comfy.url, ollama_url=None) == []
     assert len(comfy.frees) == 1
+    # An engine that renders through ComfyUI (the likeness evaluate) counts as ComfyUI, both ways.
+    from likeness_worker.engines.gpu.likeness_eval import LikenessEvaluate
+
+    # (its own resident tts, not ComfyUI's models, is let go of)
+    assert make_room("evaluate/likeness", LikenessEvaluate, "image", "comfyui", comfyui_url=comfy.url,
+                     ollama_url=None) == ["evaluate/likeness: released"]
+    assert make_room("image/comfyui", None, "evaluate", "likeness", current_cls=LikenessEvaluate,
+                     comfyui_url=comfy.url, ollama_url=None) == []
+    done = make_room("evaluate/likeness", LikenessEvaluate, "lora_trainer", "kohya", comfyui_url=comfy.url,
+                     ollama_url=None)
+    assert done == ["comfyui: /free", "evaluate/likeness: released"] and len(comfy.frees) == 2
 
 
 def test_before_sd_or_svd_the_llm_is_unloaded(ollama):

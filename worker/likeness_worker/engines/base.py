@@ -149,6 +149,9 @@ class Engine:
     # Programs it runs; an engine whose tool is missing is advertised as not healthy.
     tools: ClassVar[tuple[str, ...]] = ()
     device: ClassVar[str] = "cpu"  # "cpu" or "gpu" (which card's queue: placement.py)
+    # It runs its models on the ComfyUI server (COMFYUI_URL): when another engine takes the card,
+    # ComfyUI is asked to unload them (engines/gpu/vram.py).
+    uses_comfyui: ClassVar[bool] = False
     # Its own settings (a pydantic group read with config.load_group, e.g. REALESRGAN_*): the worker
     # validates every registered engine's group at start-up, and deploy/.env.example lists them.
     settings_group: ClassVar[type[BaseModel] | None] = None

@@ -11,7 +11,9 @@ and frame it as the built-in ``portrait`` engine frames the portrait (``media.vi
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
+import threading
 from typing import Any
 
 from ...config import ComfyUISettings
@@ -60,9 +62,13 @@ def place_lora(ctx: TaskContext, s: ComfyUISettings, key: str) -> str:
     target = s.comfyui_loras_dir / name
     if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_suffix(".part")
-        shutil.copyfile(local, tmp)
-        tmp.replace(target)  # ComfyUI never lists half a file
+        # Its own temp name: the children of several cards share this folder and may copy at once.
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.part")
+        try:
+            shutil.copyfile(local, tmp)
+            tmp.replace(target)  # ComfyUI never lists half a file
+        finally:
+            tmp.unlink(missing_ok=True)
     return name
 
 
@@ -81,6 +87,7 @@ class ComfyUIImage(Engine):
     licence = "GPL-3.0-only AND Apache-2.0 AND CreativeML-OpenRAIL-M"
     device = "gpu"
     version = "1"
+    uses_comfyui = True
 
     health = Health(lambda s: s.comfyui_workflow, _health_graph)
 

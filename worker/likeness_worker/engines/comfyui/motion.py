@@ -88,6 +88,7 @@ class ComfyUIMotion(Engine):
     # flagged non-commercial. FFmpeg with libx264 and OpenCV for the frames.
     licence = "GPL-3.0-only AND LicenseRef-Stability-AI-SVD AND GPL-2.0-or-later AND Apache-2.0"
     non_commercial = True
+    uses_comfyui = True
     device = "gpu"
     tools = ("ffmpeg",)
     version = "1"

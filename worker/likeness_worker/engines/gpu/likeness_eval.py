@@ -321,6 +321,14 @@ class LikenessEvaluate(Engine):
     device = "gpu"
     version = "1"
     settings_group = LikenessEvalSettings
+    uses_comfyui = True  # the renders
+
+    @classmethod
+    def release(cls) -> None:
+        """The voice sample's tts engine may have left its resident process on the card."""
+        from .f5_tts import F5Tts
+
+        F5Tts.release()  # gpt_sovits's server is not ours to stop
 
     @classmethod
     def licence_terms(cls) -> tuple[str, bool]:

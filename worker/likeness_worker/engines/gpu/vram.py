@@ -43,6 +43,7 @@ def make_room(
     task_kind: str,
     name: str,
     *,
+    current_cls: type[Engine] | None = None,
     comfyui_url: str | None,
     ollama_url: str | None,
     comfyui_timeout_s: float = 10.0,
@@ -55,7 +56,10 @@ def make_room(
     current = f"{task_kind}/{name}"
     if previous and previous != current:
         previous_name = previous.partition("/")[2]
-        if previous_name == COMFYUI_ENGINE and name != COMFYUI_ENGINE and comfyui_url:
+        # ComfyUI's engines, and those that render through it (the likeness evaluate), share its models.
+        previous_on_comfyui = previous_name == COMFYUI_ENGINE or bool(previous_cls and previous_cls.uses_comfyui)
+        current_on_comfyui = name == COMFYUI_ENGINE or bool(current_cls and current_cls.uses_comfyui)
+        if previous_on_comfyui and not current_on_comfyui and comfyui_url:
             try:
                 with ComfyClient(comfyui_url, timeout_s=comfyui_timeout_s) as client:
                     client.free()
