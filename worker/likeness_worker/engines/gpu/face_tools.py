@@ -43,6 +43,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from abc import ABC, abstractmethod
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,7 +77,7 @@ class Run:
     fps: int = FPS  # the frame rate to ask for when the face is a still
 
 
-class FaceTool(Engine):
+class FaceTool(Engine, ABC):
     """Base of the engines over a face-animation script (see the module docstring)."""
 
     device = "gpu"
@@ -110,9 +111,9 @@ class FaceTool(Engine):
         """The bars a run with these settings draws (a tool that skips a stage by a setting says so)."""
         return self.bars
 
+    @abstractmethod
     def argv(self, s: Any, run: Run) -> list[str]:
         """The script's arguments; it may write what they name (a task file) into ``run.folder``."""
-        raise NotImplementedError
 
     def host_argv(self, s: Any, checkout: Path) -> list[str]:
         """The host's own arguments (what it loads once): a change starts a fresh host."""
