@@ -48,9 +48,10 @@ COPY --from=build --chown=root:root /app /app
 # The local storage driver's default folder (STORAGE_DIR), owned by the runtime user so a fresh
 # named volume mounted there inherits that owner. Same uid (1000) as the worker image.
 RUN mkdir -p /data/objects && chown -R node:node /data
-USER node
+# Numeric (node, 1000): Kubernetes' runAsNonRoot can only check a numeric user.
+USER 1000:1000
 EXPOSE 8080
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=5 \
-  CMD node -e "fetch('http://127.0.0.1:'+(process.env.API_PORT||8080)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
+  CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.API_PORT||8080)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 ENTRYPOINT ["/usr/bin/tini", "--"]
 CMD ["node", "apps/api/dist/server.js"]

@@ -32,7 +32,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     LIKENESS_CONTRACTS_DIR=/opt/likeness/contracts \
     LIKENESS_COMFYUI_WORKFLOWS_DIR=/opt/likeness/comfyui/workflows \
     WORKER_WORK_DIR=/tmp/likeness-worker
-USER likeness
+# Numeric (likeness, 1000): Kubernetes' runAsNonRoot can only check a numeric user.
+USER 1000:1000
 WORKDIR /home/likeness
 EXPOSE 9101
 ENTRYPOINT ["/usr/bin/tini", "--"]

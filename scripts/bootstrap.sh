@@ -5,13 +5,17 @@
 # timed line when it did something. Fresh Debian 12 + Node 20 + Python 3.11 is the target.
 #   --browser   also install Debian's chromium (/usr/bin/chromium), which only the browser tests
 #               need (npm run test:web, npm test)
+#   --test      what `npm test` needs: --browser, and Debian's prometheus (prometheus, promtool)
+#               and prometheus-redis-exporter, which the deploy/ checks run
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BROWSER=0
+TEST_TOOLS=0
 for arg in "$@"; do
   case $arg in
     --browser) BROWSER=1 ;;
-    *) printf 'bootstrap: unknown argument %s (known: --browser)\n' "$arg" >&2; exit 2 ;;
+    --test) BROWSER=1; TEST_TOOLS=1 ;;
+    *) printf 'bootstrap: unknown argument %s (known: --browser, --test)\n' "$arg" >&2; exit 2 ;;
   esac
 done
 ROOT=$PWD
@@ -44,6 +48,11 @@ command -v redis-server >/dev/null || missing+=(redis-server)
 command -v "$PY" >/dev/null || missing+=(python3.11)
 if command -v "$PY" >/dev/null && ! "$PY" -c 'import ensurepip, venv' 2>/dev/null; then missing+=(python3.11-venv); fi
 if [ "$BROWSER" = 1 ] && [ ! -x /usr/bin/chromium ]; then missing+=(chromium); fi
+NEW_PROMETHEUS=0
+if [ "$TEST_TOOLS" = 1 ]; then
+  if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then missing+=(prometheus); NEW_PROMETHEUS=1; fi
+  command -v prometheus-redis-exporter >/dev/null || missing+=(prometheus-redis-exporter)
+fi
 if [ ${#missing[@]} -gt 0 ]; then
   t=$(now)
   if [ "$(id -u)" -eq 0 ]; then SUDO=()
@@ -58,6 +67,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   run_logged "$LOGS/bootstrap-apt.log" "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
   DID+=("apt")
   say "apt: installed ${missing[*]} ($(took "$t"))"
+  # The tests run their own Prometheus; the one Debian's package starts as a service (systemd
+  # hosts) is not ours to leave running on :9090.
+  if [ "$NEW_PROMETHEUS" = 1 ] && command -v systemctl >/dev/null && systemctl is-active --quiet prometheus 2>/dev/null; then
+    "${SUDO[@]}" systemctl disable --now prometheus >/dev/null 2>&1 && say "apt: stopped and disabled the prometheus service the package started"
+  fi
 fi
 
 # --- 2. node_modules ---------------------------------------------------------------------------

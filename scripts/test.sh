@@ -4,5 +4,5 @@
 # Extra arguments go to the root vitest run (not the web suite), e.g. `npm test -- apps/cli`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/bootstrap.sh --browser # chromium: the web suite drives it
+bash scripts/bootstrap.sh --test # chromium (the web suite), prometheus (the deploy/ checks)
 exec node scripts/infra.mjs run --data-dir .data/test -- bash scripts/test-suites.sh "$@"

@@ -19,7 +19,7 @@ import threading
 import time
 
 from .config import ConfigError, load_settings
-from .contracts import WORKER_TASK_KINDS, load_schemas
+from .contracts import JOB_KINDS, WORKER_TASK_KINDS, load_schemas
 from .engines import load_engines
 from .log import setup_logging
 
@@ -167,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         bridge = Bridge(rt, JobRunner(rt, JobGraphs(rt, saver)))
         if settings.worker_metrics_port:
             metrics.register_queue_depths(rt.queue_depths)
+            metrics.init_series(JOB_KINDS)
             start_http_server(settings.worker_metrics_port)
             log.info("metrics on :%d/metrics", settings.worker_metrics_port)
     except Exception as exc:  # e.g. no right to create the checkpoint schema, metrics port taken

@@ -49,6 +49,18 @@ REAL_TIME_FACTOR = Histogram(
 )
 
 
+def init_series(job_kinds: Iterable[str]) -> None:
+    """Creates the series whose label values are known at start-up, at 0 (1 for "up"): a counter
+    first seen at 1 hides that increase from rate() and increase(), and the alert rules
+    (deploy/prometheus/rules) and the dashboard need the series before anything went wrong."""
+    for dependency in ("redis", "postgres"):  # start-up checked both (main.check_services)
+        DEPENDENCY_UP.labels(dependency).set(1)
+        DEPENDENCY_OUTAGES.labels(dependency)
+    for kind in job_kinds:
+        for counter in (JOBS_RECLAIMED, JOBS_FENCED, JOBS_DEAD_LETTERED):
+            counter.labels(kind)
+
+
 class QueueDepthCollector(Collector):
     """Reads queue depths from Redis at scrape time (job streams and Dramatiq queues)."""
 

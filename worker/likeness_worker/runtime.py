@@ -86,11 +86,20 @@ class Runtime:
             try:
                 pending = self.redis.xpending(stream, self.keys.worker_group)
                 yield stream, "pending", float(pending["pending"])
+                # lag: commands no worker has taken yet (Redis 7+), what the backlog alert and
+                # KEDA's scaler read; pending (above) is the jobs being run.
+                group = next((g for g in self.redis.xinfo_groups(stream) if _text(g["name"]) == self.keys.worker_group), None)
+                if group is not None and group.get("lag") is not None:
+                    yield stream, "lag", float(group["lag"])
             except redis.ResponseError:
                 pass
         s = self.settings
         for q in dict.fromkeys(s.worker_queues + s.gpu_queues):  # its GPU children's too
             yield q, "waiting", float(self.redis.llen(placement.dramatiq_queue_key(self.keys, q)))
+
+
+def _text(v: bytes | str) -> str:
+    return v.decode() if isinstance(v, bytes) else v
 
 
 def build_runtime(settings: Settings, registry: EngineRegistry) -> Runtime:

@@ -259,9 +259,9 @@ def test_worker_image_finds_the_contract_schemas() -> None:
     # The worker reads LIKENESS_CONTRACTS_DIR/schema/<name>.json: all of them must be in the repo.
     for name in ("job-command", "job-event", "progress", "redis-keys"):
         assert (REPO / "packages" / "contracts" / "schema" / f"{name}.json").is_file()
-    assert 'CMD ["likeness-worker"]' in text and "USER likeness" in text
+    assert 'CMD ["likeness-worker"]' in text and "USER 1000:1000" in text
     api = (DEPLOY / "api.Dockerfile").read_text()
-    assert 'CMD ["node", "apps/api/dist/server.js"]' in api and "USER node" in api
+    assert 'CMD ["node", "apps/api/dist/server.js"]' in api and "USER 1000:1000" in api
 
 
 # --- Grafana -----------------------------------------------------------------------------------
@@ -422,3 +422,35 @@ def test_traefik_config_parses_and_routers_use_defined_middlewares() -> None:
     priority = {m.group(1): int(m.group(2)) for lbl in labels
                 if (m := re.match(r"traefik\.http\.routers\.(\w+)\.priority=(\d+)$", lbl))}
     assert priority["api"] > priority["web"], "the api's paths must win over the web app's catch-all"
+
+
+def test_only_traefik_publishes_ports_and_every_admin_ui_needs_auth() -> None:
+    svc = services()
+    for name, s in svc.items():
+        if name != "traefik":
+            assert "ports" not in s, f"{name} publishes ports on the host: only Traefik may"
+        assert s.get("network_mode") != "host", f"{name} uses the host's network"
+    labels = {name: s.get("labels", []) for name, s in svc.items()}
+    routers: dict[str, str] = {}  # router -> the service that declares it
+    for name, lbls in labels.items():
+        for lbl in lbls:
+            if m := re.match(r"traefik\.http\.routers\.([\w-]+)\.rule=", lbl):
+                routers[m.group(1)] = name
+    # The app's own routers are public (the api has its own auth; the web studio signs in through
+    # it). Every other router is an admin UI: basic-auth first.
+    public = {"api", "web"}
+    assert {"traefik", "grafana", "prometheus", "minio", "open-webui", "comfyui"} <= set(routers) - public, routers
+    for router, name in routers.items():
+        if router in public:
+            continue
+        key = f"traefik.http.routers.{router}.middlewares="
+        mw = next((lbl.removeprefix(key) for lbl in labels[name] if lbl.startswith(key)), "")
+        assert "admin-auth@docker" in mw.split(","), f"router {router} ({name}) is reachable without basic-auth"
+    # Behind the basic-auth, the UIs keep their own sign-in.
+    grafana = svc["grafana"]["environment"]
+    assert grafana.get("GF_AUTH_ANONYMOUS_ENABLED", "false") == "false" and grafana["GF_USERS_ALLOW_SIGN_UP"] == "false"
+    assert svc["open-webui"]["environment"].get("WEBUI_AUTH", "True") != "False"
+    # The services behind the admin routers publish nothing else: no second entry point.
+    static = yaml.safe_load((DEPLOY / "traefik" / "traefik.yml").read_text())
+    assert static["api"].get("insecure") is not True, "the Traefik dashboard must not be served on :8080 without auth"
+    assert static["providers"]["docker"]["exposedByDefault"] is False

@@ -5,6 +5,7 @@ ffprobe (H.264 25 fps + AAC, as long as the speech within one frame)."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import threading
 import time
@@ -158,7 +159,10 @@ def test_train_profile_then_generate_videos(bus, start_worker, tmp_path, prefix,
     assert 'likeness_worker_step_duration_seconds_count{engine="piper",outcome="succeeded",task="tts"}' in body
     assert "likeness_worker_real_time_factor_count" in body
     assert 'likeness_worker_jobs_finished_total{kind="generate_video",state="succeeded"} 2.0' in body
-    assert "likeness_worker_queue_depth" in body
+    # Both jobs were taken: no command waits in the stream (its group's lag), none is in flight.
+    for state in ("lag", "pending"):
+        assert re.search(rf'likeness_worker_queue_depth{{queue="[^"]+:jobs:generate_video",state="{state}"}} 0\.0', body), state
+    assert 'likeness_worker_jobs_dead_lettered_total{kind="train_profile"} 0.0' in body
     # Health: the bridge read the job streams and took a job moments ago.
     for gauge in ("bridge_last_read", "bridge_last_job"):
         line = next(ln for ln in body.splitlines() if ln.startswith(f"likeness_worker_{gauge}_timestamp_seconds "))
