@@ -13,12 +13,17 @@ is uploaded: the only object a noop step leaves is its runtime marker.
 Environment (read at import): LIKENESS_NOOP_PROGRESS, progress reports per step (default 5, as an
 engine that reports its frames would, to exercise the coalescing of progress); LIKENESS_NOOP_STEP_MS,
 how long each step pretends to work (default 0).
+
+The machinery is shared, under another name and step time, by ``sleep_engines`` (``npm run
+bench:scale``): ``register_as``. Each step records in its outputs which worker process ran it and
+when (``ran``), so a bench can tell from the step rows how the work was spread.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import socket
 import time
 from typing import Any
 
@@ -31,59 +36,81 @@ PROGRESS_REPORTS = int(os.environ.get("LIKENESS_NOOP_PROGRESS", "5"))
 STEP_S = float(os.environ.get("LIKENESS_NOOP_STEP_MS", "0")) / 1000
 
 
-def _result(ctx: TaskContext, made: dict[str, str]) -> dict[str, Any]:
+def _result(ctx: TaskContext, made: dict[str, str], name: str) -> dict[str, Any]:
     p = ctx.payload
     if ctx.command["kind"] == "train_profile":
         return {
-            "portraitKey": made.get("portrait", ctx.key("portrait.noop")),
+            "portraitKey": made.get("portrait", ctx.key(f"portrait.{name}")),
             "faceBox": {"x": 0, "y": 0, "w": 1, "h": 1},
-            "datasetKey": made.get("dataset", ctx.key("dataset.noop")),
-            "voiceReferenceKey": made.get("voice_reference", ctx.key("voice_reference.noop")),
-            "voiceProfileKey": made.get("voice_profile", ctx.key("voice_profile.noop")),
+            "datasetKey": made.get("dataset", ctx.key(f"dataset.{name}")),
+            "voiceReferenceKey": made.get("voice_reference", ctx.key(f"voice_reference.{name}")),
+            "voiceProfileKey": made.get("voice_profile", ctx.key(f"voice_profile.{name}")),
             "acceptedImages": len(p.get("images", [])),
             "rejectedImages": [],
         }
-    return {"videoKey": ctx.key("video.noop"), "durationSec": 1.0, "width": p["width"], "height": p["height"], "fps": p["fps"]}
+    return {"videoKey": ctx.key(f"video.{name}"), "durationSec": 1.0, "width": p["width"], "height": p["height"], "fps": p["fps"]}
 
 
 # The SHA-256 of no bytes: what a noop "object" is made of.
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 
 
-def _run(self: Engine, ctx: TaskContext) -> StepOutput:
-    for i in range(PROGRESS_REPORTS):
-        ctx.progress((i + 1) / (PROGRESS_REPORTS + 1), f"noop {i + 1} of {PROGRESS_REPORTS}")
-    if STEP_S > 0:
-        time.sleep(STEP_S)
-    artifacts: list[dict[str, Any]] = []
-    outputs: dict[str, Any] = {"noop": True}
-    made: dict[str, str] = {}
-    for port_name in TASK_PORTS[ctx.task_kind].outputs:
-        port = PORTS[port_name]
-        if port.artifact is not None:
-            key = ctx.key(f"{port_name}.noop")
-            artifacts.append({"key": key, "kind": port.artifact, "contentType": "application/octet-stream",
-                              "bytes": 0, "sha256": EMPTY_SHA256, "meta": {"noop": True}})
-            made[port_name] = key
-        elif port_name == "result":
-            # Takes nothing it needs from the inputs: their keys, when bound, name the assets.
-            for name, record in (getattr(ctx, "inputs", None) or {}).items():
-                made.setdefault(name, record.get("key"))
-            outputs["result"] = _result(ctx, made)
-        elif port.field:
-            # Its ref too, as a real engine's upload: the next step's input hash reads its sha256.
-            outputs[port.field] = ctx.key(f"{port_name}.noop")
-            artifacts.append({"key": outputs[port.field], "kind": port_name, "contentType": "application/octet-stream",
-                              "bytes": 0, "sha256": EMPTY_SHA256, "meta": {"noop": True}})
-    return StepOutput(artifacts, outputs)
+def _worker_id() -> str:
+    """The worker process that runs the step, named as its bridge's consumer (runtime.py)."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def _runner(name: str, step_s: float, progress_reports: int):
+    """A step that reports its progress evenly over ``step_s`` of sleep and makes empty outputs."""
+
+    def run(self: Engine, ctx: TaskContext) -> StepOutput:
+        started_ms = time.time() * 1000
+        pause = step_s / (progress_reports + 1)
+        for i in range(progress_reports):
+            if pause > 0:
+                time.sleep(pause)
+            ctx.progress((i + 1) / (progress_reports + 1), f"{name} {i + 1} of {progress_reports}")
+        if pause > 0:
+            time.sleep(pause)
+        artifacts: list[dict[str, Any]] = []
+        # Wall-clock ms (not monotonic): a bench lines them up across processes and with Postgres.
+        outputs: dict[str, Any] = {name: True, "ran": {"worker": _worker_id(), "startedAtMs": round(started_ms, 1),
+                                                      "endedAtMs": round(time.time() * 1000, 1)}}
+        made: dict[str, str] = {}
+        for port_name in TASK_PORTS[ctx.task_kind].outputs:
+            port = PORTS[port_name]
+            if port.artifact is not None:
+                key = ctx.key(f"{port_name}.{name}")
+                artifacts.append({"key": key, "kind": port.artifact, "contentType": "application/octet-stream",
+                                  "bytes": 0, "sha256": EMPTY_SHA256, "meta": {name: True}})
+                made[port_name] = key
+            elif port_name == "result":
+                # Takes nothing it needs from the inputs: their keys, when bound, name the assets.
+                for input_name, record in (getattr(ctx, "inputs", None) or {}).items():
+                    made.setdefault(input_name, record.get("key"))
+                outputs["result"] = _result(ctx, made, name)
+            elif port.field:
+                # Its ref too, as a real engine's upload: the next step's input hash reads its sha256.
+                outputs[port.field] = ctx.key(f"{port_name}.{name}")
+                artifacts.append({"key": outputs[port.field], "kind": port_name, "contentType": "application/octet-stream",
+                                  "bytes": 0, "sha256": EMPTY_SHA256, "meta": {name: True}})
+        return StepOutput(artifacts, outputs)
+
+    return run
+
+
+def register_as(registry: EngineRegistry, name: str, *, step_s: float, progress_reports: int, doc: str) -> None:
+    """Registers an engine called ``name`` for every task kind, each step ``step_s`` long."""
+    run = _runner(name, step_s, progress_reports)
+    for kind, (_protocol, verb) in TASK_INTERFACES.items():
+        cls = type(f"{name.capitalize()}_{kind}", (Engine,), {verb: run, "licence": LIKENESS_LICENCE, "__doc__": doc})
+        registry.add(engine(kind, name)(cls))
 
 
 def register(registry: EngineRegistry) -> None:
     """The plugin's entry point (WORKER_ENGINE_PLUGINS=likeness_worker.bench.noop_engines)."""
-    for kind, (_protocol, verb) in TASK_INTERFACES.items():
-        cls = type(f"Noop_{kind}", (Engine,), {verb: _run, "licence": LIKENESS_LICENCE,
-                                                 "__doc__": "BENCH-ONLY: does nothing (see bench/noop_engines.py)"})
-        registry.add(engine(kind, NAME)(cls))
+    register_as(registry, NAME, step_s=STEP_S, progress_reports=PROGRESS_REPORTS,
+                doc="BENCH-ONLY: does nothing (see bench/noop_engines.py)")
 
 
 NOOP = {kind: NAME for kind in TASK_INTERFACES}
