@@ -154,6 +154,7 @@ async function runRound(n, url, token, video, env, prefix) {
   const depth = queueSampler(`${prefix}:dramatiq:cpu`);
 
   const ids = [];
+  const postedAt = Date.now();
   let next = 0;
   await Promise.all(
     Array.from({ length: Math.min(CLIENTS, jobs) }, async () => {
@@ -187,11 +188,15 @@ async function runRound(n, url, token, video, env, prefix) {
   const bad = jobRows.filter((j) => j.state !== "succeeded");
   if (bad.length) throw new StackError(`${n} workers: ${bad.length} of ${ids.length} jobs did not succeed, e.g. ${bad[0].state}: ${JSON.stringify(bad[0].error)}`);
   const { rows: stepRows } = await pool.query(
-    `SELECT name, engine, outputs->'ran' AS ran FROM job_steps WHERE job_id = ANY($1) AND name <> 'script'`,
+    `SELECT job_id, name, engine, outputs->'ran' AS ran FROM job_steps WHERE job_id = ANY($1) AND name <> 'script'`,
     [ids],
   );
   const notSleep = stepRows.filter((s) => s.engine !== "sleep" || !s.ran);
   if (notSleep.length) throw new StackError(`${n} workers: step ${notSleep[0].name} ran ${notSleep[0].engine}, not the sleep engine`);
+  const stepsPerJob = new Map(ids.map((id) => [id, 0]));
+  for (const { job_id: id } of stepRows) stepsPerJob.set(id, stepsPerJob.get(id) + 1);
+  const short = [...stepsPerJob].find(([, count]) => count !== VIDEO_STEPS);
+  if (short) throw new StackError(`${n} workers: job ${short[0]} ran ${short[1]} worker steps, not ${VIDEO_STEPS}`);
 
   // The steady-state window (see the header).
   const finished = jobRows.map((j) => Number(j.finished)).sort((a, b) => a - b);
@@ -202,6 +207,8 @@ async function runRound(n, url, token, video, env, prefix) {
   const stepsEnded = stepRows.filter(({ ran }) => ran.endedAtMs > from && ran.endedAtMs <= to).length;
   const rate = stepsEnded / VIDEO_STEPS / windowS;
   const completed = finished.filter((t) => t > from && t <= to).length;
+  // End to end, the ramp and the tail included (they grow with n: fewer jobs per worker overlap).
+  const overall = ids.length / ((finished.at(-1) - postedAt) / 1000);
 
   // Per worker: steps, time in steps inside the window, idle while a step waited in the queue.
   const byWorker = new Map();
@@ -234,7 +241,7 @@ async function runRound(n, url, token, video, env, prefix) {
   for (const w of workers) w.flag = w.windowSteps < FAIR * meanSteps || w.busy < FAIR * meanBusy;
   const machineBusy = 1 - (machine1.idle - machine0.idle) / (machine1.total - machine0.total);
   return {
-    workers: n, jobs, rate, completed, ideal, windowS, workerStats: workers, missing,
+    workers: n, jobs, rate, overall, completed, ideal, windowS, workerStats: workers, missing,
     queued: queuedSamples.length / Math.max(1, inWindow.length),
     meanDepth: inWindow.reduce((a, s) => a + s.depth, 0) / Math.max(1, inWindow.length),
     cpuMsPerJob: Object.fromEntries(Object.entries(cpuUsed).map(([k, v]) => [k, (v * 1000) / jobs])),
@@ -287,6 +294,7 @@ async function main() {
     lines.push(
       `  ${String(r.workers).padStart(2)} worker(s)  ${fmt(r.rate).padStart(6)} jobs/s  (ideal ${fmt(r.ideal)}, ${pct(r.rate / r.ideal)} of it; ` +
         `efficiency vs 1 worker ${fmt(eff)}), ${r.jobs} jobs, steady window ${fmt(r.windowS, 1)} s with ${r.completed} jobs completed in it`,
+      `      end to end (posting to the last job's end, ramp and tail included): ${fmt(r.overall)} jobs/s`,
       `      step queue non-empty ${pct(r.queued)} of the window (mean depth ${fmt(r.meanDepth, 1)}); ` +
         `CPU per job: ${Object.entries(r.cpuMsPerJob).map(([k, v]) => `${k} ${fmt(v, 1)} ms`).join(", ")}; machine ${pct(r.machineBusy)} busy (all processes)`,
     );

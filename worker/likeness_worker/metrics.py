@@ -22,8 +22,12 @@ STEP_RETRIES = Counter("likeness_worker_step_retries_total", "In-process retries
 STEPS_REUSED = Counter("likeness_worker_steps_reused_total", "Steps whose outputs already existed", ["step"])
 JOBS_FINISHED = Counter("likeness_worker_jobs_finished_total", "Jobs finished by this worker", ["kind", "state"])
 JOBS_RECLAIMED = Counter("likeness_worker_jobs_reclaimed_total", "Job commands reclaimed from dead consumers", ["kind"])
-# Health is "read the job streams recently", not "process alive" (a wedged bridge keeps its pid).
-BRIDGE_LAST_READ = Gauge("likeness_worker_bridge_last_read_timestamp_seconds", "When the bridge last read the job streams")
+# Health is "the bridge's loop went round recently", not "process alive" (a wedged bridge keeps its
+# pid). A GPU child has no bridge: its value stays 0, which the alert rules leave out.
+BRIDGE_LAST_READ = Gauge(
+    "likeness_worker_bridge_last_read_timestamp_seconds",
+    "When the bridge's loop last went round: it read the job streams, or all its job slots were busy",
+)
 BRIDGE_LAST_JOB = Gauge("likeness_worker_bridge_last_job_timestamp_seconds", "When the bridge last took a job command")
 DEPENDENCY_OUTAGES = Counter(
     "likeness_worker_dependency_outages_total", "Outages of Redis or Postgres this worker waited through", ["dependency"]

@@ -94,7 +94,11 @@ class Runtime:
             except redis.ResponseError:
                 pass
         s = self.settings
-        for q in dict.fromkeys(s.worker_queues + s.gpu_queues):  # its GPU children's too
+        # Its own queues and its GPU children's; also every live card's and gpu0, where a GPU step
+        # goes when no card is live, so that steps waiting for a GPU worker that is not there show
+        # (every worker reports them: they are taken with max, not summed).
+        gpu = [*placement.live_gpu_queues(self.redis, self.keys), placement.DEFAULT_GPU_QUEUE]
+        for q in dict.fromkeys([*s.worker_queues, *s.gpu_queues, *sorted(gpu, key=placement.gpu_index)]):
             yield q, "waiting", float(self.redis.llen(placement.dramatiq_queue_key(self.keys, q)))
 
 

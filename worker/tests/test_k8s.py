@@ -373,13 +373,18 @@ def test_env_examples_agree_and_the_worker_accepts_them(overlay: str) -> None:
     state = set_values(made["likeness-state"])
     redis_url = re.match(r"^rediss?://(?:[^:@]*:([^@]*)@)?([^:/]+):(\d+)/\d+$", env["REDIS_URL"])
     assert redis_url, env["REDIS_URL"]
-    assert state["REDIS_ADDRESS"] == f"{redis_url.group(2)}:{redis_url.group(3)}", "KEDA must read the apps' Redis"
+    # KEDA's operator runs in another namespace: an in-cluster Service is named in full there.
+    host, port = redis_url.group(2), redis_url.group(3)
+    if "." not in host:
+        namespace = kustomization(K8S / "overlays" / overlay)["namespace"]
+        host = f"{host}.{namespace}.svc.cluster.local"
+    assert state["REDIS_ADDRESS"] == f"{host}:{port}", "KEDA must read the apps' Redis"
     assert state["REDIS_PASSWORD"] == (redis_url.group(1) or ""), "KEDA must use the apps' Redis password"
     assert env["STORAGE_DRIVER"] == "s3"
     if overlay == "in-cluster":
         db = re.match(r"^postgres(?:ql)?://likeness:([^@]+)@postgres:5432/likeness$", env["DATABASE_URL"])
         assert db and db.group(1) == state["POSTGRES_PASSWORD"], env["DATABASE_URL"]
-        assert state["REDIS_ADDRESS"] == "redis:6379" and env["S3_ENDPOINT"] == "http://minio:9000"
+        assert state["REDIS_ADDRESS"] == "redis.likeness.svc.cluster.local:6379" and env["S3_ENDPOINT"] == "http://minio:9000"
         assert len(state["MINIO_ROOT_PASSWORD"]) >= 8 and len(env["S3_SECRET_ACCESS_KEY"]) >= 8
     for kind in ("Deployment", "StatefulSet"):
         for name, w in of_kind(overlay_docs(overlay), kind).items():

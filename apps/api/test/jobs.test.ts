@@ -749,6 +749,8 @@ describeWithServices("jobs", () => {
     expect(history[0]!.values).toMatchObject({ jobId: j.id, attempt: 1, dispatched: true, outcome: "succeeded" });
     const metrics = await app.inject({ method: "GET", url: "/metrics" });
     expect(metrics.body).toMatch(/likeness_jobs_finalized_total\{kind="train_profile",state="succeeded"\} 1\n/);
+    // The outcomes not seen yet are series at 0 (the failure-ratio alert's increase() needs them).
+    expect(metrics.body).toMatch(/likeness_jobs_finalized_total\{kind="generate_video",state="failed"\} 0\n/);
     // Resuming again is a no-op.
     expect(await handle.runner.resume(worker.event(command, { type: "job_finished", state: "succeeded", result: worker.assets(j.id) }) as never)).toBe(false);
   });

@@ -83,6 +83,9 @@ class Bridge:
                 else:
                     self.stop_event.wait(0.2)
                 self.rt.outages.recovered("redis")
+                # The heartbeat: a turn of the loop went round, Redis answering. Also while every
+                # job slot is taken (no read then): a busy worker is not a stalled one.
+                metrics.BRIDGE_LAST_READ.set_to_current_time()
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 self.rt.outages.failed("redis", exc)
                 self.stop_event.wait(1.0)
@@ -134,7 +137,6 @@ class Bridge:
             del self.inflight[key]
 
     def _read(self) -> None:
-        metrics.BRIDGE_LAST_READ.set_to_current_time()
         # The client speaks RESP2 (runtime.py): [[stream, [(id, fields), ...]], ...], or None when
         # the block times out; redis-py's type also covers RESP3's dict.
         resp = cast(

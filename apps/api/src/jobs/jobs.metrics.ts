@@ -2,7 +2,7 @@
 // durations, step failures, retries, finalized workflows, commands re-sent, events handled, stream lengths.
 import { Counter, Gauge, Histogram, type Registry } from "prom-client";
 import type { Redis } from "ioredis";
-import { JobKind } from "@likeness/contracts";
+import { JobKind, TERMINAL_JOB_STATES } from "@likeness/contracts";
 
 export function createJobMetrics(registry: Registry) {
   const registers = [registry];
@@ -45,7 +45,13 @@ export function createJobMetrics(registry: Registry) {
       registers,
     }),
   };
-  for (const kind of JobKind.options) metrics.commandsResent.inc({ kind }, 0); // a series from the start
+  // Series from the start, at 0: a counter first seen at 1 hides that first job from increase()
+  // (the alert rule on the failure ratio reads jobsFinalized; each api restart would lose one).
+  for (const kind of JobKind.options) {
+    metrics.commandsResent.inc({ kind }, 0);
+    metrics.jobRetries.inc({ kind }, 0);
+    for (const state of TERMINAL_JOB_STATES) metrics.jobsFinalized.inc({ kind, state }, 0);
+  }
   return metrics;
 }
 export type JobMetrics = ReturnType<typeof createJobMetrics>;
