@@ -254,7 +254,10 @@ async function main() {
     [API_ENTRY, "the api build (npx tsc -b)"],
     [WORKER_BIN, "the worker venv (scripts/bootstrap.sh)"],
   ]);
-  fs.mkdirSync(DATA, { recursive: true });
+  // A fresh database each run: the rows and checkpoints of earlier runs slow the api's queries
+  // (runs on a 311 MB leftover database measured 0.86 where a fresh one gave 0.88).
+  fs.rmSync(DATA, { recursive: true, force: true });
+  fs.mkdirSync(stack.logsDir, { recursive: true });
   infra = await startInfra({ dataDir: DATA });
   const env = {
     ...infra.env,

@@ -163,6 +163,8 @@ def test_train_profile_then_generate_videos(bus, start_worker, tmp_path, prefix,
     for state in ("lag", "pending"):
         assert re.search(rf'likeness_worker_queue_depth{{queue="[^"]+:jobs:generate_video",state="{state}"}} 0\.0', body), state
     assert 'likeness_worker_jobs_dead_lettered_total{kind="train_profile"} 0.0' in body
+    # A CPU worker reports gpu0 too: where GPU steps wait when no GPU worker is live.
+    assert 'likeness_worker_queue_depth{queue="gpu0",state="waiting"} 0.0' in body
     # Health: the bridge read the job streams and took a job moments ago.
     for gauge in ("bridge_last_read", "bridge_last_job"):
         line = next(ln for ln in body.splitlines() if ln.startswith(f"likeness_worker_{gauge}_timestamp_seconds "))
