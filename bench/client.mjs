@@ -7,6 +7,12 @@ import { StackError } from "../scripts/stack.mjs";
 
 const TERMINAL = new Set(["succeeded", "failed", "cancelled"]);
 
+/** The task kinds of a sadtalker video and of a training: what a bench engine must stand in for. */
+export const VIDEO_KINDS = ["image", "tts", "talking_head", "upscale", "mux", "publish"];
+export const TRAIN_KINDS = ["prepare", "lora_trainer", "voice_trainer", "evaluate", "publish"];
+/** A request's `engines`: the engine `name` for each of `kinds`. */
+export const engineFor = (name, kinds) => Object.fromEntries(kinds.map((k) => [k, name]));
+
 /** One JSON call; an answer other than `expect` (default: any 2xx) is a StackError naming the route. */
 export async function api(url, token, method, route, body, expect) {
   const headers = { accept: "application/json" };

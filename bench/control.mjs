@@ -30,16 +30,13 @@ import pg from "pg";
 import WebSocket from "ws";
 import { startInfra } from "../scripts/infra.mjs";
 import { makeSamples } from "../scripts/samples.mjs";
-import { api, createProfile, signUp, waitJob } from "./client.mjs";
+import { TRAIN_KINDS, VIDEO_KINDS, api, createProfile, engineFor, signUp, waitJob } from "./client.mjs";
 import { measureFloor } from "./floor.mjs";
 import { cpuMeter, rssSampler } from "./rss.mjs";
 import { API_ENTRY, REPO, Stack, StackError, WORKER_BIN, rel, requireBuilt, runStack } from "../scripts/stack.mjs";
 
 const DATA = path.join(REPO, ".data", "bench-control");
 const PLUGIN = "likeness_worker.bench.noop_engines";
-const VIDEO_KINDS = ["image", "tts", "talking_head", "upscale", "mux", "publish"];
-const TRAIN_KINDS = ["prepare", "lora_trainer", "voice_trainer", "evaluate", "publish"];
-const NOOP = (kinds) => Object.fromEntries(kinds.map((k) => [k, "noop"]));
 const GOALS = { accepted: 1000, completed: 100, dispatchP99: 25, progressP99: 50, progressPerS: 10, getWhileWritingP99: 50 };
 const MB = 1024 * 1024;
 
@@ -168,10 +165,10 @@ async function main() {
   }
 
   const profile = await createProfile(url, token, samples, "Control");
-  const train = await api(url, token, "POST", `/v1/profiles/${profile.id}/train`, { engines: NOOP(TRAIN_KINDS) });
+  const train = await api(url, token, "POST", `/v1/profiles/${profile.id}/train`, { engines: engineFor("noop", TRAIN_KINDS) });
   const trained = await waitJob(url, token, train.id, { stack, everyMs: 50 });
   if (trained.state !== "succeeded") throw new StackError(`training with the noop engines ${trained.state}: ${JSON.stringify(trained.error)}`);
-  const video = { profileId: profile.id, narration: "Control plane.", engines: NOOP(VIDEO_KINDS) };
+  const video = { profileId: profile.id, narration: "Control plane.", engines: engineFor("noop", VIDEO_KINDS) };
 
   const apiPid = stack.services.find((s) => s.name === "api").child.pid;
   const workerPids = stack.services.filter((s) => s.name.startsWith("worker")).map((s) => s.child.pid);
@@ -252,7 +249,7 @@ async function main() {
 
   // 4. GET /v1/jobs/:id while the built-in LLM writes a script (it loaded at the api's start).
   say("script: a topic written by the built-in LLM while GET /v1/jobs/:id is timed every 20 ms");
-  const topic = await api(url, token, "POST", "/v1/videos", { profileId: profile.id, topic: "why the sea is salty", durationSec: 20, engines: { ...NOOP(VIDEO_KINDS), llm: "local" } }, 202);
+  const topic = await api(url, token, "POST", "/v1/videos", { profileId: profile.id, topic: "why the sea is salty", durationSec: 20, engines: { ...engineFor("noop", VIDEO_KINDS), llm: "local" } }, 202);
   const getMs = [];
   let scriptStep;
   for (const until = Date.now() + 120_000; Date.now() < until; ) {

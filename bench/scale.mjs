@@ -41,15 +41,12 @@ import { Redis } from "ioredis";
 import pg from "pg";
 import { startInfra } from "../scripts/infra.mjs";
 import { makeSamples } from "../scripts/samples.mjs";
-import { api, createProfile, signUp, waitJob } from "./client.mjs";
+import { TRAIN_KINDS, VIDEO_KINDS, api, createProfile, engineFor, signUp, waitJob } from "./client.mjs";
 import { cpuMeter } from "./rss.mjs";
 import { API_ENTRY, REPO, Stack, StackError, WORKER_BIN, rel, requireBuilt, runStack } from "../scripts/stack.mjs";
 
 const DATA = path.join(REPO, ".data", "bench-scale");
 const PLUGIN = "likeness_worker.bench.sleep_engines";
-const VIDEO_KINDS = ["image", "tts", "talking_head", "upscale", "mux", "publish"];
-const TRAIN_KINDS = ["prepare", "lora_trainer", "voice_trainer", "evaluate", "publish"];
-const SLEEP = (kinds) => Object.fromEntries(kinds.map((k) => [k, "sleep"]));
 const VIDEO_STEPS = 6; // the sadtalker DAG (worker/likeness_worker/graphs/dag.py), all on the workers
 const GOAL = 0.9;
 const FAIR = 0.8; // a worker below this share of the mean (steps, or time in steps) is flagged
@@ -282,10 +279,10 @@ async function main() {
     await sleep(200);
   }
   const profile = await createProfile(url, token, samples, "Scale");
-  const train = await api(url, token, "POST", `/v1/profiles/${profile.id}/train`, { engines: SLEEP(TRAIN_KINDS) });
+  const train = await api(url, token, "POST", `/v1/profiles/${profile.id}/train`, { engines: engineFor("sleep", TRAIN_KINDS) });
   const trained = await waitJob(url, token, train.id, { stack, everyMs: 100 });
   if (trained.state !== "succeeded") throw new StackError(`training with the sleep engines ${trained.state}: ${JSON.stringify(trained.error)}`);
-  const video = { profileId: profile.id, narration: "Scale out.", engines: SLEEP(VIDEO_KINDS) };
+  const video = { profileId: profile.id, narration: "Scale out.", engines: engineFor("sleep", VIDEO_KINDS) };
 
   const results = [];
   for (const n of ROUNDS) results.push(await runRound(n, url, token, video, stackEnv, prefix));
