@@ -29,7 +29,9 @@ rc=$?
 
 echo "== pytest (worker/tests) =="
 t=$(now)
-worker/.venv/bin/python -m pytest worker/tests -q
+# Two processes, each taking whole files (their fixtures start workers and fakes per file); every
+# test has its own database, Redis prefix, ports and folders, so they do not meet.
+worker/.venv/bin/python -m pytest worker/tests -q -n 2 --dist loadfile
 rc=$?
 # Exit 5 means no tests were collected: that is a failure too.
 case $rc in

@@ -80,7 +80,8 @@ def test_time_in_the_queue_does_not_count_against_the_step():
     # Queued 0.6 s, longer than the 0.3 s step limit; then it runs for 0.2 s and succeeds.
     rt = FakeRuntime(queue_wait_s=5, step_timeout_s=0.3, marks=[(0.6, b"1")], result_at=0.8)
     result, took = wait(rt)
-    assert result["ok"] is True and took >= 0.8
+    # It waited for the result (0.8 s after the fake's clock started, a moment before ours).
+    assert result["ok"] is True and took >= 0.75
     # The result list and the started mark are removed once read, not left for their TTL.
     assert rt.deleted == ["result-of-m1", KEYS.step_started("m1")]
 
