@@ -131,6 +131,11 @@ def validate_progress(message: Any) -> dict:
     return message
 
 
+def redis_text(v: bytes | str) -> str:
+    """A key, id or name as redis-py returns it (bytes: the worker's clients do not decode)."""
+    return v.decode() if isinstance(v, bytes) else v
+
+
 class RedisKeys:
     """Key names from schema/redis-keys.json, under one prefix."""
 
@@ -200,6 +205,7 @@ class RedisKeys:
 
 
 __all__ = [
+    "redis_text",
     "API_STEPS",
     "GENERATE_VIDEO_STEPS",
     "JOB_KINDS",

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 import redis
 
-from .contracts import RedisKeys
+from .contracts import RedisKeys, redis_text
 
 GPU_QUEUE_RE = re.compile(r"^gpu(\d+)$")
 DEFAULT_GPU_QUEUE = "gpu0"
@@ -115,7 +115,7 @@ def live_gpu_queues(client: redis.Redis, keys: RedisKeys) -> dict[str, set[str]]
     if not ids:
         return {}
     out: dict[str, set[str]] = {}
-    for raw in client.mget([keys.worker(i.decode() if isinstance(i, bytes) else str(i)) for i in ids]):
+    for raw in client.mget([keys.worker(redis_text(i)) for i in ids]):
         if raw is None:  # expired: that worker is gone
             continue
         try:
@@ -152,7 +152,7 @@ def choose_gpu_queue(client: redis.Redis, keys: RedisKeys, engine: str) -> str:
 def warm_engine(client: redis.Redis, keys: RedisKeys, queue: str) -> str | None:
     """The engine a GPU queue ran last ("<task kind>/<name>"), or None."""
     raw = client.get(warm_key(keys, queue))
-    return raw.decode() if isinstance(raw, bytes) else raw
+    return None if raw is None else redis_text(raw)
 
 
 def step_started(client: redis.Redis, keys: RedisKeys, queue: str, engine: str, message_id: str, ttl_s: int) -> None:

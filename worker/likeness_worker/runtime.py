@@ -20,7 +20,7 @@ from dramatiq.results.backends import RedisBackend
 
 from . import placement
 from .config import Settings
-from .contracts import JOB_KINDS, RedisKeys
+from .contracts import JOB_KINDS, RedisKeys, redis_text
 from .engines import EngineRegistry
 from .events import EventWriter
 from .faults import FaultPlan
@@ -84,15 +84,17 @@ class Runtime:
             stream = self.keys.job_stream(kind)
             yield stream, "length", float(self.redis.xlen(stream))
             try:
-                pending = self.redis.xpending(stream, self.keys.worker_group)
-                yield stream, "pending", float(pending["pending"])
-                # lag: commands no worker has taken yet (Redis 7+), what the backlog alert and
-                # KEDA's scaler read; pending (above) is the jobs being run.
-                group = next((g for g in self.redis.xinfo_groups(stream) if _text(g["name"]) == self.keys.worker_group), None)
-                if group is not None and group.get("lag") is not None:
-                    yield stream, "lag", float(group["lag"])
-            except redis.ResponseError:
-                pass
+                groups = self.redis.xinfo_groups(stream)
+            except redis.ResponseError:  # no stream yet
+                continue
+            group = next((g for g in groups if redis_text(g["name"]) == self.keys.worker_group), None)
+            if group is None:
+                continue
+            # pending: the jobs being run; lag: commands no worker has taken yet (Redis 7+), what
+            # the backlog alert and KEDA's scaler read.
+            yield stream, "pending", float(group["pending"])
+            if group.get("lag") is not None:
+                yield stream, "lag", float(group["lag"])
         s = self.settings
         # Its own queues and its GPU children's; also every live card's and gpu0, where a GPU step
         # goes when no card is live, so that steps waiting for a GPU worker that is not there show
@@ -100,10 +102,6 @@ class Runtime:
         gpu = [*placement.live_gpu_queues(self.redis, self.keys), placement.DEFAULT_GPU_QUEUE]
         for q in dict.fromkeys([*s.worker_queues, *s.gpu_queues, *sorted(gpu, key=placement.gpu_index)]):
             yield q, "waiting", float(self.redis.llen(placement.dramatiq_queue_key(self.keys, q)))
-
-
-def _text(v: bytes | str) -> str:
-    return v.decode() if isinstance(v, bytes) else v
 
 
 def build_runtime(settings: Settings, registry: EngineRegistry) -> Runtime:

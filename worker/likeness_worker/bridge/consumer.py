@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, cast
 import redis
 
 from .. import metrics
-from ..contracts import JOB_KINDS
+from ..contracts import JOB_KINDS, redis_text
 from .jobs import JobRunner
 
 if TYPE_CHECKING:
@@ -31,10 +31,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 READ_BLOCK_MS = 1_000
-
-
-def _s(v: bytes | str) -> str:
-    return v.decode() if isinstance(v, bytes) else v
 
 
 class Bridge:
@@ -151,7 +147,7 @@ class Bridge:
         )
         for stream, entries in resp or []:
             for entry_id, fields in entries:
-                self._submit(_s(stream), _s(entry_id), fields)
+                self._submit(redis_text(stream), redis_text(entry_id), fields)
 
     def _touch(self) -> None:
         """Reset the idle time of our own in-flight entries, so nobody reclaims a live job; but not
@@ -184,6 +180,6 @@ class Bridge:
                 if fields is None:  # the entry was trimmed away; nothing to run
                     self.rt.redis.xack(stream, self.group, entry_id)
                     continue
-                log.warning("reclaimed job command %s from a dead consumer on %s", _s(entry_id), stream)
+                log.warning("reclaimed job command %s from a dead consumer on %s", redis_text(entry_id), stream)
                 metrics.JOBS_RECLAIMED.labels(kind).inc()
-                self._submit(stream, _s(entry_id), fields)
+                self._submit(stream, redis_text(entry_id), fields)
